@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the independent test peers that `make test` needs: Debian's mosquitto and socat,
+# qemu-user-static for the ARM smoke test, and the npm packages (Eclipse Tahu's sparkplug-payload,
+# MQTT.js) into .peers/node_modules, which git ignores. Safe to run again: it only installs
+# what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto mosquitto-clients)
+command -v socat >/dev/null 2>&1 || need_apt+=(socat)
+command -v qemu-arm-static >/dev/null 2>&1 || need_apt+=(qemu-user-static)
+if [ ${#need_apt[@]} -gt 0 ]; then
+	echo "install-peers: apt-get install ${need_apt[*]}"
+	SUDO=""
+	[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+	$SUDO apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+if [ ! -f .peers/node_modules/sparkplug-payload/package.json ] || [ ! -f .peers/node_modules/mqtt/package.json ]; then
+	echo "install-peers: npm install sparkplug-payload mqtt into .peers"
+	mkdir -p .peers
+	[ -f .peers/package.json ] || echo '{"name":"wellgate-test-peers","private":true}' > .peers/package.json
+	npm install --prefix .peers --no-audit --no-fund --silent sparkplug-payload@1.0.3 mqtt@5 >/dev/null
+fi
+echo "install-peers: ok"
