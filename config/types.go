@@ -122,12 +122,12 @@ type Device struct {
 
 // Tag is one value on a device.
 type Tag struct {
-	Name        string   `toml:"name"`        // unique per device; '/' makes folders in Ignition
-	Address     string   `toml:"address"`     // "40001", "400001", "30001", "10001", "00001", "hr:0", "40001.3"; an integer is accepted too
-	Type        string   `toml:"type"`        // bool, int16, uint16, int32, uint32, int64, uint64, float32, float64, string
-	ByteOrder   string   `toml:"byte_order"`  // overrides the device's
-	Length      int      `toml:"length"`      // registers, for strings
-	Scale       *float64 `toml:"scale"`       // value = raw*scale + offset, published as a float
+	Name        string   `toml:"name"`       // unique per device; '/' makes folders in Ignition
+	Address     Address  `toml:"address"`    // "40001", "400001", "30001", "10001", "00001", "hr:0", "40001.3"; an integer is accepted too
+	Type        string   `toml:"type"`       // bool, int16, uint16, int32, uint32, int64, uint64, float32, float64, string
+	ByteOrder   string   `toml:"byte_order"` // overrides the device's
+	Length      int      `toml:"length"`     // registers, for strings
+	Scale       *float64 `toml:"scale"`      // value = raw*scale + offset, published as a float
 	Offset      *float64 `toml:"offset"`
 	Units       string   `toml:"units"`
 	Description string   `toml:"description"`
@@ -152,3 +152,8 @@ func (d Duration) D() time.Duration { return time.Duration(d) }
 
 // Size is a byte count written in TOML as an integer or a string such as "512MiB" or "1GB".
 type Size int64
+
+// Address is a tag's register address as written in the file. TOML may give it as a string
+// ("40001", "hr:0") or an integer (40001); either way it is kept as text, and the driver parses
+// it. Convert with string(a).
+type Address string

@@ -1,0 +1,238 @@
+package config
+
+import (
+	"strconv"
+	"strings"
+)
+
+// BurntSushi/toml keeps one position per dotted key name, so the keys of the second and later
+// [[device]] and [[device.tag]] tables share the position of the last one. keyLines finds the
+// line of every table header and key itself. It reads a file the TOML parser has already
+// accepted; on anything it does not understand it skips to the next line, so at worst a line
+// number is missing (0), never wrong.
+
+// A path names one key, with "[i]" segments for elements of arrays of tables:
+// device.[0].tag.[2].address.
+type path []string
+
+func (p path) key() string { return strings.Join(p, "\x00") }
+
+// with returns a copy of p with segs appended.
+func (p path) with(segs ...string) path { return append(append(path{}, p...), segs...) }
+
+// index returns the path segment for element i of an array.
+func index(i int) string { return "[" + strconv.Itoa(i) + "]" }
+
+// lineMap holds the line of every header and key in a file.
+type lineMap map[string]int
+
+// line returns the line of p or, failing that, of its closest ancestor that has one.
+func (m lineMap) line(p path) int {
+	for n := len(p); n > 0; n-- {
+		if l, ok := m[p[:n].key()]; ok {
+			return l
+		}
+	}
+	return 0
+}
+
+type lineScanner struct {
+	src    string
+	pos    int
+	line   int
+	lines  lineMap
+	ctx    path           // the current table, with array indices
+	counts map[string]int // elements seen so far, per array-of-tables name (no indices)
+}
+
+// keyLines returns the line of every table header and key in src.
+func keyLines(src string) lineMap {
+	s := &lineScanner{src: src, line: 1, lines: lineMap{}, counts: map[string]int{}}
+	for s.skipSpace(true); s.pos < len(s.src); s.skipSpace(true) {
+		if s.src[s.pos] == '[' {
+			s.header()
+		} else if segs := s.keyName(); segs != nil && s.peek() == '=' {
+			s.pos++
+			s.lines[s.ctx.with(segs...).key()] = s.line
+			s.skipValue()
+		}
+		s.skipLine()
+	}
+	return s.lines
+}
+
+// header reads a [table] or [[array]] header.
+func (s *lineScanner) header() {
+	s.pos++
+	array := s.peek() == '['
+	if array {
+		s.pos++
+	}
+	segs := s.keyName()
+	if segs == nil {
+		return
+	}
+	// Resolve the arrays the header passes through to their current (last) element.
+	s.ctx = nil
+	name := ""
+	for i, seg := range segs {
+		name += "\x00" + seg
+		s.ctx = append(s.ctx, seg)
+		if n, ok := s.counts[name]; ok && (i < len(segs)-1 || !array) {
+			s.ctx = append(s.ctx, index(n-1))
+		}
+	}
+	if array {
+		s.ctx = append(s.ctx, index(s.counts[name]))
+		s.counts[name]++
+		for k := range s.counts { // nested arrays start again in the new element
+			if strings.HasPrefix(k, name+"\x00") {
+				delete(s.counts, k)
+			}
+		}
+	}
+	s.lines[s.ctx.key()] = s.line
+}
+
+func (s *lineScanner) peek() byte {
+	if s.pos < len(s.src) {
+		return s.src[s.pos]
+	}
+	return 0
+}
+
+// skipSpace skips blanks and, with newlines, also line breaks and comments.
+func (s *lineScanner) skipSpace(newlines bool) {
+	for s.pos < len(s.src) {
+		switch c := s.src[s.pos]; {
+		case c == ' ' || c == '\t' || c == '\r':
+			s.pos++
+		case c == '\n' && newlines:
+			s.pos++
+			s.line++
+		case c == '#' && newlines:
+			s.skipLine()
+		default:
+			return
+		}
+	}
+}
+
+// skipLine moves to the start of the next line.
+func (s *lineScanner) skipLine() {
+	if i := strings.IndexByte(s.src[s.pos:], '\n'); i >= 0 {
+		s.pos += i + 1
+		s.line++
+	} else {
+		s.pos = len(s.src)
+	}
+}
+
+// keyName reads a dotted key (bare or quoted parts) and the blanks after it; nil if there is
+// none.
+func (s *lineScanner) keyName() []string {
+	var segs []string
+	for {
+		s.skipSpace(false)
+		seg, ok := s.keyPart()
+		if !ok {
+			return nil
+		}
+		segs = append(segs, seg)
+		s.skipSpace(false)
+		if s.peek() != '.' {
+			return segs
+		}
+		s.pos++
+	}
+}
+
+func (s *lineScanner) keyPart() (string, bool) {
+	start := s.pos
+	switch s.peek() {
+	case '"':
+		end := s.stringEnd(`"`, true)
+		if u, err := strconv.Unquote(s.src[start:end]); err == nil {
+			return u, true
+		}
+		return s.src[start+1 : max(start+1, end-1)], true
+	case '\'':
+		end := s.stringEnd(`'`, false)
+		return s.src[start+1 : max(start+1, end-1)], true
+	}
+	for s.pos < len(s.src) && isBare(s.src[s.pos]) {
+		s.pos++
+	}
+	return s.src[start:s.pos], s.pos > start
+}
+
+func isBare(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-'
+}
+
+// skipValue moves past the value after a key's '=': a string of any kind, an array or inline
+// table (which may span lines), or a scalar that ends the line.
+func (s *lineScanner) skipValue() {
+	s.skipSpace(false)
+	depth := 0
+	for s.pos < len(s.src) {
+		c := s.src[s.pos]
+		switch {
+		case strings.HasPrefix(s.src[s.pos:], `"""`):
+			s.stringEnd(`"""`, true)
+		case strings.HasPrefix(s.src[s.pos:], `'''`):
+			s.stringEnd(`'''`, false)
+		case c == '"':
+			s.stringEnd(`"`, true)
+		case c == '\'':
+			s.stringEnd(`'`, false)
+		case c == '[' || c == '{':
+			depth++
+			s.pos++
+		case c == ']' || c == '}':
+			depth--
+			s.pos++
+		case depth == 0:
+			return // a scalar, or the end of the line: the caller skips the rest of the line
+		case c == '\n' || c == '#':
+			s.skipSpace(true) // line breaks and comments inside an array
+		default:
+			s.pos++
+		}
+		if depth <= 0 {
+			return
+		}
+	}
+}
+
+// stringEnd moves past a string that starts at s.pos with the delimiter delim and returns the
+// position after it. Basic strings honour backslash escapes; a multi-line string's closing
+// delimiter may be followed by up to two more quotes that belong to the content.
+func (s *lineScanner) stringEnd(delim string, escapes bool) int {
+	s.pos += len(delim)
+	for s.pos < len(s.src) {
+		switch c := s.src[s.pos]; {
+		case escapes && c == '\\':
+			s.pos++
+			if s.peek() == '\n' {
+				s.line++
+			}
+			s.pos++
+		case c == '\n':
+			if len(delim) == 1 {
+				return s.pos // unterminated; leave the newline to the caller
+			}
+			s.line++
+			s.pos++
+		case strings.HasPrefix(s.src[s.pos:], delim):
+			s.pos += len(delim)
+			for extra := 0; len(delim) == 3 && extra < 2 && s.peek() == delim[0]; extra++ {
+				s.pos++
+			}
+			return s.pos
+		default:
+			s.pos++
+		}
+	}
+	return s.pos
+}
