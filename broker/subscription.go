@@ -1,0 +1,108 @@
+package broker
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+)
+
+// maxPending bounds the messages a subscription holds for a handler that has fallen behind.
+// Past it the oldest are dropped, counted and logged: the broker must never grow without bound
+// on a 256 MB box, and a publisher must never be blocked by an in-process consumer.
+const maxPending = 100_000
+
+type message struct {
+	topic   string
+	payload []byte
+	qos     byte
+	retain  bool
+}
+
+// subscription hands messages from mochi's publisher goroutines to one handler goroutine, in
+// the order they were published.
+type subscription struct {
+	filter string
+	fn     Handler
+	log    *slog.Logger
+
+	mu      sync.Mutex
+	cond    *sync.Cond
+	queue   []message
+	closed  bool
+	dropped uint64
+	done    chan struct{}
+}
+
+func newSubscription(filter string, fn Handler, log *slog.Logger) *subscription {
+	s := &subscription{filter: filter, fn: fn, log: log, done: make(chan struct{})}
+	s.cond = sync.NewCond(&s.mu)
+	go s.loop()
+	return s
+}
+
+func (s *subscription) push(m message) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	if len(s.queue) >= maxPending {
+		s.queue = s.queue[1:]
+		s.dropped++
+		if s.dropped == 1 || s.dropped%10_000 == 0 {
+			s.log.Warn("in-process subscriber is behind; dropping oldest messages",
+				"filter", s.filter, "dropped", s.dropped)
+		}
+	}
+	s.queue = append(s.queue, m)
+	s.cond.Signal()
+}
+
+func (s *subscription) loop() {
+	defer close(s.done)
+	for {
+		s.mu.Lock()
+		for len(s.queue) == 0 && !s.closed {
+			s.cond.Wait()
+		}
+		if len(s.queue) == 0 && s.closed {
+			s.mu.Unlock()
+			return
+		}
+		batch := s.queue
+		s.queue = nil
+		s.mu.Unlock()
+		for _, m := range batch {
+			s.fn(m.topic, m.payload, m.qos, m.retain)
+		}
+	}
+}
+
+// close stops accepting messages, lets the handler finish what is queued, and waits for it.
+func (s *subscription) close() {
+	s.mu.Lock()
+	s.closed = true
+	s.cond.Signal()
+	s.mu.Unlock()
+	<-s.done
+}
+
+// levelShift lowers mochi's info records to debug: mochi logs every client connection at info.
+type levelShift struct{ h slog.Handler }
+
+func (l levelShift) Enabled(ctx context.Context, lv slog.Level) bool {
+	if lv == slog.LevelInfo {
+		lv = slog.LevelDebug
+	}
+	return l.h.Enabled(ctx, lv)
+}
+
+func (l levelShift) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level == slog.LevelInfo {
+		r.Level = slog.LevelDebug
+	}
+	return l.h.Handle(ctx, r)
+}
+
+func (l levelShift) WithAttrs(as []slog.Attr) slog.Handler { return levelShift{l.h.WithAttrs(as)} }
+func (l levelShift) WithGroup(n string) slog.Handler       { return levelShift{l.h.WithGroup(n)} }
