@@ -1,0 +1,356 @@
+package sparkplug
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/wellgate/wellgate/drivers"
+)
+
+// Publisher sends one MQTT message. Implementations may keep payload (the session never
+// reuses a slice it passed). Publish is called with the session's lock held, so that the order
+// of seq numbers is the order on the wire: it must not call back into the Session.
+type Publisher interface {
+	Publish(topic string, qos byte, retain bool, payload []byte) error
+}
+
+// Options configures a Session.
+type Options struct {
+	GroupID, EdgeNodeID string
+	// Aliases: every tag metric gets an alias, unique across the node and its devices, sent with
+	// the name in births; DATA then carries the alias only.
+	Aliases bool
+	// DataQoS is the QoS of births, DATA and DDEATH: 0 (the spec, default) or 1.
+	DataQoS byte
+	Devices []drivers.DeviceInfo
+	// NodeMetrics are the gateway's own metrics; samples with Device == "" are node metrics
+	// (NBIRTH/NDATA). The names bdSeq and "Node Control/…" are reserved.
+	NodeMetrics []drivers.TagInfo
+	Logger      *slog.Logger
+	Now         func() time.Time // nil → time.Now
+}
+
+// Names of the metrics the session adds to NBIRTH.
+const (
+	MetricBdSeq   = "bdSeq"
+	MetricRebirth = "Node Control/Rebirth"
+)
+
+// Property names in births and DATA. Ignition's MQTT Engine maps metric properties whose names
+// are Ignition tag property names onto the tag: Quality (Int32 quality code), engUnit
+// (engineering units), documentation (the tag's description) and readOnly.
+const (
+	PropQuality       = "Quality"
+	PropEngUnit       = "engUnit"
+	PropDocumentation = "documentation"
+	PropReadOnly      = "readOnly"
+)
+
+// ErrOffline is returned by methods that publish when the session is not online.
+var ErrOffline = errors.New("sparkplug session offline")
+
+// ErrUnknownDevice is wrapped when a device name is not in the session's configuration.
+var ErrUnknownDevice = errors.New("unknown device")
+
+// Session is the Sparkplug edge node for one MQTT connection target. It keeps the latest value
+// of every metric (births carry them), decides what to report (report by exception), numbers
+// messages (one seq for NBIRTH, DBIRTH, NDATA, DDATA and DDEATH) and publishes while online.
+//
+// Lifecycle: NewSession once; then per MQTT connection Start (after subscribing to Topics and,
+// with a primary host, after its STATE online) … Death (intentional disconnect) or Stop (lost
+// connection). Update and SetDeviceState are called at any time; offline they only record.
+// All methods are safe for concurrent use.
+type Session struct {
+	mu   sync.Mutex
+	opts Options
+	log  *slog.Logger
+	now  func() time.Time
+
+	node     *deviceState
+	devices  []*deviceState
+	byDevice map[string]*deviceState
+	byAlias  map[uint64]*metricState
+	warned   map[string]bool // unknown device/tag pairs already logged
+
+	pub    Publisher
+	online bool
+	bdSeq  uint64
+	seq    uint64 // seq of the next message
+
+	scratch  Payload       // reused metric slice for DATA
+	props    []PropertySet // reused Quality property sets for DATA
+	bufSize  int           // size of the last DATA payload, to size the next buffer
+	topicN   string        // NDATA topic
+	deathTop string
+}
+
+type deviceState struct {
+	name     string // "" for the node
+	up       bool
+	metrics  []*metricState
+	byName   map[string]*metricState
+	pend     []pending
+	dataTop  string
+	birthTop string
+}
+
+type metricState struct {
+	info  drivers.TagInfo
+	dev   *deviceState
+	alias uint64 // 0 when aliases are off
+
+	val drivers.Value // latest recorded value, quality and source time
+	q   drivers.Quality
+	t   time.Time
+
+	reported bool // RBE baseline: the last value reported (in a birth or DATA)
+	repVal   drivers.Value
+	repQ     drivers.Quality
+	repAt    time.Time // session clock
+}
+
+type pending struct {
+	m         *metricState
+	val       drivers.Value
+	q         drivers.Quality
+	t         time.Time
+	qualityOn bool // send the Quality property
+}
+
+// NewSession validates opts and builds an offline session. Every metric starts null with Bad
+// quality until a sample arrives; every device starts up (a driver reports it down with
+// SetDeviceState), so that a device is born as soon as the node is.
+func NewSession(opts Options) (*Session, error) {
+	if err := validateOptions(&opts); err != nil {
+		return nil, err
+	}
+	s := &Session{
+		opts: opts, log: opts.Logger, now: opts.Now,
+		byDevice: make(map[string]*deviceState), byAlias: make(map[uint64]*metricState),
+		warned: make(map[string]bool),
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	s.topicN = NodeTopic(opts.GroupID, NDATA, opts.EdgeNodeID)
+	s.deathTop = NodeTopic(opts.GroupID, NDEATH, opts.EdgeNodeID)
+	s.node = s.newDevice("", opts.NodeMetrics)
+	for _, d := range opts.Devices {
+		ds := s.newDevice(d.Name, d.Tags)
+		s.devices = append(s.devices, ds)
+		s.byDevice[d.Name] = ds
+	}
+	return s, nil
+}
+
+func (s *Session) newDevice(name string, tags []drivers.TagInfo) *deviceState {
+	d := &deviceState{name: name, up: true, byName: make(map[string]*metricState, len(tags))}
+	if name == "" {
+		d.dataTop = s.topicN
+		d.birthTop = NodeTopic(s.opts.GroupID, NBIRTH, s.opts.EdgeNodeID)
+	} else {
+		d.dataTop = DeviceTopic(s.opts.GroupID, DDATA, s.opts.EdgeNodeID, name)
+		d.birthTop = DeviceTopic(s.opts.GroupID, DBIRTH, s.opts.EdgeNodeID, name)
+	}
+	for _, ti := range tags {
+		m := &metricState{info: ti, dev: d, val: drivers.Null(ti.Type), q: drivers.Bad}
+		if s.opts.Aliases {
+			m.alias = uint64(len(s.byAlias) + 1)
+			s.byAlias[m.alias] = m
+		}
+		d.metrics = append(d.metrics, m)
+		d.byName[ti.Name] = m
+	}
+	return d
+}
+
+func validateOptions(o *Options) error {
+	if err := ValidID(o.GroupID); err != nil {
+		return fmt.Errorf("group id: %w", err)
+	}
+	if err := ValidID(o.EdgeNodeID); err != nil {
+		return fmt.Errorf("edge node id: %w", err)
+	}
+	if o.DataQoS > 1 {
+		return fmt.Errorf("data qos %d: want 0 or 1", o.DataQoS)
+	}
+	for _, t := range o.NodeMetrics {
+		if t.Name == MetricBdSeq || strings.HasPrefix(t.Name, "Node Control/") {
+			return fmt.Errorf("node metric %q: name reserved for the session", t.Name)
+		}
+	}
+	if err := validateTags("node metrics", o.NodeMetrics); err != nil {
+		return err
+	}
+	seen := make(map[string]bool, len(o.Devices))
+	for _, d := range o.Devices {
+		if err := ValidID(d.Name); err != nil {
+			return fmt.Errorf("device: %w", err)
+		}
+		if seen[d.Name] {
+			return fmt.Errorf("device %q: duplicate device name", d.Name)
+		}
+		seen[d.Name] = true
+		if err := validateTags("device "+d.Name, d.Tags); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func validateTags(where string, tags []drivers.TagInfo) error {
+	seen := make(map[string]bool, len(tags))
+	for _, t := range tags {
+		switch {
+		case t.Name == "" || !utf8.ValidString(t.Name):
+			return fmt.Errorf("%s: tag %q: name must be non-empty UTF-8", where, t.Name)
+		case seen[t.Name]:
+			return fmt.Errorf("%s: tag %q: duplicate metric name", where, t.Name)
+		case !supportedType(t.Type):
+			return fmt.Errorf("%s: tag %q: unsupported type %s", where, t.Name, t.Type)
+		case t.Deadband < 0 || t.DeadbandPercent < 0 || t.MaxInterval < 0:
+			return fmt.Errorf("%s: tag %q: negative deadband or max interval", where, t.Name)
+		}
+		seen[t.Name] = true
+	}
+	return nil
+}
+
+func supportedType(t drivers.Type) bool {
+	return t.IsSigned() || t.IsUnsigned() || t.IsFloat() || t == drivers.Boolean ||
+		t == drivers.String || t == drivers.Text || t == drivers.Bytes
+}
+
+// Online reports whether the session is between Start and Stop/Death.
+func (s *Session) Online() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.online
+}
+
+// DeathTopic returns the NDEATH topic (the MQTT will's topic).
+func (s *Session) DeathTopic() string { return s.deathTop }
+
+// Topics returns the command topics to subscribe to (QoS 1) before Start.
+func (s *Session) Topics() (ncmd, dcmd string) {
+	return NodeTopic(s.opts.GroupID, NCMD, s.opts.EdgeNodeID),
+		NodeTopic(s.opts.GroupID, DCMD, s.opts.EdgeNodeID) + "/#"
+}
+
+// Start makes the session online on pub with the connection's bdSeq (the one in its will) and
+// publishes NBIRTH (seq 0) and a DBIRTH for every device that is up. If a birth fails to
+// publish the session stays offline and the error is returned.
+func (s *Session) Start(pub Publisher, bdSeq uint64) error {
+	if pub == nil {
+		return errors.New("start: nil publisher")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pub, s.bdSeq, s.online = pub, bdSeq, true
+	if err := s.birthAll(); err != nil {
+		s.pub, s.online = nil, false
+		return fmt.Errorf("start: %w", err)
+	}
+	return nil
+}
+
+// Stop makes the session offline (connection lost): nothing is published until the next Start.
+func (s *Session) Stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pub, s.online = nil, false
+}
+
+// Rebirth publishes NBIRTH (seq 0, the same bdSeq) and every DBIRTH again.
+func (s *Session) Rebirth() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rebirthLocked()
+}
+
+func (s *Session) rebirthLocked() error {
+	if !s.online {
+		return fmt.Errorf("rebirth: %w", ErrOffline)
+	}
+	if err := s.birthAll(); err != nil {
+		return fmt.Errorf("rebirth: %w", err)
+	}
+	return nil
+}
+
+// Death publishes NDEATH (the bdSeq metric, no seq) at QoS 1, like the will, for an
+// intentional disconnect, and makes the session offline. Call it before DISCONNECT.
+func (s *Session) Death() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.pub == nil {
+		return fmt.Errorf("death: %w", ErrOffline)
+	}
+	err := s.pub.Publish(s.deathTop, 1, false, willPayload(s.bdSeq, s.now()))
+	s.pub, s.online = nil, false
+	if err != nil {
+		return fmt.Errorf("death: %w", err)
+	}
+	return nil
+}
+
+// WillPayload returns the NDEATH payload for the MQTT will: a timestamp and exactly one metric,
+// bdSeq (Int64, long_value). No seq.
+func WillPayload(bdSeq uint64) []byte { return willPayload(bdSeq, time.Now()) }
+
+func willPayload(bdSeq uint64, now time.Time) []byte {
+	ms := uint64(now.UnixMilli())
+	p := Payload{Timestamp: ms, HasTimestamp: true, Metrics: []Metric{bdSeqMetric(bdSeq, ms)}}
+	return p.Marshal()
+}
+
+func bdSeqMetric(bdSeq, ms uint64) Metric {
+	return Metric{Name: MetricBdSeq, Timestamp: ms, HasTimestamp: true, Datatype: TypeInt64,
+		Value: WireValue{Kind: KindLong, Bits: bdSeq}}
+}
+
+// publish sends one seq-numbered message (births, DATA, DDEATH) at DataQoS, never retained.
+// It returns the encoded size.
+func (s *Session) publish(topic string, p *Payload, buf []byte) (int, error) {
+	p.Seq, p.HasSeq = s.seq, true
+	s.seq = (s.seq + 1) % 256
+	b := p.AppendMarshal(buf)
+	if err := s.pub.Publish(topic, s.opts.DataQoS, false, b); err != nil {
+		return len(b), fmt.Errorf("publish %s: %w", topic, err)
+	}
+	return len(b), nil
+}
+
+// SetDeviceState records that a device's communications went up or down. Online, a change
+// publishes DDEATH (up → down) or DBIRTH with the current values (down → up).
+func (s *Session) SetDeviceState(device string, up bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d, ok := s.byDevice[device]
+	if !ok {
+		return fmt.Errorf("device state %q: %w", device, ErrUnknownDevice)
+	}
+	if d.up == up {
+		return nil
+	}
+	d.up = up
+	d.pend = d.pend[:0]
+	if !s.online {
+		return nil
+	}
+	if up {
+		return s.deviceBirth(d, s.now())
+	}
+	ms := uint64(s.now().UnixMilli())
+	p := Payload{Timestamp: ms, HasTimestamp: true}
+	_, err := s.publish(DeviceTopic(s.opts.GroupID, DDEATH, s.opts.EdgeNodeID, device), &p, nil)
+	return err
+}
