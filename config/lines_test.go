@@ -7,7 +7,7 @@ import (
 
 func TestKeyLines(t *testing.T) {
 	src := strings.Join([]string{
-		`# comment [not = a header]`,            // 1
+		`# comment [not = a header]`,           // 1
 		`top = "a # not a comment"  # comment`, // 2
 		`[gateway]`,                            // 3
 		`  data_dir = '/x'`,                    // 4

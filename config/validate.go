@@ -1,0 +1,146 @@
+package config
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"unicode/utf8"
+)
+
+// validator checks a decoded configuration. It never touches the network or the file system.
+type validator struct {
+	c       *Config
+	lines   lineMap
+	devices []map[string]any // each device's table as written, to tell set keys from defaults
+	errs    Errors
+}
+
+// add reports a problem at the line of p (or its closest ancestor in the file).
+func (v *validator) add(p path, d *Device, t *Tag, format string, args ...any) {
+	e := &Error{File: v.c.File, Line: v.lines.line(p), Msg: fmt.Sprintf(format, args...)}
+	if d != nil {
+		e.Device = d.Name
+	}
+	if t != nil {
+		e.Tag = t.Name
+	}
+	v.errs = append(v.errs, e)
+}
+
+// top reports a problem with a key of a top-level table, named by its dotted path.
+func (v *validator) top(p path, format string, args ...any) {
+	v.add(p, nil, nil, "%s "+format, append([]any{p.dotted()}, args...)...)
+}
+
+func (v *validator) validate() {
+	v.gateway()
+	v.sparkplug()
+	if b := v.c.Broker; b.Enabled {
+		v.listen(path{"broker", "listen"}, b.Listen)
+	}
+	if w := v.c.Web; w.Enabled {
+		v.listen(path{"web", "listen"}, w.Listen)
+	}
+	v.upstream()
+	v.allDevices()
+}
+
+var logLevels = []string{"debug", "info", "warn", "error"}
+
+func (v *validator) gateway() {
+	g := v.c.Gateway
+	if g.DataDir == "" {
+		v.top(path{"gateway", "data_dir"}, "must not be empty")
+	}
+	if !slices.Contains(logLevels, g.LogLevel) {
+		v.top(path{"gateway", "log_level"}, "%q is not one of %s", g.LogLevel, strings.Join(logLevels, ", "))
+	}
+}
+
+func (v *validator) sparkplug() {
+	s := v.c.Sparkplug
+	for _, id := range []struct {
+		key, val string
+		required bool
+	}{
+		{"group_id", s.GroupID, true},
+		{"edge_node_id", s.EdgeNodeID, true},
+		{"primary_host_id", s.PrimaryHostID, false},
+	} {
+		p := path{"sparkplug", id.key}
+		if id.val == "" && !id.required {
+			continue
+		}
+		if msg := checkID(id.val); msg != "" && id.val != "" {
+			v.top(p, "%q %s", id.val, msg)
+		} else if msg != "" {
+			v.top(p, "%s", msg)
+		}
+	}
+	if s.LegacyState && s.PrimaryHostID == "" {
+		v.top(path{"sparkplug", "legacy_state"}, "needs sparkplug.primary_host_id")
+	}
+	if s.DataQoS != 0 && s.DataQoS != 1 {
+		v.top(path{"sparkplug", "data_qos"}, "must be 0 or 1, not %d", s.DataQoS)
+	}
+}
+
+// checkID checks a Sparkplug identifier (group, edge node, device, primary host); it returns
+// what is wrong, or "".
+func checkID(id string) string {
+	switch {
+	case id == "":
+		return "is required"
+	case !utf8.ValidString(id):
+		return "is not valid UTF-8"
+	case strings.ContainsAny(id, "+/#"):
+		return "must not contain '+', '/' or '#' (Sparkplug topic ids)"
+	}
+	return ""
+}
+
+func (v *validator) upstream() {
+	u := v.c.Upstream
+	if !u.Enabled() {
+		return
+	}
+	for i, s := range u.Servers {
+		if msg := checkServerURL(s); msg != "" {
+			v.add(path{"upstream", "servers"}, nil, nil, "upstream.servers[%d] %q: %s", i, s, msg)
+		}
+	}
+	if u.ClientID == "" {
+		v.top(path{"upstream", "client_id"}, "must not be empty")
+	}
+	positive := []struct {
+		key path
+		d   Duration
+	}{
+		{path{"upstream", "keepalive"}, u.Keepalive},
+		{path{"upstream", "connect_timeout"}, u.ConnectTimeout},
+		{path{"upstream", "queue", "max_age"}, u.Queue.MaxAge},
+		{path{"upstream", "queue", "sync_interval"}, u.Queue.SyncInterval},
+		{path{"upstream", "queue", "detection_window"}, u.Queue.DetectionWindow},
+	}
+	for _, p := range positive {
+		if p.d <= 0 {
+			v.top(p.key, "must be greater than 0")
+		}
+	}
+	if u.Keepalive > 0 && u.Keepalive.D().Seconds() < 1 {
+		v.top(path{"upstream", "keepalive"}, "must be at least 1s (MQTT counts it in seconds)")
+	}
+	if u.Queue.MaxBytes <= 0 {
+		v.top(path{"upstream", "queue", "max_bytes"}, "must be greater than 0")
+	}
+	if u.Queue.ReplayRate <= 0 {
+		v.top(path{"upstream", "queue", "replay_rate"}, "must be greater than 0")
+	}
+	if (u.TLS.CertFile == "") != (u.TLS.KeyFile == "") {
+		p := path{"upstream", "tls", "cert_file"}
+		if u.TLS.CertFile == "" {
+			p = path{"upstream", "tls", "key_file"}
+		}
+		v.add(p, nil, nil, "upstream.tls.cert_file and upstream.tls.key_file go together: set both or neither")
+	}
+}
