@@ -1,0 +1,251 @@
+// Package gateway wires the parts of wellgate together: field drivers produce samples; the
+// gateway fans them out to the Sparkplug session on the embedded broker, to the upstream
+// bridge and to the status page; commands coming back are routed to the drivers.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/wellgate/wellgate/broker"
+	"github.com/wellgate/wellgate/config"
+	"github.com/wellgate/wellgate/drivers"
+	"github.com/wellgate/wellgate/drivers/modbus"
+	"github.com/wellgate/wellgate/sparkplug"
+	"github.com/wellgate/wellgate/web"
+)
+
+// Gateway is one running wellgate.
+type Gateway struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	version string
+	started time.Time
+
+	drivers []drivers.Driver
+	writers map[string]drivers.Writer // by device
+	devices []drivers.DeviceInfo
+	store   *store
+
+	// Set during Run.
+	mu     sync.RWMutex
+	sinks  []drivers.Sink
+	local  *sparkplug.Session
+	broker *broker.Broker
+	web    *web.Server
+}
+
+// New builds the gateway from a validated configuration: it constructs the drivers (which
+// validate every tag) but opens nothing. The error lists every problem found, with file and
+// line.
+func New(cfg *config.Config, log *slog.Logger, version string) (*Gateway, error) {
+	g := &Gateway{cfg: cfg, log: log, version: version, writers: make(map[string]drivers.Writer)}
+	var errs config.Errors
+	mb, err := modbus.New(cfg, log.With("driver", "modbus"))
+	if err != nil {
+		var ce config.Errors
+		if !errors.As(err, &ce) {
+			return nil, err
+		}
+		errs = append(errs, ce...)
+	} else if len(mb.Devices()) > 0 {
+		g.addDriver(mb)
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	g.store = newStore(g.devices)
+	// Building the sessions validates ids and metric names without any I/O.
+	if _, err := g.newSession(); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+func (g *Gateway) addDriver(d interface {
+	drivers.Driver
+	drivers.Describer
+}) {
+	g.drivers = append(g.drivers, d)
+	for _, dev := range d.Devices() {
+		g.devices = append(g.devices, dev)
+		if w, ok := d.(drivers.Writer); ok {
+			g.writers[dev.Name] = w
+		}
+	}
+}
+
+// Devices describes every device the gateway polls.
+func (g *Gateway) Devices() []drivers.DeviceInfo { return g.devices }
+
+// Drivers returns the drivers, for `wellgate check -plan`.
+func (g *Gateway) Drivers() []drivers.Driver { return g.drivers }
+
+func (g *Gateway) newSession() (*sparkplug.Session, error) {
+	sp := g.cfg.Sparkplug
+	return sparkplug.NewSession(sparkplug.Options{
+		GroupID: sp.GroupID, EdgeNodeID: sp.EdgeNodeID, Aliases: sp.Aliases,
+		DataQoS: byte(sp.DataQoS), Devices: g.devices, Logger: g.log.With("part", "sparkplug"),
+	})
+}
+
+// Run starts every part, runs until ctx is cancelled, then stops them in order: drivers first,
+// then the Sparkplug sessions (NDEATH before disconnect), then the broker and the page.
+func (g *Gateway) Run(ctx context.Context) error {
+	g.started = time.Now()
+	if err := os.MkdirAll(g.cfg.Gateway.DataDir, 0o755); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	if err := g.startLocal(); err != nil {
+		g.closeLocal()
+		return err
+	}
+	defer g.closeLocal()
+	if g.cfg.Web.Enabled {
+		ws, err := web.New(g.cfg.Web.Listen, g, g.log)
+		if err != nil {
+			return err
+		}
+		g.web = ws
+	}
+
+	grp, gctx := errgroup.WithContext(ctx)
+	if g.web != nil {
+		grp.Go(func() error { return g.web.Run(gctx) })
+	}
+	for _, d := range g.drivers {
+		grp.Go(func() error { return d.Run(gctx, g) })
+	}
+	g.log.Info("wellgate running", "version", g.version, "group", g.cfg.Sparkplug.GroupID,
+		"edge_node", g.cfg.Sparkplug.EdgeNodeID, "devices", len(g.devices))
+	err := grp.Wait()
+	if ctx.Err() != nil {
+		g.log.Info("wellgate stopping")
+	}
+	return err
+}
+
+// startLocal starts the embedded broker and the Sparkplug session published into it.
+func (g *Gateway) startLocal() error {
+	if !g.cfg.Broker.Enabled {
+		return nil
+	}
+	b, err := broker.New(broker.Options{Listen: g.cfg.Broker.Listen,
+		DataDir: g.cfg.Gateway.DataDir, Logger: g.log})
+	if err != nil {
+		return err
+	}
+	g.broker = b
+	if err := b.Serve(); err != nil {
+		return err
+	}
+	sess, err := g.newSession()
+	if err != nil {
+		return err
+	}
+	ncmd, dcmd := sess.Topics()
+	for _, topic := range []string{ncmd, dcmd} {
+		if err := b.Subscribe(topic, func(t string, p []byte, _ byte, _ bool) { g.command(sess, t, p) }); err != nil {
+			return err
+		}
+	}
+	bdseq, err := sparkplug.NewBdSeqStore(filepath.Join(g.cfg.Gateway.DataDir, "bdseq-local"))
+	if err != nil && !errors.Is(err, sparkplug.ErrBdSeqCorrupt) {
+		return err
+	} else if err != nil {
+		g.log.Warn("local session", "err", err)
+	}
+	seq, err := bdseq.Next()
+	if err != nil {
+		return err
+	}
+	// Seed the session with whatever the drivers have already reported, then birth.
+	if err := sess.Start(b, seq); err != nil {
+		return fmt.Errorf("local sparkplug session: %w", err)
+	}
+	g.mu.Lock()
+	g.local = sess
+	g.sinks = append(g.sinks, sessionSink{sess, g.log})
+	g.mu.Unlock()
+	return nil
+}
+
+func (g *Gateway) closeLocal() {
+	g.mu.Lock()
+	sess, b := g.local, g.broker
+	g.local, g.broker = nil, nil
+	g.mu.Unlock()
+	if sess != nil {
+		if err := sess.Death(); err != nil {
+			g.log.Warn("local NDEATH", "err", err)
+		}
+	}
+	if b != nil {
+		_ = b.Close()
+	}
+}
+
+// Samples implements drivers.Sink: the status page first, then every session.
+func (g *Gateway) Samples(batch []drivers.Sample) {
+	g.store.samples(batch)
+	g.mu.RLock()
+	sinks := g.sinks
+	g.mu.RUnlock()
+	for _, s := range sinks {
+		s.Samples(batch)
+	}
+}
+
+// DeviceState implements drivers.Sink.
+func (g *Gateway) DeviceState(device string, up bool, err error) {
+	g.store.deviceState(device, up, err)
+	if up {
+		g.log.Info("device communicating", "device", device)
+	} else {
+		g.log.Warn("device lost", "device", device, "err", err)
+	}
+	g.mu.RLock()
+	sinks := g.sinks
+	g.mu.RUnlock()
+	for _, s := range sinks {
+		s.DeviceState(device, up, err)
+	}
+}
+
+// sessionSink feeds a Sparkplug session from the driver side.
+type sessionSink struct {
+	s   *sparkplug.Session
+	log *slog.Logger
+}
+
+func (ss sessionSink) Samples(batch []drivers.Sample) {
+	if _, err := ss.s.Update(batch); err != nil {
+		ss.log.Warn("publish data", "err", err)
+	}
+}
+
+func (ss sessionSink) DeviceState(device string, up bool, _ error) {
+	if err := ss.s.SetDeviceState(device, up); err != nil {
+		ss.log.Warn("publish device state", "device", device, "err", err)
+	}
+}
+
+var _ drivers.Sink = (*Gateway)(nil)
+
+// WritePlan prints each driver's request plan (drivers that plan requests), then the total.
+func (g *Gateway) WritePlan(w io.Writer) {
+	for _, d := range g.drivers {
+		if p, ok := d.(interface{ WritePlan(io.Writer) }); ok {
+			p.WritePlan(w)
+		}
+	}
+}

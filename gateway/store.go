@@ -1,0 +1,138 @@
+package gateway
+
+import (
+	"math"
+	"sync"
+	"time"
+
+	"github.com/wellgate/wellgate/drivers"
+	"github.com/wellgate/wellgate/web"
+)
+
+// store keeps the latest sample of every tag and the comms state of every device, for the
+// status page. It never decides what is published: the Sparkplug sessions do.
+type store struct {
+	mu      sync.RWMutex
+	devices []*deviceEntry
+	byName  map[string]*deviceEntry
+}
+
+type deviceEntry struct {
+	info    drivers.DeviceInfo
+	up      bool
+	lastErr string
+	tags    []tagEntry
+	byName  map[string]int
+}
+
+type tagEntry struct {
+	info drivers.TagInfo
+	s    drivers.Sample
+	seen bool
+}
+
+func newStore(devs []drivers.DeviceInfo) *store {
+	st := &store{byName: make(map[string]*deviceEntry, len(devs))}
+	for _, d := range devs {
+		e := &deviceEntry{info: d, up: true, byName: make(map[string]int, len(d.Tags))}
+		for i, t := range d.Tags {
+			e.tags = append(e.tags, tagEntry{info: t})
+			e.byName[t.Name] = i
+		}
+		st.devices = append(st.devices, e)
+		st.byName[d.Name] = e
+	}
+	return st
+}
+
+func (st *store) samples(batch []drivers.Sample) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for _, s := range batch {
+		d := st.byName[s.Device]
+		if d == nil {
+			continue
+		}
+		if i, ok := d.byName[s.Tag]; ok {
+			d.tags[i].s = s
+			d.tags[i].seen = true
+		}
+	}
+}
+
+func (st *store) deviceState(device string, up bool, err error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	d := st.byName[device]
+	if d == nil {
+		return
+	}
+	d.up = up
+	if err != nil {
+		d.lastErr = err.Error()
+	}
+}
+
+// current returns the latest sample of every tag of a device that has one.
+func (st *store) current(device string) []drivers.Sample {
+	st.mu.RLock()
+	defer st.mu.RUnlock()
+	d := st.byName[device]
+	if d == nil {
+		return nil
+	}
+	out := make([]drivers.Sample, 0, len(d.tags))
+	for _, t := range d.tags {
+		if t.seen {
+			out = append(out, t.s)
+		}
+	}
+	return out
+}
+
+// view renders the store for the status page; status adds driver counters where known.
+func (st *store) view(status map[string]drivers.DeviceStatus) []web.Device {
+	st.mu.RLock()
+	defer st.mu.RUnlock()
+	out := make([]web.Device, 0, len(st.devices))
+	for _, d := range st.devices {
+		wd := web.Device{Name: d.info.Name, Driver: d.info.Driver, Up: d.up, LastError: d.lastErr,
+			Tags: make([]web.Tag, 0, len(d.tags))}
+		if s, ok := status[d.info.Name]; ok {
+			wd.Requests, wd.Errors, wd.LastGood = s.Requests, s.Errors, s.LastGood
+			if s.LastError != "" {
+				wd.LastError = s.LastError
+			}
+		}
+		for _, t := range d.tags {
+			wd.Tags = append(wd.Tags, tagView(d.info.Name, t))
+		}
+		out = append(out, wd)
+	}
+	return out
+}
+
+func tagView(device string, t tagEntry) web.Tag {
+	v := web.Tag{Device: device, Name: t.info.Name, Type: t.info.Type.String(), Units: t.info.Units,
+		Writable: t.info.Writable, Quality: "stale", Display: "—"}
+	if !t.seen {
+		return v
+	}
+	v.Quality = t.s.Quality.String()
+	v.Time = t.s.Time.Truncate(time.Millisecond)
+	v.Value = jsonValue(t.s.Value)
+	if !t.s.Value.IsNull() {
+		v.Display = t.s.Value.String()
+	}
+	return v
+}
+
+// jsonValue is the value for JSON, which has no NaN or infinities: those become strings.
+func jsonValue(v drivers.Value) any {
+	if v.Type().IsFloat() && !v.IsNull() {
+		if f := v.Float64(); math.IsNaN(f) || math.IsInf(f, 0) {
+			return v.String()
+		}
+	}
+	return v.Any()
+}
