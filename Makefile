@@ -5,7 +5,7 @@ LDFLAGS   := -s -w -X main.version=$(VERSION)
 BIN       := bin
 export WELLGATE_PEERS := $(CURDIR)/.peers
 
-.PHONY: run build test test-go test-arm peers vet bench fuzz cross clean
+.PHONY: run build test test-go test-arm peers vet bench fuzz cross package clean
 
 ## run: the gateway with a built-in simulated wellsite (status page on http://127.0.0.1:8080)
 run:
@@ -52,4 +52,12 @@ fuzz:
 	done
 
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) dist
+
+## package: the .deb for ARCH (arm64, armhf or amd64) into dist/, with nfpm from the Go proxy
+ARCH ?= arm64
+NFPM := github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.48.0
+package: cross
+	mkdir -p dist
+	DEB_ARCH=$(ARCH) VERSION=$(patsubst v%,%,$(VERSION)) BINARY=$(BIN)/wellgate-linux-$(ARCH) \
+	  $(GO) run $(NFPM) package --config packaging/nfpm.yaml --packager deb --target dist/
