@@ -1,0 +1,213 @@
+package config
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+	"time"
+)
+
+// load writes text to a file in a temporary directory and loads it.
+func load(t *testing.T, text string) (*Config, error) {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "wellgate.toml")
+	if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return Load(file)
+}
+
+func ptr(f float64) *float64 { return &f }
+
+const minimal = `
+[sparkplug]
+group_id = "Wellsite"
+edge_node_id = "PAD-07"
+`
+
+// wantDefaults is what minimal loads to, without File.
+func wantDefaults() Config {
+	c := *defaultConfig()
+	c.Sparkplug.GroupID, c.Sparkplug.EdgeNodeID = "Wellsite", "PAD-07"
+	c.Upstream.ClientID = "wellgate-Wellsite-PAD-07"
+	c.Upstream.Queue.DetectionWindow = Duration(45 * time.Second)
+	return c
+}
+
+func TestLoadGood(t *testing.T) {
+	tests := []struct {
+		name string
+		text string
+		want func(c *Config) // changes wantDefaults() into the expected Config
+	}{
+		{"defaults", minimal, func(c *Config) {
+			if c.Gateway.DataDir != "/var/lib/wellgate" || c.Upstream.Queue.MaxBytes != 1<<30 ||
+				c.Upstream.Queue.MaxAge.D() != 720*time.Hour || !c.Broker.Enabled || !c.Web.Enabled {
+				t.Errorf("defaultConfig is not what types.go documents: %+v", c)
+			}
+		}},
+		{"explicit top level", `
+[gateway]
+data_dir = "/data"
+log_level = "debug"
+[sparkplug]
+group_id = "G"
+edge_node_id = "E"
+primary_host_id = "Ignition"
+legacy_state = true
+aliases = false
+data_qos = 1
+[broker]
+enabled = false
+[web]
+listen = ":0"
+[upstream]
+servers = ["ssl://scada:8883", "wss://scada:443/mqtt"]
+client_id = "pad7"
+keepalive = "1m"
+connect_timeout = "3s"
+tls = { cert_file = "c.pem", key_file = "c.key" }
+[upstream.queue]
+max_bytes = "512MiB"
+max_age = "24h"
+sync_interval = "1s"
+replay_rate = 100
+`, func(c *Config) {
+			c.Gateway = Gateway{DataDir: "/data", LogLevel: "debug"}
+			c.Sparkplug = Sparkplug{GroupID: "G", EdgeNodeID: "E", PrimaryHostID: "Ignition", LegacyState: true, DataQoS: 1}
+			c.Broker.Enabled = false
+			c.Web.Listen = ":0"
+			c.Upstream = Upstream{
+				Servers: []string{"ssl://scada:8883", "wss://scada:443/mqtt"}, ClientID: "pad7",
+				Keepalive: Duration(time.Minute), ConnectTimeout: Duration(3 * time.Second),
+				TLS: TLS{CertFile: "c.pem", KeyFile: "c.key"},
+				Queue: Queue{MaxBytes: 512 << 20, MaxAge: Duration(24 * time.Hour), SyncInterval: Duration(time.Second),
+					ReplayRate: 100, DetectionWindow: Duration(90 * time.Second)},
+			}
+		}},
+		{"explicit detection window", minimal + "[upstream.queue]\ndetection_window = \"5s\"\n", func(c *Config) {
+			c.Upstream.Queue.DetectionWindow = Duration(5 * time.Second)
+		}},
+		{"device defaults", minimal + `
+[[device]]
+name = "TCP"
+driver = "modbus-tcp"
+address = "plc.local"
+[[device.tag]]
+name = "A/B"
+address = 40001
+[[device]]
+name = "RTU"
+driver = "modbus-rtu"
+port = "/dev/ttyS0"
+parity = "e"
+unit_id = 3
+`, func(c *Config) {
+			c.Devices = []Device{{
+				Name: "TCP", Driver: DriverModbusTCP, Address: "plc.local:502", Line: 6,
+				PollInterval: Duration(time.Second), Timeout: Duration(time.Second),
+				UnitID: 1, ByteOrder: "ABCD", MaxRegisters: 125, MaxBits: 2000,
+				Tags: []Tag{{Name: "A/B", Address: "40001", Line: 10}},
+			}, {
+				Name: "RTU", Driver: DriverModbusRTU, Port: "/dev/ttyS0", Parity: "E", UnitID: 3, Line: 13,
+				PollInterval: Duration(time.Second), Timeout: Duration(time.Second),
+				ByteOrder: "ABCD", MaxRegisters: 125, MaxBits: 2000, Baud: 9600, DataBits: 8, StopBits: 1,
+			}}
+		}},
+		{"device explicit values", minimal + `
+[[device]]
+name = "TCP"
+driver = "modbus-tcp"
+address = "[fe80::1]"
+unit_id = 0
+disabled = true
+poll_interval = "250ms"
+timeout = "2s"
+byte_order = "cdab"
+max_registers = 60
+max_bits = 16
+max_gap = 4
+tag = [
+  { name = "T", address = "hr:0", type = "float32", byte_order = "dcba", length = 0, scale = 2, offset = -1.5,
+    units = "psi", description = "d", writable = true, min = 0, max = 10.5, deadband = 1, deadband_percent = 2.5,
+    max_interval = "1m" },
+]
+`, func(c *Config) {
+			c.Devices = []Device{{
+				Name: "TCP", Driver: DriverModbusTCP, Address: "[fe80::1]:502", Line: 6, Disabled: true,
+				PollInterval: Duration(250 * time.Millisecond), Timeout: Duration(2 * time.Second),
+				UnitID: 0, ByteOrder: "CDAB", MaxRegisters: 60, MaxBits: 16, MaxGap: 4,
+				Tags: []Tag{{Name: "T", Address: "hr:0", Type: "float32", ByteOrder: "DCBA", Scale: ptr(2), Offset: ptr(-1.5),
+					Units: "psi", Description: "d", Writable: true, Min: ptr(0), Max: ptr(10.5), Deadband: 1,
+					DeadbandPercent: 2.5, MaxInterval: Duration(time.Minute), Line: 18}}, // the "tag = [" line
+			}}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := load(t, tt.text)
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			if got.File == "" {
+				t.Error("File not set")
+			}
+			got.File = ""
+			want := wantDefaults()
+			tt.want(&want)
+			if !reflect.DeepEqual(*got, want) {
+				t.Errorf("got  %+v\nwant %+v", *got, want)
+			}
+		})
+	}
+}
+
+func TestLoadExample(t *testing.T) {
+	c, err := Load("../config.example.toml")
+	if err != nil {
+		t.Fatalf("config.example.toml: %v", err)
+	}
+	if len(c.Devices) != 2 || c.Upstream.Enabled() {
+		t.Errorf("example: %d devices, upstream enabled %v; want 2 devices and no upstream", len(c.Devices), c.Upstream.Enabled())
+	}
+	for _, d := range c.Devices {
+		if len(d.Tags) == 0 || d.Line == 0 {
+			t.Errorf("example device %q: %d tags, line %d", d.Name, len(d.Tags), d.Line)
+		}
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	_, err := Load(filepath.Join(t.TempDir(), "absent.toml"))
+	if !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Load(absent) = %v, want fs.ErrNotExist", err)
+	}
+}
+
+func TestErrorFormat(t *testing.T) {
+	c := &Config{File: "w.toml"}
+	d := &Device{Name: "PLC", Line: 7}
+	tag := &Tag{Name: "T/1", Line: 9}
+	tests := []struct {
+		err  *Error
+		want string
+	}{
+		{&Error{File: "w.toml", Line: 3, Device: "D", Tag: "T", Msg: "bad"}, `w.toml:3: device "D": tag "T": bad`},
+		{&Error{File: "w.toml", Msg: "bad"}, `w.toml: bad`},
+		{&Error{Line: 3, Msg: "bad"}, `line 3: bad`},
+		{&Error{Msg: "bad"}, `bad`},
+		{c.DeviceError(d, "unit %d", 5), `w.toml:7: device "PLC": unit 5`},
+		{c.TagError(d, tag, "address %q", "x"), `w.toml:9: device "PLC": tag "T/1": address "x"`},
+	}
+	for _, tt := range tests {
+		if got := tt.err.Error(); got != tt.want {
+			t.Errorf("got %q, want %q", got, tt.want)
+		}
+	}
+	if got := (Errors{tests[1].err, tests[3].err}).Error(); got != "w.toml: bad\nbad" {
+		t.Errorf("Errors.Error() = %q", got)
+	}
+}
