@@ -1,0 +1,121 @@
+package modbus
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/wellgate/wellgate/drivers"
+)
+
+// decodeResponse decodes the data of a read response (register bytes as they travel, or
+// packed bits) into one good sample per tag of r, stored at out[t.index]. It checks the data's
+// length first: a response of the wrong size is garbage and sets nothing.
+func decodeResponse(r *request, data []byte, at time.Time, out []drivers.Sample) error {
+	want := 2 * int(r.count)
+	if r.table.isBit() {
+		want = (int(r.count) + 7) / 8
+	}
+	if len(data) != want {
+		return fmt.Errorf("%w: %d bytes for %d %s, want %d", errGarbage, len(data), r.count, r.table, want)
+	}
+	for _, t := range r.tags {
+		s := &out[t.index]
+		s.Value, s.Quality, s.Time = decodeTag(t, r, data), drivers.Good, at
+	}
+	return nil
+}
+
+// decodeTag decodes tag t from the data of request r (whose length has been checked).
+func decodeTag(t *tag, r *request, data []byte) drivers.Value {
+	rel := int(t.start) - int(r.start)
+	if r.table.isBit() {
+		return drivers.BoolValue(data[rel/8]>>(rel%8)&1 == 1)
+	}
+	return decodeRegisters(t, data[2*rel:2*(rel+int(t.size))])
+}
+
+// decodeRegisters decodes a tag from its own registers' bytes (2 × t.size of them).
+func decodeRegisters(t *tag, b []byte) drivers.Value {
+	if t.kind == kString {
+		return drivers.StringValue(decodeString(b, t.order.byteSwap()))
+	}
+	if t.kind == kBool {
+		return drivers.BoolValue(binary.BigEndian.Uint16(b)>>t.bit&1 == 1)
+	}
+	var buf [8]byte
+	raw := canonical(buf[:len(b)], b, t.order)
+	var v drivers.Value
+	switch t.kind {
+	case kInt16:
+		v = drivers.IntValue(drivers.Int16, int64(int16(binary.BigEndian.Uint16(raw))))
+	case kUint16:
+		v = drivers.UintValue(drivers.UInt16, uint64(binary.BigEndian.Uint16(raw)))
+	case kInt32:
+		v = drivers.IntValue(drivers.Int32, int64(int32(binary.BigEndian.Uint32(raw))))
+	case kUint32:
+		v = drivers.UintValue(drivers.UInt32, uint64(binary.BigEndian.Uint32(raw)))
+	case kInt64:
+		v = drivers.IntValue(drivers.Int64, int64(binary.BigEndian.Uint64(raw)))
+	case kUint64:
+		v = drivers.UintValue(drivers.UInt64, binary.BigEndian.Uint64(raw))
+	case kFloat32:
+		v = drivers.FloatValue(math.Float32frombits(binary.BigEndian.Uint32(raw)))
+	case kFloat64:
+		v = drivers.DoubleValue(math.Float64frombits(binary.BigEndian.Uint64(raw)))
+	}
+	if t.scaled {
+		return drivers.DoubleValue(v.Float64()*t.scale + t.offset)
+	}
+	return v
+}
+
+// canonical copies wire bytes src into dst (same length, a whole number of registers) in
+// big-endian (ABCD…) order, undoing the byte order o. A single register takes the byte swap only.
+func canonical(dst, src []byte, o byteOrder) []byte {
+	n := len(src) / 2
+	for i := 0; i < n; i++ {
+		w := i
+		if o.wordSwap() {
+			w = n - 1 - i
+		}
+		hi, lo := src[2*w], src[2*w+1]
+		if o.byteSwap() {
+			hi, lo = lo, hi
+		}
+		dst[2*i], dst[2*i+1] = hi, lo
+	}
+	return dst
+}
+
+// decodeString reads two characters per register (high byte first unless lowFirst), trims
+// trailing NULs and spaces and makes the result valid UTF-8.
+func decodeString(b []byte, lowFirst bool) string {
+	end := len(b)
+	at := func(i int) byte {
+		if lowFirst {
+			return b[i^1]
+		}
+		return b[i]
+	}
+	for end > 0 && (at(end-1) == 0 || at(end-1) == ' ') {
+		end--
+	}
+	var s string
+	if !lowFirst {
+		s = string(b[:end])
+	} else {
+		buf := make([]byte, end)
+		for i := range buf {
+			buf[i] = at(i)
+		}
+		s = string(buf)
+	}
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD")
+	}
+	return s
+}

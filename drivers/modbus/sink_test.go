@@ -1,0 +1,128 @@
+package modbus
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wellgate/wellgate/config"
+	"github.com/wellgate/wellgate/drivers"
+)
+
+// stateEvent is one Sink.DeviceState call.
+type stateEvent struct {
+	device string
+	up     bool
+	err    error
+}
+
+// testSink records what the driver delivers.
+type testSink struct {
+	mu      sync.Mutex
+	latest  map[string]drivers.Sample // "device/tag"
+	batches map[string]int            // device → batches
+	states  []stateEvent
+}
+
+func newTestSink() *testSink {
+	return &testSink{latest: map[string]drivers.Sample{}, batches: map[string]int{}}
+}
+
+func (s *testSink) Samples(batch []drivers.Sample) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, x := range batch {
+		s.latest[x.Device+"/"+x.Tag] = x
+	}
+	if len(batch) > 0 {
+		s.batches[batch[0].Device]++
+	}
+}
+
+func (s *testSink) DeviceState(device string, up bool, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.states = append(s.states, stateEvent{device, up, err})
+}
+
+func (s *testSink) sample(device, tag string) (drivers.Sample, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	x, ok := s.latest[device+"/"+tag]
+	return x, ok
+}
+
+// lastState returns the last state reported for device: 1 up, -1 down, 0 none.
+func (s *testSink) lastState(device string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := len(s.states) - 1; i >= 0; i-- {
+		if s.states[i].device == device {
+			if s.states[i].up {
+				return 1
+			}
+			return -1
+		}
+	}
+	return 0
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", within, what)
+		}
+		time.Sleep(5 * time.Millisecond) // polling with a deadline
+	}
+}
+
+// testLogger logs to stderr with -v and WELLGATE_TEST_LOG set, else nowhere.
+func testLogger() *slog.Logger {
+	if os.Getenv("WELLGATE_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// startDriver builds the driver for cfg and runs it until the test ends.
+func startDriver(t testing.TB, cfg *config.Config) (*Driver, *testSink) {
+	t.Helper()
+	d, err := New(cfg, testLogger())
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	sink := newTestSink()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx, sink) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Errorf("Run did not return after cancel")
+		}
+	})
+	return d, sink
+}
+
+// tcpDevice returns a modbus-tcp device for server s.
+func tcpDevice(name string, s *testServer, unit int, tags ...config.Tag) config.Device {
+	return config.Device{
+		Name: name, Driver: config.DriverModbusTCP, Address: s.addr, UnitID: unit,
+		PollInterval: config.Duration(50 * time.Millisecond), Timeout: config.Duration(500 * time.Millisecond),
+		Tags: tags, Line: 1,
+	}
+}
+
+func f64(v float64) *float64 { return &v }

@@ -1,0 +1,143 @@
+package modbus
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/goburrow/modbus"
+	"github.com/goburrow/serial"
+)
+
+// readSlice is how long one read from the serial port waits for bytes. A request's timeout is
+// made of slices, so that every device on a bus keeps its own timeout although goburrow/serial
+// fixes the port's read timeout when it opens the port.
+const readSlice = 10 * time.Millisecond
+
+// rtuLink is one serial bus. It replaces goburrow's RTU transporter (which has no lock, sleeps
+// a computed delay and closes the port from an idle timer) with one owned by the bus's
+// goroutine; goburrow's RTU packager still builds and checks the frames (address, CRC).
+type rtuLink struct {
+	cfg     serial.Config
+	port    serial.Port
+	timeout time.Duration
+	gap     time.Duration // 3.5 character times of silence between frames
+	lastIO  time.Time
+	clients map[byte]modbus.Client
+	buf     [256]byte
+}
+
+func newRTULink(s serialSettings) *rtuLink {
+	l := &rtuLink{
+		cfg: serial.Config{Address: s.port, BaudRate: s.baud, DataBits: s.dataBits,
+			StopBits: s.stopBits, Parity: s.parity, Timeout: readSlice},
+		clients: map[byte]modbus.Client{},
+	}
+	// 3.5 characters of 11 bits; the spec fixes 1.75 ms above 19200 baud.
+	l.gap = time.Duration(3.5 * 11 * float64(time.Second) / float64(s.baud))
+	if s.baud > 19200 {
+		l.gap = 1750 * time.Microsecond
+	}
+	return l
+}
+
+func (l *rtuLink) client(unit byte) modbus.Client {
+	c, ok := l.clients[unit]
+	if !ok {
+		p := modbus.NewRTUClientHandler(l.cfg.Address) // used as the packager only
+		p.SlaveId = unit
+		c = modbus.NewClient2(p, l)
+		l.clients[unit] = c
+	}
+	return c
+}
+
+func (l *rtuLink) connect() error {
+	if l.port != nil {
+		return nil
+	}
+	p, err := serial.Open(&l.cfg)
+	if err != nil {
+		return &connError{err}
+	}
+	l.port = p
+	return nil
+}
+
+// close closes the port: after a timeout or a CRC error, whatever is still arriving belongs to
+// the failed exchange, and a fresh open starts from silence.
+func (l *rtuLink) close() {
+	if l.port != nil {
+		_ = l.port.Close()
+		l.port = nil
+	}
+}
+
+func (l *rtuLink) setTimeout(d time.Duration) { l.timeout = d }
+
+// Send implements modbus.Transporter: it writes one request frame and reads the reply frame.
+func (l *rtuLink) Send(req []byte) ([]byte, error) {
+	if err := l.connect(); err != nil {
+		return nil, err
+	}
+	if wait := l.gap - time.Since(l.lastIO); wait > 0 {
+		// Protocol timing, not synchronisation: the bus must stay silent between frames.
+		time.Sleep(wait)
+	}
+	if _, err := l.port.Write(req); err != nil {
+		return nil, fmt.Errorf("write: %w", err)
+	}
+	resp, err := l.readFrame(req, time.Now().Add(l.timeout))
+	l.lastIO = time.Now()
+	return resp, err
+}
+
+// readFrame reads the reply to req until it is complete or the deadline passes.
+func (l *rtuLink) readFrame(req []byte, deadline time.Time) ([]byte, error) {
+	n := 0
+	for {
+		m, err := l.port.Read(l.buf[n:])
+		if err != nil && !errors.Is(err, serial.ErrTimeout) {
+			return nil, fmt.Errorf("read: %w", err)
+		}
+		n += m
+		want := frameLength(req, l.buf[:n])
+		switch {
+		case want > 0 && n >= want:
+			return append([]byte(nil), l.buf[:want]...), nil
+		case want == 0 && n >= 4 && m == 0:
+			// Unknown function: the frame ends with the first silence.
+			return append([]byte(nil), l.buf[:n]...), nil
+		case n == len(l.buf):
+			return nil, fmt.Errorf("%w: frame longer than %d bytes", errGarbage, n)
+		case time.Now().After(deadline):
+			if n == 0 {
+				return nil, errTimeout
+			}
+			return nil, fmt.Errorf("%w: incomplete frame, %d of %d bytes before the timeout", errGarbage, n, want)
+		}
+	}
+}
+
+// frameLength is the length of the RTU reply to req given its first bytes got, or 0 when the
+// function code does not tell.
+func frameLength(req, got []byte) int {
+	if len(req) < 6 {
+		return 0
+	}
+	if len(got) >= 2 && got[1] == req[1]|0x80 {
+		return 5 // address, function, exception code, CRC
+	}
+	count := int(binary.BigEndian.Uint16(req[4:]))
+	switch req[1] {
+	case modbus.FuncCodeReadCoils, modbus.FuncCodeReadDiscreteInputs:
+		return 5 + (count+7)/8
+	case modbus.FuncCodeReadHoldingRegisters, modbus.FuncCodeReadInputRegisters:
+		return 5 + 2*count
+	case modbus.FuncCodeWriteSingleCoil, modbus.FuncCodeWriteSingleRegister,
+		modbus.FuncCodeWriteMultipleCoils, modbus.FuncCodeWriteMultipleRegisters:
+		return 8
+	}
+	return 0
+}

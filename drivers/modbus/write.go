@@ -1,0 +1,157 @@
+package modbus
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/goburrow/modbus"
+
+	"github.com/wellgate/wellgate/drivers"
+)
+
+// writeJob is a write handed to the endpoint goroutine, encoded and checked beforehand.
+type writeJob struct {
+	d    *device
+	t    *tag
+	bit  bool   // coils and bits in registers
+	wire []byte // registers, as they travel
+	done chan writeResult
+}
+
+type writeResult struct {
+	v   drivers.Value
+	err error
+}
+
+// errNotRunning is returned by Write when Run is not running.
+var errNotRunning = errors.New("modbus driver is not running")
+
+// Write encodes v with the tag's type, byte order and scale, checks its range, writes it,
+// reads it back and returns (and publishes) the value read back (drivers.Writer). A tag that is
+// not writable gives drivers.ErrNotWritable and a value out of range drivers.ErrOutOfRange;
+// nothing is written then.
+func (d *Driver) Write(ctx context.Context, device, tag string, v drivers.Value) (drivers.Value, error) {
+	dev := d.byName[device]
+	if dev == nil {
+		return drivers.Value{}, fmt.Errorf("device %q: %w", device, drivers.ErrUnknownTag)
+	}
+	t := dev.byName[tag]
+	if t == nil {
+		return drivers.Value{}, fmt.Errorf("device %q: tag %q: %w", device, tag, drivers.ErrUnknownTag)
+	}
+	j, err := prepareWrite(dev, t, v)
+	if err != nil {
+		return drivers.Null(t.typ), fmt.Errorf("device %q: tag %q: %w", device, tag, err)
+	}
+	e := d.byDevice[dev]
+	d.mu.Lock()
+	running := d.sink != nil
+	d.mu.Unlock()
+	if !running {
+		return drivers.Null(t.typ), errNotRunning
+	}
+	select {
+	case e.jobs <- j:
+	case <-e.stopped:
+		return drivers.Null(t.typ), errNotRunning
+	case <-ctx.Done():
+		return drivers.Null(t.typ), ctx.Err()
+	}
+	select {
+	case r := <-j.done:
+		if r.err != nil {
+			r.err = fmt.Errorf("device %q: tag %q: %w", device, tag, r.err)
+		}
+		return r.v, r.err
+	case <-ctx.Done():
+		return drivers.Null(t.typ), ctx.Err()
+	}
+}
+
+// prepareWrite checks and encodes a write without any I/O.
+func prepareWrite(d *device, t *tag, v drivers.Value) (*writeJob, error) {
+	if !t.writable {
+		return nil, drivers.ErrNotWritable
+	}
+	j := &writeJob{d: d, t: t, done: make(chan writeResult, 1)}
+	var err error
+	if t.kind == kBool {
+		j.bit, err = encodeBool(v)
+	} else {
+		j.wire, err = encodeRegisters(t, v)
+	}
+	return j, err
+}
+
+// write runs a write job on the endpoint goroutine and publishes the value read back.
+func (e *endpoint) write(j *writeJob, sink drivers.Sink) {
+	d, t := j.d, j.t
+	err := e.send(j)
+	if err != nil {
+		d.log.Warn("write failed", "tag", t.name, "err", err)
+		j.done <- writeResult{drivers.Null(t.typ), err}
+		return
+	}
+	r := &request{table: t.table, start: t.start, count: t.size, tags: []*tag{t}}
+	data, err := e.read(d, r)
+	if err != nil {
+		j.done <- writeResult{drivers.Null(t.typ), fmt.Errorf("written, but reading back failed: %w", err)}
+		return
+	}
+	samples := make([]drivers.Sample, len(d.tags))
+	if err := decodeResponse(r, data, time.Now(), samples); err != nil {
+		j.done <- writeResult{drivers.Null(t.typ), fmt.Errorf("written, but reading back failed: %w", err)}
+		return
+	}
+	s := samples[t.index]
+	d.log.Info("wrote", "tag", t.name, "value", s.Value.String())
+	sink.Samples([]drivers.Sample{s})
+	j.done <- writeResult{s.Value, nil}
+}
+
+// send writes the job's value with the function that fits the tag.
+func (e *endpoint) send(j *writeJob) error {
+	t := j.t
+	switch {
+	case t.table == coils:
+		v := uint16(0)
+		if j.bit {
+			v = 0xFF00
+		}
+		_, err := e.do(j.d, func(c modbus.Client) ([]byte, error) { return c.WriteSingleCoil(t.start, v) })
+		return err
+	case t.bit >= 0:
+		return e.writeBit(j)
+	case t.size == 1:
+		v := binary.BigEndian.Uint16(j.wire)
+		_, err := e.do(j.d, func(c modbus.Client) ([]byte, error) { return c.WriteSingleRegister(t.start, v) })
+		return err
+	}
+	_, err := e.do(j.d, func(c modbus.Client) ([]byte, error) {
+		return c.WriteMultipleRegisters(t.start, t.size, j.wire)
+	})
+	return err
+}
+
+// writeBit sets or clears one bit of a holding register by read-modify-write.
+func (e *endpoint) writeBit(j *writeJob) error {
+	t := j.t
+	data, err := e.do(j.d, func(c modbus.Client) ([]byte, error) { return c.ReadHoldingRegisters(t.start, 1) })
+	if err != nil {
+		return fmt.Errorf("reading the register: %w", err)
+	}
+	if len(data) != 2 {
+		return fmt.Errorf("%w: %d bytes for one register", errGarbage, len(data))
+	}
+	v := binary.BigEndian.Uint16(data)
+	if j.bit {
+		v |= 1 << t.bit
+	} else {
+		v &^= 1 << t.bit
+	}
+	_, err = e.do(j.d, func(c modbus.Client) ([]byte, error) { return c.WriteSingleRegister(t.start, v) })
+	return err
+}
