@@ -144,7 +144,9 @@ func (g *Gateway) startLocal() error {
 	if err != nil {
 		return err
 	}
+	g.mu.Lock()
 	g.broker = b
+	g.mu.Unlock()
 	if err := b.Serve(); err != nil {
 		return err
 	}
@@ -248,4 +250,14 @@ func (g *Gateway) WritePlan(w io.Writer) {
 			p.WritePlan(w)
 		}
 	}
+}
+
+// BrokerAddr is the embedded broker's address once Run has started it, else "".
+func (g *Gateway) BrokerAddr() string {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	if g.broker == nil {
+		return ""
+	}
+	return g.broker.Addr().String()
 }

@@ -1,0 +1,327 @@
+package gateway_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"math"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	mbserver "github.com/simonvetter/modbus"
+
+	"github.com/wellgate/wellgate/config"
+	"github.com/wellgate/wellgate/gateway"
+	"github.com/wellgate/wellgate/internal/sphost"
+	"github.com/wellgate/wellgate/sparkplug"
+)
+
+// plc is an in-process Modbus TCP server with a register image the test controls.
+type plc struct {
+	mu       sync.Mutex
+	holding  [64]uint16
+	input    [64]uint16
+	coils    [16]bool
+	discrete [16]bool
+}
+
+func (p *plc) HandleCoils(r *mbserver.CoilsRequest) ([]bool, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if int(r.Addr)+int(r.Quantity) > len(p.coils) {
+		return nil, mbserver.ErrIllegalDataAddress
+	}
+	if r.IsWrite {
+		copy(p.coils[r.Addr:], r.Args)
+	}
+	return append([]bool(nil), p.coils[r.Addr:r.Addr+r.Quantity]...), nil
+}
+
+func (p *plc) HandleDiscreteInputs(r *mbserver.DiscreteInputsRequest) ([]bool, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if int(r.Addr)+int(r.Quantity) > len(p.discrete) {
+		return nil, mbserver.ErrIllegalDataAddress
+	}
+	return append([]bool(nil), p.discrete[r.Addr:r.Addr+r.Quantity]...), nil
+}
+
+func (p *plc) HandleHoldingRegisters(r *mbserver.HoldingRegistersRequest) ([]uint16, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if int(r.Addr)+int(r.Quantity) > len(p.holding) {
+		return nil, mbserver.ErrIllegalDataAddress
+	}
+	if r.IsWrite {
+		copy(p.holding[r.Addr:], r.Args)
+	}
+	return append([]uint16(nil), p.holding[r.Addr:r.Addr+r.Quantity]...), nil
+}
+
+func (p *plc) HandleInputRegisters(r *mbserver.InputRegistersRequest) ([]uint16, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if int(r.Addr)+int(r.Quantity) > len(p.input) {
+		return nil, mbserver.ErrIllegalDataAddress
+	}
+	return append([]uint16(nil), p.input[r.Addr:r.Addr+r.Quantity]...), nil
+}
+
+func (p *plc) set(fn func(p *plc)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fn(p)
+}
+
+func put32(regs []uint16, at int, v uint32, cdab bool) {
+	hi, lo := uint16(v>>16), uint16(v)
+	if cdab {
+		hi, lo = lo, hi
+	}
+	regs[at], regs[at+1] = hi, lo
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func startPLC(t *testing.T, p *plc) string {
+	t.Helper()
+	addr := freeAddr(t)
+	srv, err := mbserver.NewServer(&mbserver.ServerConfiguration{URL: "tcp://" + addr,
+		Timeout: time.Minute, MaxClients: 8, Logger: log.New(io.Discard, "", 0)}, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Stop() })
+	return addr
+}
+
+// want is one tag of the end-to-end map: what the PLC holds and what Ignition must see.
+type want struct {
+	name, address, typ, order string
+	dt                        sparkplug.DataType
+	check                     func(sparkplug.WireValue) bool
+}
+
+func wantInt(v uint64) func(sparkplug.WireValue) bool {
+	return func(w sparkplug.WireValue) bool { return w.Kind == sparkplug.KindInt && w.Bits == v }
+}
+
+func wantFloat(v float32) func(sparkplug.WireValue) bool {
+	return func(w sparkplug.WireValue) bool {
+		return w.Kind == sparkplug.KindFloat && uint32(w.Bits) == math.Float32bits(v)
+	}
+}
+
+func wantBool(v bool) func(sparkplug.WireValue) bool {
+	return func(w sparkplug.WireValue) bool { return w.Kind == sparkplug.KindBool && (w.Bits == 1) == v }
+}
+
+var tagMap = []want{
+	{"HR/Int16", "40001", "int16", "", sparkplug.TypeInt16, wantInt(uint64(uint32(0xFFFFFC18)))}, // -1000 sign-extended
+	{"HR/UInt16", "40002", "uint16", "", sparkplug.TypeUInt16, wantInt(65000)},
+	{"HR/Int32 ABCD", "40003", "int32", "ABCD", sparkplug.TypeInt32, wantInt(uint64(uint32(0xFFFE1DC0)))}, // -123456
+	{"HR/Int32 CDAB", "40005", "int32", "CDAB", sparkplug.TypeInt32, wantInt(123456)},
+	{"HR/UInt32 ABCD", "40007", "uint32", "ABCD", sparkplug.TypeUInt32, wantInt(4000000000)},
+	{"HR/UInt32 CDAB", "40009", "uint32", "CDAB", sparkplug.TypeUInt32, wantInt(3000000000)},
+	{"HR/Float ABCD", "40011", "float32", "ABCD", sparkplug.TypeFloat, wantFloat(-12.5)},
+	{"HR/Float CDAB", "40013", "float32", "CDAB", sparkplug.TypeFloat, wantFloat(851.25)},
+	{"IR/Int16", "30001", "int16", "", sparkplug.TypeInt16, wantInt(42)},
+	{"IR/UInt16", "30002", "uint16", "", sparkplug.TypeUInt16, wantInt(7)},
+	{"IR/Float CDAB", "30003", "float32", "CDAB", sparkplug.TypeFloat, wantFloat(3.75)},
+	{"IR/UInt32 ABCD", "30005", "uint32", "ABCD", sparkplug.TypeUInt32, wantInt(65537)},
+	{"Coil/Pump", "00001", "bool", "", sparkplug.TypeBoolean, wantBool(true)},
+	{"Coil/Valve", "00002", "bool", "", sparkplug.TypeBoolean, wantBool(false)},
+	{"DI/ESD", "10001", "bool", "", sparkplug.TypeBoolean, wantBool(false)},
+	{"DI/Door", "10002", "bool", "", sparkplug.TypeBoolean, wantBool(true)},
+}
+
+func loadImage(p *plc) {
+	p.holding[0] = uint16(0xFC18) // -1000
+	p.holding[1] = 65000
+	n := int32(-123456)
+	put32(p.holding[:], 2, uint32(n), false)
+	put32(p.holding[:], 4, 123456, true)
+	put32(p.holding[:], 6, 4000000000, false)
+	put32(p.holding[:], 8, 3000000000, true)
+	put32(p.holding[:], 10, math.Float32bits(-12.5), false)
+	put32(p.holding[:], 12, math.Float32bits(851.25), true)
+	p.input[0] = 42
+	p.input[1] = 7
+	put32(p.input[:], 2, math.Float32bits(3.75), true)
+	put32(p.input[:], 4, 65537, false)
+	p.coils[0], p.coils[1] = true, false
+	p.discrete[0], p.discrete[1] = false, true
+}
+
+func writeConfig(t *testing.T, plcAddr string) string {
+	t.Helper()
+	dir := t.TempDir()
+	toml := fmt.Sprintf(`
+[gateway]
+data_dir = %q
+log_level = "debug"
+
+[sparkplug]
+group_id = "E2E"
+edge_node_id = "Node1"
+
+[broker]
+listen = "127.0.0.1:0"
+
+[web]
+enabled = false
+
+[[device]]
+name = "PLC1"
+driver = "modbus-tcp"
+address = %q
+poll_interval = "100ms"
+timeout = "500ms"
+`, filepath.Join(dir, "data"), plcAddr)
+	for _, w := range tagMap {
+		toml += fmt.Sprintf("\n  [[device.tag]]\n  name = %q\n  address = %q\n  type = %q\n", w.name, w.address, w.typ)
+		if w.order != "" {
+			toml += fmt.Sprintf("  byte_order = %q\n", w.order)
+		}
+	}
+	path := filepath.Join(dir, "wellgate.toml")
+	if err := os.WriteFile(path, []byte(toml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func startGateway(t *testing.T, path string) *gateway.Gateway {
+	t.Helper()
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	g, err := gateway.New(cfg, logger, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- g.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("gateway Run: %v", err)
+			}
+		case <-time.After(15 * time.Second):
+			t.Error("gateway did not stop within 15s")
+		}
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for g.BrokerAddr() == "" {
+		if time.Now().After(deadline) {
+			t.Fatal("embedded broker did not start")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return g
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
+
+func isType(typ sparkplug.MessageType, device string) func(sphost.Message) bool {
+	return func(m sphost.Message) bool { return m.Topic.Type == typ && m.Topic.Device == device }
+}
+
+// TestEndToEnd: Modbus TCP server → gateway → embedded broker → an MQTT subscriber that decodes
+// NBIRTH/DBIRTH/DDATA and finds exactly the PLC's values with the right Sparkplug datatypes.
+func TestEndToEnd(t *testing.T) {
+	p := &plc{}
+	p.set(loadImage)
+	g := startGateway(t, writeConfig(t, startPLC(t, p)))
+	host := sphost.Connect(t, "tcp://"+g.BrokerAddr())
+
+	// The node was born before the host subscribed: ask for a rebirth, as Ignition does.
+	from := len(host.Messages())
+	host.Rebirth("E2E", "Node1")
+	nbirth, i := host.WaitFrom(from, 10*time.Second, "NBIRTH", isType(sparkplug.NBIRTH, ""))
+	if !nbirth.Payload.HasSeq || nbirth.Payload.Seq != 0 {
+		t.Errorf("[payloads-nbirth-seq] NBIRTH seq = %d (present %v), want 0 on the wire", nbirth.Payload.Seq, nbirth.Payload.HasSeq)
+	}
+	dbirth, _ := host.WaitFrom(i, 10*time.Second, "DBIRTH PLC1", isType(sparkplug.DBIRTH, "PLC1"))
+	if dbirth.Payload.Seq != 1 {
+		t.Errorf("DBIRTH seq = %d, want 1 (right after NBIRTH)", dbirth.Payload.Seq)
+	}
+	checkBirth(t, host, dbirth)
+
+	// Change one value: the next DDATA carries it, and only it.
+	from = len(host.Messages())
+	p.set(func(p *plc) { p.holding[1] = 12345 })
+	ddata, _ := host.WaitFrom(from, 10*time.Second, "DDATA with HR/UInt16", func(m sphost.Message) bool {
+		if m.Topic.Type != sparkplug.DDATA {
+			return false
+		}
+		for _, mm := range host.Metrics(m) {
+			if mm.Resolved == "HR/UInt16" {
+				return true
+			}
+		}
+		return false
+	})
+	ms := host.Metrics(ddata)
+	if len(ms) != 1 {
+		names := []string{}
+		for _, m := range ms {
+			names = append(names, m.Resolved)
+		}
+		t.Fatalf("DDATA carries %d metrics %v, want only the changed HR/UInt16", len(ms), names)
+	}
+	if v := ms[0].Value; v.Kind != sparkplug.KindInt || v.Bits != 12345 {
+		t.Errorf("HR/UInt16 in DDATA = %+v, want int_value 12345", v)
+	}
+	if ddata.Retain {
+		t.Error("[topics-ddata-retain?] DDATA retained")
+	}
+}
+
+func checkBirth(t *testing.T, host *sphost.Host, dbirth sphost.Message) {
+	t.Helper()
+	got := map[string]sphost.Metric{}
+	for _, m := range host.Metrics(dbirth) {
+		got[m.Resolved] = m
+	}
+	for _, w := range tagMap {
+		m, ok := got[w.name]
+		if !ok {
+			t.Errorf("DBIRTH lacks %q", w.name)
+			continue
+		}
+		if m.Datatype != w.dt {
+			t.Errorf("%s: datatype %d, want %d", w.name, m.Datatype, w.dt)
+		}
+		if m.IsNull || !w.check(m.Value) {
+			t.Errorf("%s: value %+v (null %v), not the PLC's", w.name, m.Value, m.IsNull)
+		}
+	}
+	if len(got) != len(tagMap) {
+		t.Errorf("DBIRTH has %d metrics, want %d", len(got), len(tagMap))
+	}
+}
