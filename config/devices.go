@@ -1,6 +1,7 @@
 package config
 
 import (
+	"math"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -168,15 +169,23 @@ func (v *validator) tags(d *Device, p path) {
 
 func (v *validator) tagNumbers(d *Device, t *Tag, tp path) {
 	if !(t.Deadband >= 0) { // also refuses NaN
-		v.add(tp.with("deadband"), d, t, "deadband must not be negative")
+		v.add(tp.with("deadband"), d, t, "deadband must be 0 or more, not %v", t.Deadband)
 	}
 	if !(t.DeadbandPercent >= 0) {
-		v.add(tp.with("deadband_percent"), d, t, "deadband_percent must not be negative")
+		v.add(tp.with("deadband_percent"), d, t, "deadband_percent must be 0 or more, not %v", t.DeadbandPercent)
 	}
 	if t.Length < 0 {
 		v.add(tp.with("length"), d, t, "length must not be negative")
 	}
-	if t.Min != nil && t.Max != nil && !(*t.Min <= *t.Max) {
+	for _, f := range []struct {
+		key string
+		v   *float64
+	}{{"scale", t.Scale}, {"offset", t.Offset}, {"min", t.Min}, {"max", t.Max}} {
+		if f.v != nil && (math.IsNaN(*f.v) || math.IsInf(*f.v, 0)) {
+			v.add(tp.with(f.key), d, t, "%s must be a finite number", f.key)
+		}
+	}
+	if t.Min != nil && t.Max != nil && *t.Min > *t.Max {
 		v.add(tp.with("min"), d, t, "min %v is greater than max %v", *t.Min, *t.Max)
 	}
 }

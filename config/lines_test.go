@@ -68,3 +68,19 @@ func TestKeyLines(t *testing.T) {
 		}
 	}
 }
+
+func TestKeyLinesCRLF(t *testing.T) {
+	lines := keyLines("[[device]]\r\nname = \"a\"\r\n\r\n[[device.tag]]\r\naddress = 'x'\r\n")
+	for _, tt := range []struct {
+		p    path
+		want int
+	}{
+		{path{"device", "[0]", "name"}, 2},
+		{path{"device", "[0]", "tag", "[0]"}, 4},
+		{path{"device", "[0]", "tag", "[0]", "address"}, 5},
+	} {
+		if got := lines.line(tt.p); got != tt.want {
+			t.Errorf("line(%q) = %d, want %d", tt.p, got, tt.want)
+		}
+	}
+}
