@@ -40,7 +40,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Driver, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	d := &Driver{log: log.With("driver", "modbus"), byName: map[string]*device{}, byDevice: map[*device]*endpoint{}}
+	d := &Driver{log: log, byName: map[string]*device{}, byDevice: map[*device]*endpoint{}}
 	var errs config.Errors
 	byKey := map[string]*endpoint{}
 	for i := range cfg.Devices {
