@@ -320,7 +320,9 @@ func TestTahuEncodedCommands(t *testing.T) {
 		drivers.TagInfo{Name: "Small", Type: drivers.Int16, Writable: true},
 	)
 	s, r := started(t, opts, 4)
-	metric := func(name, typ string, v any) map[string]any { return map[string]any{"name": name, "type": typ, "value": v} }
+	metric := func(name, typ string, v any) map[string]any {
+		return map[string]any{"name": name, "type": typ, "value": v}
+	}
 	payload := func(ms ...map[string]any) map[string]any {
 		return map[string]any{"op": "encode", "payload": map[string]any{"timestamp": 1700000000000, "metrics": ms}}
 	}
