@@ -210,6 +210,36 @@ timeout = "500ms"
 
 func startGateway(t *testing.T, path string) *gateway.Gateway {
 	t.Helper()
+	r := startGatewayN(t, path)
+	t.Cleanup(r.stop)
+	return r.Gateway
+}
+
+// running is a gateway started by a test, with a way to stop it and check how Run ended.
+type running struct {
+	*gateway.Gateway
+	t      *testing.T
+	cancel context.CancelFunc
+	done   chan error
+	once   sync.Once
+}
+
+func (r *running) stop() {
+	r.once.Do(func() {
+		r.cancel()
+		select {
+		case err := <-r.done:
+			if err != nil {
+				r.t.Errorf("gateway Run: %v", err)
+			}
+		case <-time.After(15 * time.Second):
+			r.t.Error("gateway did not stop within 15s")
+		}
+	})
+}
+
+func startGatewayN(t *testing.T, path string) *running {
+	t.Helper()
 	cfg, err := config.Load(path)
 	if err != nil {
 		t.Fatal(err)
@@ -220,27 +250,17 @@ func startGateway(t *testing.T, path string) *gateway.Gateway {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- g.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("gateway Run: %v", err)
-			}
-		case <-time.After(15 * time.Second):
-			t.Error("gateway did not stop within 15s")
-		}
-	})
+	r := &running{Gateway: g, t: t, cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- g.Run(ctx) }()
 	deadline := time.Now().Add(10 * time.Second)
 	for g.BrokerAddr() == "" {
 		if time.Now().After(deadline) {
+			r.stop()
 			t.Fatal("embedded broker did not start")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	return g
+	return r
 }
 
 type testWriter struct{ t *testing.T }

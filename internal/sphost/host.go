@@ -75,10 +75,36 @@ func (h *Host) WaitConnected(d time.Duration) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	// A subscription round trip: publish to a private topic under the filter and wait for it.
+	// A subscription round trip: publish to a private topic under the filter until it comes
+	// back, which proves the subscription is in place.
 	probe := fmt.Sprintf("spBv1.0/sphost-probe/NDATA/%d", time.Now().UnixNano())
-	h.client.Publish(probe, 1, false, []byte{}).Wait()
-	h.Wait(d, "probe", func(m Message) bool { return m.Topic.String() == probe })
+	for {
+		h.client.Publish(probe, 1, false, []byte{}).WaitTimeout(time.Second)
+		if h.seen(probe, 200*time.Millisecond) {
+			return
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("sphost: subscription not in place after %v", d)
+		}
+	}
+}
+
+// seen waits up to d for a message on topic.
+func (h *Host) seen(topic string, d time.Duration) bool {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	for {
+		for _, m := range h.Messages() {
+			if m.Topic.String() == topic {
+				return true
+			}
+		}
+		select {
+		case <-h.notify:
+		case <-timer.C:
+			return false
+		}
+	}
 }
 
 func (h *Host) onMessage(_ paho.Client, m paho.Message) {

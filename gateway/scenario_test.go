@@ -1,0 +1,179 @@
+package gateway_test
+
+import (
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	mbserver "github.com/simonvetter/modbus"
+
+	"github.com/wellgate/wellgate/internal/sphost"
+	"github.com/wellgate/wellgate/sparkplug"
+)
+
+// writableConfig is a gateway with one PLC whose setpoint is writable and whose level is not.
+func writableConfig(t *testing.T, dataDir, plcAddr string) string {
+	t.Helper()
+	src := fmt.Sprintf(`
+[gateway]
+data_dir = %q
+[sparkplug]
+group_id = "Scenario"
+edge_node_id = "Node2"
+[broker]
+listen = "127.0.0.1:0"
+[web]
+enabled = false
+[[device]]
+name = "PLC1"
+driver = "modbus-tcp"
+address = %q
+poll_interval = "100ms"
+timeout = "300ms"
+  [[device.tag]]
+  name = "Choke/Setpoint"
+  address = "40001"
+  type = "uint16"
+  writable = true
+  max = 100
+  [[device.tag]]
+  name = "Separator/Level"
+  address = "40002"
+  type = "uint16"
+`, dataDir, plcAddr)
+	path := filepath.Join(t.TempDir(), "wellgate.toml")
+	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func dcmd(name string, v uint64) []byte {
+	p := sparkplug.Payload{Timestamp: uint64(time.Now().UnixMilli()), HasTimestamp: true}
+	m := sparkplug.Metric{Name: name, Datatype: sparkplug.TypeUInt16}
+	m.Value = sparkplug.WireValue{Kind: sparkplug.KindInt, Bits: v}
+	p.Metrics = append(p.Metrics, m)
+	return p.Marshal()
+}
+
+func metricValue(host *sphost.Host, m sphost.Message, name string) (sparkplug.WireValue, bool) {
+	for _, mm := range host.Metrics(m) {
+		if mm.Resolved == name {
+			return mm.Value, true
+		}
+	}
+	return sparkplug.WireValue{}, false
+}
+
+// A DCMD to a writable tag is written to the PLC and the new value comes back in DDATA; a DCMD
+// to a read-only tag, or out of range, changes nothing.
+func TestDCMDWrite(t *testing.T) {
+	p := &plc{}
+	p.set(func(p *plc) { p.holding[0], p.holding[1] = 40, 55 })
+	g := startGateway(t, writableConfig(t, t.TempDir(), startPLC(t, p)))
+	host := sphost.Connect(t, "tcp://"+g.BrokerAddr())
+	from := len(host.Messages())
+	host.Rebirth("Scenario", "Node2")
+	host.WaitFrom(from, 10*time.Second, "DBIRTH", isType(sparkplug.DBIRTH, "PLC1"))
+
+	topic := sparkplug.DeviceTopic("Scenario", sparkplug.DCMD, "Node2", "PLC1")
+	host.Publish(topic, 0, false, dcmd("Separator/Level", 99)) // read-only
+	host.Publish(topic, 0, false, dcmd("Choke/Setpoint", 101)) // out of range
+	from = len(host.Messages())
+	host.Publish(topic, 0, false, dcmd("Choke/Setpoint", 73))
+	host.WaitFrom(from, 10*time.Second, "DDATA with the written setpoint", func(m sphost.Message) bool {
+		v, ok := metricValue(host, m, "Choke/Setpoint")
+		return m.Topic.Type == sparkplug.DDATA && ok && v.Bits == 73
+	})
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.holding[0] != 73 {
+		t.Errorf("setpoint register = %d, want 73", p.holding[0])
+	}
+	if p.holding[1] != 55 {
+		t.Errorf("read-only level register = %d: a refused DCMD wrote it", p.holding[1])
+	}
+}
+
+// A device that stops answering is declared dead (DDEATH); when it answers again it is born
+// again (DBIRTH) with its current values.
+func TestDeviceLossAndReturn(t *testing.T) {
+	p := &plc{}
+	p.set(func(p *plc) { p.holding[0], p.holding[1] = 10, 20 })
+	addr := freeAddr(t)
+	srv := serveAt(t, addr, p)
+	g := startGateway(t, writableConfig(t, t.TempDir(), addr))
+	host := sphost.Connect(t, "tcp://"+g.BrokerAddr())
+	from := len(host.Messages())
+	host.Rebirth("Scenario", "Node2")
+	host.WaitFrom(from, 10*time.Second, "DBIRTH", isType(sparkplug.DBIRTH, "PLC1"))
+
+	from = len(host.Messages())
+	_ = srv.Stop()
+	death, i := host.WaitFrom(from, 20*time.Second, "DDEATH", isType(sparkplug.DDEATH, "PLC1"))
+	if !death.Payload.HasSeq {
+		t.Error("DDEATH without seq")
+	}
+	p.set(func(p *plc) { p.holding[1] = 21 })
+	srv2 := serveAt(t, addr, p)
+	defer srv2.Stop()
+	birth, _ := host.WaitFrom(i, 30*time.Second, "DBIRTH after return", isType(sparkplug.DBIRTH, "PLC1"))
+	// The DBIRTH may come before the first good poll; the value must follow at the latest in DDATA.
+	if v, ok := metricValue(host, birth, "Separator/Level"); !ok || v.Bits != 21 {
+		host.WaitFrom(i, 10*time.Second, "current level after return", func(m sphost.Message) bool {
+			v, ok := metricValue(host, m, "Separator/Level")
+			return m.Topic.Device == "PLC1" && ok && v.Bits == 21
+		})
+	}
+}
+
+func serveAt(t *testing.T, addr string, p *plc) *mbserver.ModbusServer {
+	t.Helper()
+	srv, err := mbserver.NewServer(&mbserver.ServerConfiguration{URL: "tcp://" + addr,
+		Timeout: time.Minute, MaxClients: 8, Logger: log.New(io.Discard, "", 0)}, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if err = srv.Start(); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("modbus server on %s: %v", addr, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Cleanup(func() { _ = srv.Stop() })
+	return srv
+}
+
+// bdSeq continues across a restart of the gateway: it is kept in the data dir.
+func TestBdSeqContinuesAcrossRestart(t *testing.T) {
+	p := &plc{}
+	addr := startPLC(t, p)
+	data := t.TempDir()
+	var seqs []uint64
+	for i := 0; i < 2; i++ {
+		func() {
+			g := startGatewayN(t, writableConfig(t, data, addr))
+			defer g.stop()
+			host := sphost.Connect(t, "tcp://"+g.BrokerAddr())
+			from := len(host.Messages())
+			host.Rebirth("Scenario", "Node2")
+			nb, _ := host.WaitFrom(from, 10*time.Second, "NBIRTH", isType(sparkplug.NBIRTH, ""))
+			for _, m := range nb.Payload.Metrics {
+				if m.Name == sparkplug.MetricBdSeq {
+					seqs = append(seqs, m.Value.Bits)
+				}
+			}
+		}()
+	}
+	if len(seqs) != 2 || seqs[1] != seqs[0]+1 {
+		t.Fatalf("bdSeq across a restart: %v, want n then n+1", seqs)
+	}
+}
