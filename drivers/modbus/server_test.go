@@ -46,11 +46,16 @@ type testServer struct {
 // newTestServer starts a server on a free loopback port serving the given units.
 func newTestServer(t testing.TB, units ...uint8) *testServer {
 	t.Helper()
-	s := &testServer{t: t, units: map[uint8]*bank{}, quit: make(chan struct{})}
+	return newTestServerAt(t, freeAddr(t), units...)
+}
+
+// newTestServerAt starts a server on addr.
+func newTestServerAt(t testing.TB, addr string, units ...uint8) *testServer {
+	t.Helper()
+	s := &testServer{t: t, units: map[uint8]*bank{}, quit: make(chan struct{}), addr: addr}
 	for _, u := range units {
 		s.units[u] = newBank()
 	}
-	s.addr = freeAddr(t)
 	s.start()
 	t.Cleanup(func() {
 		close(s.quit)

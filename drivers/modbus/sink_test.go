@@ -126,3 +126,10 @@ func tcpDevice(name string, s *testServer, unit int, tags ...config.Tag) config.
 }
 
 func f64(v float64) *float64 { return &v }
+
+// batchCount returns how many sample batches device has delivered.
+func (s *testSink) batchCount(device string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.batches[device]
+}
