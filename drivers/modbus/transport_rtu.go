@@ -24,6 +24,7 @@ type rtuLink struct {
 	timeout time.Duration
 	gap     time.Duration // 3.5 character times of silence between frames
 	lastIO  time.Time
+	dirty   bool // the last exchange failed: bytes of it may still arrive
 	clients map[byte]modbus.Client
 	buf     [256]byte
 }
@@ -65,12 +66,25 @@ func (l *rtuLink) connect() error {
 	return nil
 }
 
-// close closes the port: after a timeout or a CRC error, whatever is still arriving belongs to
-// the failed exchange, and a fresh open starts from silence.
+// close closes the port after a timeout, a CRC error or garbage. Whatever still arrives
+// belongs to the failed exchange: the next Send first waits for the line to fall silent.
 func (l *rtuLink) close() {
 	if l.port != nil {
 		_ = l.port.Close()
 		l.port = nil
+	}
+	l.dirty = true
+}
+
+// drain reads and drops bytes until the line has been silent for one read slice, or until
+// limit has passed.
+func (l *rtuLink) drain(limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		n, err := l.port.Read(l.buf[:])
+		if n == 0 || (err != nil && !errors.Is(err, serial.ErrTimeout)) {
+			return
+		}
 	}
 }
 
@@ -80,6 +94,10 @@ func (l *rtuLink) setTimeout(d time.Duration) { l.timeout = d }
 func (l *rtuLink) Send(req []byte) ([]byte, error) {
 	if err := l.connect(); err != nil {
 		return nil, err
+	}
+	if l.dirty {
+		l.drain(l.timeout)
+		l.dirty = false
 	}
 	if wait := l.gap - time.Since(l.lastIO); wait > 0 {
 		// Protocol timing, not synchronisation: the bus must stay silent between frames.
@@ -102,6 +120,7 @@ func (l *rtuLink) readFrame(req []byte, deadline time.Time) ([]byte, error) {
 			return nil, fmt.Errorf("read: %w", err)
 		}
 		n += m
+		n = resync(req, l.buf[:n])
 		want := frameLength(req, l.buf[:n])
 		switch {
 		case want > 0 && n >= want:
@@ -118,6 +137,22 @@ func (l *rtuLink) readFrame(req []byte, deadline time.Time) ([]byte, error) {
 			return nil, fmt.Errorf("%w: incomplete frame, %d of %d bytes before the timeout", errGarbage, n, want)
 		}
 	}
+}
+
+// resync drops leading bytes of got that cannot start the reply to req (a late reply to an
+// earlier request, line noise) and returns how many bytes remain at the start of got.
+func resync(req, got []byte) int {
+	skip := 0
+	for skip < len(got) {
+		if got[skip] == req[0] && (skip+1 == len(got) || got[skip+1] == req[1] || got[skip+1] == req[1]|0x80) {
+			break
+		}
+		skip++
+	}
+	if skip > 0 {
+		copy(got, got[skip:])
+	}
+	return len(got) - skip
 }
 
 // frameLength is the length of the RTU reply to req given its first bytes got, or 0 when the

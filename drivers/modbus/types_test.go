@@ -139,7 +139,7 @@ func TestLayouts(t *testing.T) {
 			}
 		}
 	}
-	tags, want = append(tags, bitTags(srv, want)...), want
+	tags = append(tags, bitTags(srv, want)...)
 	dev := tcpDevice("plc", srv, 1, tags...)
 	dev.ByteOrder = "DCBA"
 	_, sink := startDriver(t, &config.Config{Devices: []config.Device{dev}})
