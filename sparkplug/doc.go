@@ -11,4 +11,23 @@
 //
 // The package never talks to a network itself: a Session publishes through the small Publisher
 // interface it declares, and the caller feeds it samples, device states and received commands.
+//
+// Decisions where SPARKPLUG.md leaves a choice:
+//
+//   - Metric properties use the names of Ignition tag properties, which MQTT Engine applies to
+//     the tags it creates: Quality (Int32: 192 good, 0 bad, 500 stale), engUnit (String, the
+//     tag's units), documentation (String, its description) and readOnly (Boolean, true for
+//     tags that are not writable). Births carry Quality on every tag metric and the others
+//     when configured.
+//   - DATA carries Quality only when the quality is not Good or has changed since the last
+//     report: MQTT Engine takes a metric without Quality to be Good, so a Bad or Stale value
+//     must always say so, and a return to Good must be announced once.
+//   - DATA carries no datatype (births define it); with aliases it carries no name either.
+//   - Every metric starts null with Bad quality, and every device starts up: a device is born
+//     with the node and reported down by SetDeviceState when its driver says so.
+//   - Report by exception measures MaxInterval on the session clock (Options.Now), not on
+//     source timestamps, which a device's clock may skew; a metric's timestamp in births and
+//     DATA is its sample's time.
+//   - Intentional NDEATH goes out at QoS 1 like the will.
+//   - A corrupt bdSeq file restarts the sequence at 0 with a warning error (ErrBdSeqCorrupt).
 package sparkplug
