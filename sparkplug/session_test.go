@@ -576,3 +576,41 @@ func TestNewSessionValidation(t *testing.T) {
 		}
 	}
 }
+
+func TestConcurrentUseKeepsSeqOrder(t *testing.T) {
+	c := &clock{t: t0}
+	s, r := started(t, testOptions(c), 1)
+	done := make(chan struct{})
+	for g := range 4 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := range 200 {
+				switch g {
+				case 0, 1:
+					_, _ = s.Update([]drivers.Sample{good("plc1", "Mode", drivers.IntValue(drivers.Int8, int64(i%100)))})
+				case 2:
+					_ = s.SetDeviceState("rtu2", i%2 == 0)
+				case 3:
+					if i%50 == 0 {
+						_ = s.Rebirth()
+					}
+					_, _ = s.HandleCommand("spBv1.0/wellsite/DCMD/gw1/plc1", dcmd(Metric{Name: "Mode", Value: WireValue{Kind: KindInt, Bits: 1}}))
+				}
+			}
+		}()
+	}
+	for range 4 {
+		<-done
+	}
+	var prev uint64 = 2
+	for i, m := range r.take() {
+		want := (prev + 1) % 256
+		if m.topic == "spBv1.0/wellsite/NBIRTH/gw1" {
+			want = 0
+		}
+		if m.p.Seq != want {
+			t.Fatalf("message %d %s: seq %d, want %d (%s)", i, m.topic, m.p.Seq, want, ruleSeq)
+		}
+		prev = m.p.Seq
+	}
+}
