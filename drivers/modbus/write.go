@@ -107,6 +107,7 @@ func (e *endpoint) write(j *writeJob, sink drivers.Sink) {
 		return
 	}
 	s := samples[t.index]
+	s.Device, s.Tag = d.name, t.name
 	d.log.Info("wrote", "tag", t.name, "value", s.Value.String())
 	sink.Samples([]drivers.Sample{s})
 	j.done <- writeResult{s.Value, nil}
