@@ -23,6 +23,9 @@ type Message struct {
 	QoS     byte
 	Retain  bool
 	At      time.Time
+	// Err is why Payload is nil: the payload did not decode. Such messages appear only in
+	// Recorded, never in Messages.
+	Err error
 }
 
 // Metric is a metric of a message with its name resolved from the births.
@@ -37,7 +40,8 @@ type Host struct {
 	client paho.Client
 
 	mu      sync.Mutex
-	msgs    []Message
+	msgs    []Message                    // decoded messages and probes, for Messages and Wait
+	log     []Message                    // every Sparkplug message in arrival order, undecodable ones too
 	aliases map[string]map[uint64]string // edge node → alias → name, from the last NBIRTH/DBIRTHs
 	notify  chan struct{}
 }
@@ -123,6 +127,10 @@ func (h *Host) onMessage(_ paho.Client, m paho.Message) {
 	p, err := sparkplug.Unmarshal(msg.Raw)
 	if err != nil {
 		h.t.Errorf("sphost: %s: undecodable payload: %v", m.Topic(), err)
+		msg.Err = err
+		h.mu.Lock()
+		h.log = append(h.log, msg)
+		h.mu.Unlock()
 		return
 	}
 	msg.Payload = p
@@ -149,6 +157,9 @@ func (h *Host) add(msg Message) {
 		}
 	}
 	h.msgs = append(h.msgs, msg)
+	if msg.Payload != nil {
+		h.log = append(h.log, msg)
+	}
 	h.mu.Unlock()
 	select {
 	case h.notify <- struct{}{}:
@@ -161,6 +172,15 @@ func (h *Host) Messages() []Message {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return append([]Message(nil), h.msgs...)
+}
+
+// Recorded returns every Sparkplug message received so far in arrival order, including those
+// whose payload did not decode (Payload nil, Err set) and excluding the host's own probes. It
+// is what Verify checks.
+func (h *Host) Recorded() []Message {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]Message(nil), h.log...)
 }
 
 // Wait waits up to d for a message matching match that arrived after the call started or
@@ -223,6 +243,9 @@ func (h *Host) Metrics(m Message) []Metric {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	edge := m.Topic.Group + "/" + m.Topic.EdgeNode
+	if m.Payload == nil {
+		return nil
+	}
 	out := make([]Metric, 0, len(m.Payload.Metrics))
 	for _, mm := range m.Payload.Metrics {
 		name := mm.Name
