@@ -27,6 +27,12 @@ func (g *Gateway) command(sess *sparkplug.Session, topic string, payload []byte)
 
 func (g *Gateway) write(w sparkplug.Write) {
 	log := g.log.With("device", w.Device, "tag", w.Tag, "value", w.Value.String())
+	if w.Device == "" {
+		if err := g.writeNode(w.Tag, w.Value); err != nil {
+			log.Warn("node command refused", "err", err)
+		}
+		return
+	}
 	wr, ok := g.writers[w.Device]
 	if !ok {
 		log.Warn("write refused: device does not accept writes")
@@ -40,7 +46,11 @@ func (g *Gateway) write(w sparkplug.Write) {
 		return
 	}
 	log.Info("written", "read_back", got.String())
-	g.Samples([]drivers.Sample{{Device: w.Device, Tag: w.Tag, Value: got, Quality: drivers.Good, Time: time.Now()}})
+	batch := []drivers.Sample{{Device: w.Device, Tag: w.Tag, Value: got, Quality: drivers.Good, Time: time.Now()}}
+	g.store.samples(batch)
+	for _, s := range g.currentSinks() {
+		s.Written(batch)
+	}
 }
 
 // Snapshot implements web.Source.

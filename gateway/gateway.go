@@ -37,8 +37,9 @@ type Gateway struct {
 	store   *store
 
 	// Set during Run.
-	mu     sync.RWMutex
-	sinks  []drivers.Sink
+	mu       sync.RWMutex
+	sinks    []sink
+	scanRate time.Duration // set by NCMD Node Control/Scan Rate; 0: as configured
 	local  *sparkplug.Session
 	broker *broker.Broker
 	web    *web.Server
@@ -94,7 +95,8 @@ func (g *Gateway) newSession() (*sparkplug.Session, error) {
 	sp := g.cfg.Sparkplug
 	return sparkplug.NewSession(sparkplug.Options{
 		GroupID: sp.GroupID, EdgeNodeID: sp.EdgeNodeID, Aliases: sp.Aliases,
-		DataQoS: byte(sp.DataQoS), Devices: g.devices, Logger: g.log.With("part", "sparkplug"),
+		DataQoS: byte(sp.DataQoS), Devices: g.devices, NodeMetrics: nodeMetrics(),
+		Logger: g.log.With("part", "sparkplug"),
 	})
 }
 
@@ -125,6 +127,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	for _, d := range g.drivers {
 		grp.Go(func() error { return d.Run(gctx, g) })
 	}
+	grp.Go(func() error { return g.runNodeMetrics(gctx) })
 	g.log.Info("wellgate running", "version", g.version, "group", g.cfg.Sparkplug.GroupID,
 		"edge_node", g.cfg.Sparkplug.EdgeNodeID, "devices", len(g.devices))
 	err := grp.Wait()
@@ -196,15 +199,29 @@ func (g *Gateway) closeLocal() {
 	}
 }
 
+// sink is a consumer of samples: a Sparkplug session or the upstream bridge.
+type sink interface {
+	drivers.Sink
+	// Written reports values read back after a write: published even inside a deadband.
+	Written(batch []drivers.Sample)
+}
+
 // Samples implements drivers.Sink: the status page first, then every session.
 func (g *Gateway) Samples(batch []drivers.Sample) {
 	g.store.samples(batch)
-	g.mu.RLock()
-	sinks := g.sinks
-	g.mu.RUnlock()
-	for _, s := range sinks {
+	g.fanOut(batch)
+}
+
+func (g *Gateway) fanOut(batch []drivers.Sample) {
+	for _, s := range g.currentSinks() {
 		s.Samples(batch)
 	}
+}
+
+func (g *Gateway) currentSinks() []sink {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	return g.sinks
 }
 
 // DeviceState implements drivers.Sink.
@@ -215,12 +232,10 @@ func (g *Gateway) DeviceState(device string, up bool, err error) {
 	} else {
 		g.log.Warn("device lost", "device", device, "err", err)
 	}
-	g.mu.RLock()
-	sinks := g.sinks
-	g.mu.RUnlock()
-	for _, s := range sinks {
+	for _, s := range g.currentSinks() {
 		s.DeviceState(device, up, err)
 	}
+	g.fanOut(g.nodeSamples(time.Now()))
 }
 
 // sessionSink feeds a Sparkplug session from the driver side.
@@ -232,6 +247,12 @@ type sessionSink struct {
 func (ss sessionSink) Samples(batch []drivers.Sample) {
 	if _, err := ss.s.Update(batch); err != nil {
 		ss.log.Warn("publish data", "err", err)
+	}
+}
+
+func (ss sessionSink) Written(batch []drivers.Sample) {
+	if _, err := ss.s.ReportWritten(batch); err != nil {
+		ss.log.Warn("publish written value", "err", err)
 	}
 }
 

@@ -177,3 +177,47 @@ func TestBdSeqContinuesAcrossRestart(t *testing.T) {
 		t.Fatalf("bdSeq across a restart: %v, want n then n+1", seqs)
 	}
 }
+
+func ncmd(name string, dt sparkplug.DataType, w sparkplug.WireValue) []byte {
+	p := sparkplug.Payload{Timestamp: uint64(time.Now().UnixMilli()), HasTimestamp: true}
+	m := sparkplug.Metric{Name: name, Datatype: dt, Value: w}
+	p.Metrics = append(p.Metrics, m)
+	return p.Marshal()
+}
+
+// The NBIRTH carries the gateway's own metrics, and NCMD Node Control/Scan Rate is obeyed and
+// reported back in NDATA; a nonsense rate is refused.
+func TestNodeMetricsAndScanRate(t *testing.T) {
+	p := &plc{}
+	g := startGateway(t, writableConfig(t, t.TempDir(), startPLC(t, p)))
+	host := sphost.Connect(t, "tcp://"+g.BrokerAddr())
+	from := len(host.Messages())
+	host.Rebirth("Scenario", "Node2")
+	nb, i := host.WaitFrom(from, 10*time.Second, "NBIRTH", isType(sparkplug.NBIRTH, ""))
+	born := map[string]sphost.Metric{}
+	for _, m := range host.Metrics(nb) {
+		born[m.Resolved] = m
+	}
+	for _, name := range []string{"Properties/Version", "Devices/Good", "Devices/Bad", "Node Control/Scan Rate",
+		"Node Control/Next Server", "Store and Forward/Depth", sparkplug.MetricRebirth, sparkplug.MetricBdSeq} {
+		if _, ok := born[name]; !ok {
+			t.Errorf("NBIRTH lacks node metric %q", name)
+		}
+	}
+	if v := born["Properties/Version"].Value; v.Str != "test" {
+		t.Errorf("version metric = %q, want test", v.Str)
+	}
+
+	topic := sparkplug.NodeTopic("Scenario", sparkplug.NCMD, "Node2")
+	host.Publish(topic, 0, false, ncmd("Node Control/Scan Rate", sparkplug.TypeInt64, sparkplug.WireValue{Kind: sparkplug.KindLong, Bits: 5}))
+	host.Publish(topic, 0, false, ncmd("Node Control/Scan Rate", sparkplug.TypeInt64, sparkplug.WireValue{Kind: sparkplug.KindLong, Bits: 250}))
+	host.WaitFrom(i, 10*time.Second, "NDATA with scan rate 250", func(m sphost.Message) bool {
+		v, ok := metricValue(host, m, "Node Control/Scan Rate")
+		return m.Topic.Type == sparkplug.NDATA && ok && v.Bits == 250
+	})
+	for _, m := range host.Messages()[i:] {
+		if v, ok := metricValue(host, m, "Node Control/Scan Rate"); ok && m.Topic.Type == sparkplug.NDATA && v.Bits == 5 {
+			t.Error("a 5 ms scan rate was accepted")
+		}
+	}
+}

@@ -73,6 +73,20 @@ func (st *store) deviceState(device string, up bool, err error) {
 	}
 }
 
+// deviceCounts counts the devices communicating and not.
+func (st *store) deviceCounts() (good, bad int) {
+	st.mu.RLock()
+	defer st.mu.RUnlock()
+	for _, d := range st.devices {
+		if d.up {
+			good++
+		} else {
+			bad++
+		}
+	}
+	return good, bad
+}
+
 // current returns the latest sample of every tag of a device that has one.
 func (st *store) current(device string) []drivers.Sample {
 	st.mu.RLock()

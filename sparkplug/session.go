@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -29,7 +28,9 @@ type Options struct {
 	DataQoS byte
 	Devices []drivers.DeviceInfo
 	// NodeMetrics are the gateway's own metrics; samples with Device == "" are node metrics
-	// (NBIRTH/NDATA). The names bdSeq and "Node Control/…" are reserved.
+	// (NBIRTH/NDATA). The names bdSeq and "Node Control/Rebirth" are reserved: the session
+	// adds them. Other "Node Control/…" metrics (Next Server, Scan Rate) are the gateway's: an
+	// NCMD that writes one comes back from HandleCommand as a Write with Device "".
 	NodeMetrics []drivers.TagInfo
 	Logger      *slog.Logger
 	Now         func() time.Time // nil → time.Now
@@ -183,7 +184,7 @@ func validateOptions(o *Options) error {
 		return fmt.Errorf("data qos %d: want 0 or 1", o.DataQoS)
 	}
 	for _, t := range o.NodeMetrics {
-		if t.Name == MetricBdSeq || strings.HasPrefix(t.Name, "Node Control/") {
+		if t.Name == MetricBdSeq || t.Name == MetricRebirth {
 			return fmt.Errorf("node metric %q: name reserved for the session", t.Name)
 		}
 	}
