@@ -40,9 +40,9 @@ type Gateway struct {
 	mu       sync.RWMutex
 	sinks    []sink
 	scanRate time.Duration // set by NCMD Node Control/Scan Rate; 0: as configured
-	local  *sparkplug.Session
-	broker *broker.Broker
-	web    *web.Server
+	local    *sparkplug.Session
+	broker   *broker.Broker
+	web      *web.Server
 }
 
 // New builds the gateway from a validated configuration: it constructs the drivers (which
