@@ -82,6 +82,10 @@ func (d *Driver) Run(ctx context.Context, sink drivers.Sink) error {
 	d.mu.Lock()
 	d.sink = sink
 	d.mu.Unlock()
+	if len(d.endpoints) == 0 {
+		<-ctx.Done()
+		return nil
+	}
 	g, ctx := errgroup.WithContext(ctx)
 	for _, e := range d.endpoints {
 		g.Go(func() error {
