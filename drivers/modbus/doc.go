@@ -75,7 +75,16 @@
 // for the next request; connection failures back the endpoint off with jitter. A timeout ends the
 // device's poll cycle, so a silent device costs the others on its endpoint at most one timeout
 // per cycle; after two failed cycles in a row the device is reported down (Sink.DeviceState) and
-// quarantined, polled only at a growing, jittered interval until it answers again.
+// quarantined, polled only at a growing, jittered interval until it answers again. Every poll
+// cycle delivers one batch with a sample per tag (bad quality and a typed null where there is no
+// value); a device coming up delivers its samples before Sink.DeviceState(name, true, nil), so
+// that a DBIRTH can carry current values. A device that is down delivers no samples.
+//
+// On a serial bus the driver uses its own transporter under goburrow's RTU packager: the read
+// timeout is made of short slices so each device keeps its own timeout, there is no idle timer,
+// frames are delimited by their expected length, and after a failed exchange the port is closed
+// and, on reopening, drained until the line is silent; bytes that cannot start the expected reply
+// (a late reply from a slow slave) are skipped.
 //
 // # Writes
 //
