@@ -1,6 +1,8 @@
 // Package sphost is a small Sparkplug host application for tests: it subscribes to a broker,
 // decodes every Sparkplug message, resolves aliases from births, and lets a test wait for
-// messages and read back metric values the way Ignition's MQTT Engine would see them.
+// messages and read back metric values the way Ignition's MQTT Engine would see them. Verify
+// checks a recorded stream of one edge node against the rules of SPARKPLUG.md, each violation
+// named by its Sparkplug assertion id.
 package sphost
 
 import (
