@@ -318,8 +318,9 @@ func TestEndToEnd(t *testing.T) {
 		t.Errorf("HR/UInt16 in DDATA = %+v, want int_value 12345", v)
 	}
 	if ddata.Retain {
-		t.Error("[topics-ddata-retain?] DDATA retained")
+		t.Error("[payloads-ddata-retain] DDATA retained")
 	}
+	host.Verify(t, "E2E", "Node1", sphost.Expect{Aliases: true, Devices: []string{"PLC1"}})
 }
 
 func checkBirth(t *testing.T, host *sphost.Host, dbirth sphost.Message) {

@@ -89,6 +89,7 @@ func TestDCMDWrite(t *testing.T) {
 		v, ok := metricValue(host, m, "Choke/Setpoint")
 		return m.Topic.Type == sparkplug.DDATA && ok && v.Bits == 73
 	})
+	host.Verify(t, "Scenario", "Node2", sphost.Expect{Aliases: true, Devices: []string{"PLC1"}})
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.holding[0] != 73 {
@@ -129,6 +130,7 @@ func TestDeviceLossAndReturn(t *testing.T) {
 			return m.Topic.Device == "PLC1" && ok && v.Bits == 21
 		})
 	}
+	host.Verify(t, "Scenario", "Node2", sphost.Expect{Aliases: true})
 }
 
 func serveAt(t *testing.T, addr string, p *plc) *mbserver.ModbusServer {
@@ -220,4 +222,5 @@ func TestNodeMetricsAndScanRate(t *testing.T) {
 			t.Error("a 5 ms scan rate was accepted")
 		}
 	}
+	host.Verify(t, "Scenario", "Node2", sphost.Expect{Aliases: true, Devices: []string{"PLC1"}})
 }
