@@ -68,9 +68,22 @@ func decodeRegisters(t *tag, b []byte) drivers.Value {
 		v = drivers.DoubleValue(math.Float64frombits(binary.BigEndian.Uint64(raw)))
 	}
 	if t.scaled {
-		return drivers.DoubleValue(v.Float64()*t.scale + t.offset)
+		return drivers.DoubleValue(scaleRaw(v.Float64(), t.scale, t.offset))
 	}
 	return v
+}
+
+// scaleRaw is raw·scale + offset, computed as raw / (1/scale) when 1/scale is a whole number:
+// 1128 × 0.1 is 112.80000000000001 in binary floating point, 1128 / 10 is 112.8, which is what
+// the technician who wrote scale = 0.1 expects to see in Ignition.
+func scaleRaw(raw, scale, offset float64) float64 {
+	if scale != 0 && math.Abs(scale) < 1 {
+		inv := 1 / scale
+		if r := math.Round(inv); r != 0 && math.Abs(inv-r) <= 1e-9*math.Abs(r) {
+			return raw/r + offset
+		}
+	}
+	return raw*scale + offset
 }
 
 // canonical copies wire bytes src into dst (same length, a whole number of registers) in

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/wellgate/wellgate/config"
@@ -26,11 +27,22 @@ var baudRates = []int{50, 75, 110, 134, 150, 200, 300, 600, 1200, 1800, 2400, 48
 	2000000, 2500000, 3000000, 3500000, 4000000}
 
 // device is one validated device with its poll state.
+// pollInterval is the interval in force: the scan rate override, else the configured one.
+func (d *device) pollInterval() time.Duration {
+	if d.override != nil {
+		if o := d.override.Load(); o > 0 {
+			return time.Duration(o)
+		}
+	}
+	return d.interval
+}
+
 type device struct {
 	name     string
 	driver   string
 	unit     byte
-	interval time.Duration
+	interval time.Duration // as configured
+	override *atomic.Int64 // the driver's scan rate override (ns), when set; may be nil
 	timeout  time.Duration
 	maxRegs  int
 	maxBits  int

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -23,6 +25,8 @@ type Driver struct {
 
 	mu   sync.Mutex
 	sink drivers.Sink // set by Run
+
+	scanRate atomic.Int64 // ns; > 0 overrides every device's poll interval (Node Control/Scan Rate)
 }
 
 var (
@@ -67,6 +71,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Driver, error) {
 		d.byDevice[dev] = e
 		d.devices = append(d.devices, dev)
 		d.byName[dev.name] = dev
+		dev.override = &d.scanRate
 		dev.replan()
 	}
 	if len(errs) > 0 {
@@ -74,6 +79,18 @@ func New(cfg *config.Config, log *slog.Logger) (*Driver, error) {
 		return nil, errs
 	}
 	return d, nil
+}
+
+// SetScanRate makes every device poll at rate from its next poll on; 0 restores each
+// device's configured poll_interval. It is safe to call while Run runs.
+func (d *Driver) SetScanRate(rate time.Duration) {
+	d.scanRate.Store(max(int64(rate), 0))
+	for _, e := range d.endpoints {
+		select {
+		case e.rescan <- struct{}{}:
+		default: // a rescan is already pending
+		}
+	}
 }
 
 // Run polls every device until ctx is cancelled, then returns nil. Devices that cannot be

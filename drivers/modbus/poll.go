@@ -27,6 +27,7 @@ type endpoint struct {
 	link      link
 	devices   []*device
 	jobs      chan *writeJob
+	rescan    chan struct{} // the scan rate changed: reschedule
 	stopped   chan struct{} // closed when run returns
 	log       *slog.Logger
 	connFails int       // failed connects in a row
@@ -35,6 +36,7 @@ type endpoint struct {
 
 func newEndpoint(first *device, log *slog.Logger) *endpoint {
 	e := &endpoint{key: first.endpoint, jobs: make(chan *writeJob), stopped: make(chan struct{}),
+		rescan: make(chan struct{}, 1),
 		log: log.With("endpoint", first.endpoint)}
 	if first.driver == config.DriverModbusTCP {
 		e.link = newTCPLink(first.addr)
@@ -67,8 +69,19 @@ func (e *endpoint) run(ctx context.Context, sink drivers.Sink) {
 			return
 		case j := <-e.jobs:
 			e.write(j, sink)
+		case <-e.rescan:
+			e.reschedule(time.Now())
 		case <-timer.C:
 			e.poll(ctx, d, sink)
+		}
+	}
+}
+
+// reschedule brings every answering device's next poll to at most one (new) interval away.
+func (e *endpoint) reschedule(now time.Time) {
+	for _, d := range e.devices {
+		if next := now.Add(d.pollInterval()); d.state != stateDown && next.Before(d.next) {
+			d.next = next
 		}
 	}
 }
@@ -195,7 +208,7 @@ func (e *endpoint) finish(d *device, samples []drivers.Sample, err error, sink d
 			d.log.Info("device is answering")
 			sink.DeviceState(d.name, true, nil)
 		}
-		d.next = nextTick(d.next, d.interval, now)
+		d.next = nextTick(d.next, d.pollInterval(), now)
 		return
 	}
 	d.fails++
@@ -211,10 +224,10 @@ func (e *endpoint) finish(d *device, samples []drivers.Sample, err error, sink d
 		sink.DeviceState(d.name, false, fmt.Errorf("%w: %w", errNoAnswer, err))
 	}
 	if d.state == stateDown {
-		d.next = now.Add(backoff(d.interval, d.fails-downAfter, max(backoffMax, d.interval)))
+		d.next = now.Add(backoff(d.pollInterval(), d.fails-downAfter, max(backoffMax, d.pollInterval())))
 		return
 	}
-	d.next = nextTick(d.next, d.interval, now)
+	d.next = nextTick(d.next, d.pollInterval(), now)
 }
 
 // nextTick is the first multiple of interval after prev that is later than now.
