@@ -37,7 +37,7 @@ type endpoint struct {
 func newEndpoint(first *device, log *slog.Logger) *endpoint {
 	e := &endpoint{key: first.endpoint, jobs: make(chan *writeJob), stopped: make(chan struct{}),
 		rescan: make(chan struct{}, 1),
-		log: log.With("endpoint", first.endpoint)}
+		log:    log.With("endpoint", first.endpoint)}
 	if first.driver == config.DriverModbusTCP {
 		e.link = newTCPLink(first.addr)
 	} else {
