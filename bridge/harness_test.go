@@ -1,0 +1,217 @@
+package bridge
+
+import (
+	"context"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wellgate/wellgate/bridge/queue"
+	"github.com/wellgate/wellgate/config"
+	"github.com/wellgate/wellgate/drivers"
+	"github.com/wellgate/wellgate/sparkplug"
+)
+
+// harness runs a Bridge with a real Session and a Disk queue in a temporary data dir.
+type harness struct {
+	t      *testing.T
+	dir    string
+	b      *Bridge
+	sess   *sparkplug.Session
+	q      *queue.Disk
+	log    *logBuffer
+	cancel context.CancelFunc
+	done   chan error
+	base   time.Time
+
+	mu     sync.Mutex
+	next   int
+	writes []sparkplug.Write
+}
+
+var testDevices = []drivers.DeviceInfo{{
+	Name: "well1", Driver: "test",
+	Tags: []drivers.TagInfo{
+		{Name: "counter", Type: drivers.Int64},
+		{Name: "setpoint", Type: drivers.Double, Writable: true},
+	},
+}}
+
+func testUpstream(servers ...string) config.Upstream {
+	return config.Upstream{
+		Servers:        servers,
+		Keepalive:      config.Duration(time.Second),
+		ConnectTimeout: config.Duration(2 * time.Second),
+		Queue: config.Queue{
+			SyncInterval:    config.Duration(20 * time.Millisecond),
+			ReplayRate:      20000,
+			DetectionWindow: config.Duration(5 * time.Second),
+		},
+	}
+}
+
+// newHarness builds (but does not start) a bridge on dir ("" for a new temporary one).
+func newHarness(t *testing.T, dir string, up config.Upstream, mod func(*Options, *sparkplug.Options)) *harness {
+	t.Helper()
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	log, lb := testLogger(t)
+	h := &harness{t: t, dir: dir, log: lb, base: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	so := sparkplug.Options{GroupID: "G", EdgeNodeID: "E", Devices: testDevices, Logger: log}
+	opts := Options{
+		Upstream: up, Logger: log,
+		ReconnectMin: 50 * time.Millisecond, ReconnectMax: 200 * time.Millisecond,
+		OnWrite: func(_ context.Context, w sparkplug.Write) error {
+			h.mu.Lock()
+			h.writes = append(h.writes, w)
+			h.mu.Unlock()
+			return nil
+		},
+	}
+	if mod != nil {
+		mod(&opts, &so)
+	}
+	var err error
+	if h.sess, err = sparkplug.NewSession(so); err != nil {
+		t.Fatal(err)
+	}
+	qo := queue.Options{SyncInterval: up.Queue.SyncInterval.D(), MaxBytes: int64(up.Queue.MaxBytes), MaxAge: up.Queue.MaxAge.D()}
+	if h.q, err = queue.OpenDisk(filepath.Join(dir, "queue"), qo, log); err != nil {
+		t.Fatal(err)
+	}
+	seq, err := sparkplug.NewBdSeqStore(filepath.Join(dir, "bdseq"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Session, opts.Queue, opts.BdSeq = h.sess, h.q, seq
+	if h.b, err = New(opts); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.stop)
+	return h
+}
+
+func (h *harness) start() *harness {
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel, h.done = cancel, make(chan error, 1)
+	go func() { h.done <- h.b.Run(ctx) }()
+	return h
+}
+
+// stop cancels Run, waits for it and closes the queue. Idempotent.
+func (h *harness) stop() {
+	if h.cancel != nil {
+		h.cancel()
+		select {
+		case err := <-h.done:
+			if err != nil {
+				h.t.Errorf("Run: %v", err)
+			}
+		case <-time.After(20 * time.Second):
+			h.t.Errorf("Run did not return 20s after cancel")
+		}
+		h.cancel = nil
+	}
+	if h.q != nil {
+		h.q.Close()
+	}
+}
+
+// produce delivers n counter samples (values next, next+1, …; time base + value ms).
+func (h *harness) produce(n int) {
+	h.mu.Lock()
+	from := h.next
+	h.next += n
+	h.mu.Unlock()
+	for i := from; i < from+n; i++ {
+		h.b.Samples([]drivers.Sample{{
+			Device: "well1", Tag: "counter", Value: drivers.IntValue(drivers.Int64, int64(i)),
+			Quality: drivers.Good, Time: h.base.Add(time.Duration(i) * time.Millisecond),
+		}})
+	}
+}
+
+func (h *harness) produced() int { h.mu.Lock(); defer h.mu.Unlock(); return h.next }
+
+func (h *harness) waitState(st State, d time.Duration) {
+	h.t.Helper()
+	waitFor(h.t, d, "bridge state "+string(st), func() bool { return h.b.Status().State == st })
+}
+
+// counterValue is one "counter" metric value seen upstream.
+type counterValue struct {
+	v          int64
+	historical bool
+	ts         uint64
+	index      int // message index in the collector
+}
+
+// analyze splits what the collector saw into births and counter values.
+func analyze(msgs []received) (nbirths []int, values []counterValue) {
+	for i, m := range msgs {
+		if m.payload == nil {
+			continue
+		}
+		switch m.topic {
+		case "spBv1.0/G/NBIRTH/E":
+			nbirths = append(nbirths, i)
+		case "spBv1.0/G/DDATA/E/well1":
+			for _, mt := range m.payload.Metrics {
+				if mt.Name != "counter" {
+					continue
+				}
+				v, _ := mt.DriverValue(drivers.Int64)
+				values = append(values, counterValue{v: v.Int(), historical: mt.IsHistorical, ts: mt.Timestamp, index: i})
+			}
+		}
+	}
+	return nbirths, values
+}
+
+// checkAllArrived checks that every value 0..n-1 arrived, that historical values carry their
+// original timestamps and that, within each connection, historical values come in order.
+func checkAllArrived(t *testing.T, h *harness, msgs []received, n int) (live, hist int) {
+	t.Helper()
+	_, values := analyze(msgs)
+	seen := make([]bool, n)
+	last := int64(-1)
+	for _, cv := range values {
+		if cv.v < 0 || cv.v >= int64(n) {
+			continue
+		}
+		seen[cv.v] = true
+		if want := uint64(h.base.Add(time.Duration(cv.v) * time.Millisecond).UnixMilli()); cv.ts != want {
+			t.Fatalf("value %d has timestamp %d, want %d", cv.v, cv.ts, want)
+		}
+		if cv.historical {
+			hist++
+			if cv.v <= last {
+				t.Errorf("historical value %d after %d: out of order", cv.v, last)
+			}
+			last = cv.v
+		} else {
+			live++
+		}
+	}
+	for v, ok := range seen {
+		if !ok {
+			t.Fatalf("value %d never arrived (%d values seen, %d live, %d historical)", v, len(values), live, hist)
+		}
+	}
+	return live, hist
+}
+
+func allArrived(msgs []received, n int) bool {
+	_, values := analyze(msgs)
+	seen := make([]bool, n)
+	k := 0
+	for _, cv := range values {
+		if cv.v >= 0 && cv.v < int64(n) && !seen[cv.v] {
+			seen[cv.v] = true
+			k++
+		}
+	}
+	return k == n
+}
