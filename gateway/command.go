@@ -21,29 +21,30 @@ func (g *Gateway) command(sess *sparkplug.Session, topic string, payload []byte)
 		g.log.Warn("command ignored", "topic", topic, "err", err)
 	}
 	for _, w := range writes {
-		g.write(w)
+		_ = g.write(w) // logged in write
 	}
 }
 
-func (g *Gateway) write(w sparkplug.Write) {
+func (g *Gateway) write(w sparkplug.Write) error {
 	log := g.log.With("device", w.Device, "tag", w.Tag, "value", w.Value.String())
 	if w.Device == "" {
 		if err := g.writeNode(w.Tag, w.Value); err != nil {
 			log.Warn("node command refused", "err", err)
+			return err
 		}
-		return
+		return nil
 	}
 	wr, ok := g.writers[w.Device]
 	if !ok {
 		log.Warn("write refused: device does not accept writes")
-		return
+		return drivers.ErrNotWritable
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
 	defer cancel()
 	got, err := wr.Write(ctx, w.Device, w.Tag, w.Value)
 	if err != nil {
 		log.Warn("write refused", "err", err)
-		return
+		return err
 	}
 	log.Info("written", "read_back", got.String())
 	batch := []drivers.Sample{{Device: w.Device, Tag: w.Tag, Value: got, Quality: drivers.Good, Time: time.Now()}}
@@ -51,6 +52,7 @@ func (g *Gateway) write(w sparkplug.Write) {
 	for _, s := range g.currentSinks() {
 		s.Written(batch)
 	}
+	return nil
 }
 
 // Snapshot implements web.Source.
@@ -67,6 +69,11 @@ func (g *Gateway) Snapshot() web.Snapshot {
 		Group: g.cfg.Sparkplug.GroupID, EdgeNode: g.cfg.Sparkplug.EdgeNodeID,
 		Version: g.version, Started: g.started, Devices: g.store.view(status),
 		Upstream: web.Upstream{Enabled: g.cfg.Upstream.Enabled()},
+	}
+	if snap.Upstream.Enabled {
+		st := g.upstreamStats()
+		snap.Upstream.State, snap.Upstream.Server, snap.Upstream.Since = st.state, st.server, st.since
+		snap.Upstream.Queued = st.depth
 	}
 	g.mu.RLock()
 	if g.broker != nil {

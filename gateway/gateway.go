@@ -10,12 +10,12 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/wellgate/wellgate/bridge"
 	"github.com/wellgate/wellgate/broker"
 	"github.com/wellgate/wellgate/config"
 	"github.com/wellgate/wellgate/drivers"
@@ -42,6 +42,7 @@ type Gateway struct {
 	scanRate time.Duration // set by NCMD Node Control/Scan Rate; 0: as configured
 	local    *sparkplug.Session
 	broker   *broker.Broker
+	bridge   *bridge.Bridge
 	web      *web.Server
 }
 
@@ -121,6 +122,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 	}
 
 	grp, gctx := errgroup.WithContext(ctx)
+	if err := g.startUpstream(gctx, grp); err != nil {
+		return err
+	}
 	if g.web != nil {
 		grp.Go(func() error { return g.web.Run(gctx) })
 	}
@@ -163,11 +167,9 @@ func (g *Gateway) startLocal() error {
 			return err
 		}
 	}
-	bdseq, err := sparkplug.NewBdSeqStore(filepath.Join(g.cfg.Gateway.DataDir, "bdseq-local"))
-	if err != nil && !errors.Is(err, sparkplug.ErrBdSeqCorrupt) {
+	bdseq, err := g.openBdSeq("bdseq-local")
+	if err != nil {
 		return err
-	} else if err != nil {
-		g.log.Warn("local session", "err", err)
 	}
 	seq, err := bdseq.Next()
 	if err != nil {

@@ -45,6 +45,9 @@ type upstreamStats struct {
 	connects uint64
 	depth    int
 	oldest   time.Duration
+	state    string
+	server   string
+	since    time.Time
 }
 
 // nodeSamples samples the node metrics now.
@@ -113,9 +116,3 @@ func (g *Gateway) writeNode(name string, v drivers.Value) error {
 	}
 	return drivers.ErrNotWritable
 }
-
-// upstreamStats reads the bridge's counters; zero without an upstream.
-func (g *Gateway) upstreamStats() upstreamStats { return upstreamStats{} }
-
-// nextServer moves the upstream connection to its next server.
-func (g *Gateway) nextServer() { g.log.Info("next server requested; no upstream configured") }

@@ -171,26 +171,7 @@ func bdSeqOf(t *testing.T, p *sparkplug.Payload) uint64 {
 func TestUpstreamWillOnKill(t *testing.T) {
 	mq := peers.StartMosquitto(t)
 	host := sphost.Connect(t, mq.URL())
-	dir := t.TempDir()
-	cfg := fmt.Sprintf(`
-[gateway]
-data_dir = %q
-[sparkplug]
-group_id = "Upstream Test"
-edge_node_id = "PAD-09"
-[broker]
-enabled = false
-[web]
-enabled = false
-[upstream]
-servers = [%q]
-keepalive = "2s"
-`, filepath.Join(dir, "data"), mq.URL())
-	cfgPath := filepath.Join(dir, "wellgate.toml")
-	if err := os.WriteFile(cfgPath, []byte(cfg+demoDevice(t)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	gw := startProcess(t, "run", "-config", cfgPath)
+	gw := startProcess(t, "run", "-config", upstreamConfig(t, t.TempDir(), "PAD-09", mq.URL()))
 
 	nbirth := host.Wait(20*time.Second, "NBIRTH upstream", func(m sphost.Message) bool {
 		return m.Topic.Type == sparkplug.NBIRTH && m.Topic.EdgeNode == "PAD-09"
@@ -212,6 +193,82 @@ keepalive = "2s"
 	}
 	if death.Retain {
 		t.Error("[payloads-ndeath-will-message-retain] NDEATH retained")
+	}
+	host.Verify(t, "Upstream Test", "PAD-09", sphost.Expect{Aliases: true, FromStart: true, Devices: []string{"Wellhead RTU"}})
+}
+
+// upstreamConfig writes a gateway config with mosquitto upstream into dir.
+func upstreamConfig(t *testing.T, dir, edge, url string) string {
+	t.Helper()
+	cfg := fmt.Sprintf(`
+[gateway]
+data_dir = %q
+[sparkplug]
+group_id = "Upstream Test"
+edge_node_id = %q
+[broker]
+enabled = false
+[web]
+enabled = false
+[upstream]
+servers = [%q]
+keepalive = "2s"
+`, filepath.Join(dir, "data"), edge, url)
+	path := filepath.Join(dir, "wellgate.toml")
+	if err := os.WriteFile(path, []byte(cfg+demoDevice(t)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// SIGTERM: NDEATH (same bdSeq) before the disconnect, exit 0; the next start's bdSeq is +1.
+func TestSigtermDeathAndRestart(t *testing.T) {
+	mq := peers.StartMosquitto(t)
+	host := sphost.Connect(t, mq.URL())
+	dir := t.TempDir()
+	path := upstreamConfig(t, dir, "PAD-10", mq.URL())
+	isNode := func(typ sparkplug.MessageType) func(m sphost.Message) bool {
+		return func(m sphost.Message) bool { return m.Topic.Type == typ && m.Topic.EdgeNode == "PAD-10" }
+	}
+
+	gw := startProcess(t, "run", "-config", path)
+	nb1, i := host.WaitFrom(0, 20*time.Second, "first NBIRTH", isNode(sparkplug.NBIRTH))
+	host.WaitFrom(i, 10*time.Second, "DDATA", isNode(sparkplug.DDATA))
+	if err := gw.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	death, j := host.WaitFrom(i, 20*time.Second, "NDEATH on SIGTERM", isNode(sparkplug.NDEATH))
+	if got, want := bdSeqOf(t, death.Payload), bdSeqOf(t, nb1.Payload); got != want {
+		t.Errorf("NDEATH bdSeq %d, NBIRTH bdSeq %d", got, want)
+	}
+	waitExit(t, gw, 0)
+
+	startProcess(t, "run", "-config", path)
+	nb2, _ := host.WaitFrom(j, 20*time.Second, "NBIRTH after restart", isNode(sparkplug.NBIRTH))
+	if got, want := bdSeqOf(t, nb2.Payload), (bdSeqOf(t, nb1.Payload)+1)%256; got != want {
+		t.Errorf("bdSeq after restart %d, want %d", got, want)
+	}
+	host.Verify(t, "Upstream Test", "PAD-10", sphost.Expect{Aliases: true, FromStart: true})
+}
+
+// waitExit waits for the process to exit with code.
+func waitExit(t *testing.T, cmd *exec.Cmd, code int) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		got := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			got = ee.ExitCode()
+		} else if err != nil {
+			t.Fatalf("wait: %v", err)
+		}
+		if got != code {
+			t.Fatalf("exit code %d, want %d", got, code)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("gateway did not exit within 20s of SIGTERM")
 	}
 }
 

@@ -1,0 +1,118 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/wellgate/wellgate/bridge"
+	"github.com/wellgate/wellgate/bridge/queue"
+	"github.com/wellgate/wellgate/broker"
+	"github.com/wellgate/wellgate/drivers"
+	"github.com/wellgate/wellgate/sparkplug"
+)
+
+// startUpstream opens the store-and-forward queue and the bdSeq counter, builds the bridge with
+// a Sparkplug session of its own, and runs it in grp. The queue is closed after the bridge
+// stops.
+func (g *Gateway) startUpstream(ctx context.Context, grp *errgroup.Group) error {
+	if !g.cfg.Upstream.Enabled() {
+		return nil
+	}
+	up := g.cfg.Upstream
+	sess, err := g.newSession()
+	if err != nil {
+		return err
+	}
+	dir := g.cfg.Gateway.DataDir
+	q, err := queue.OpenDisk(filepath.Join(dir, "queue"), queue.Options{
+		MaxBytes: int64(up.Queue.MaxBytes), MaxAge: up.Queue.MaxAge.D(), SyncInterval: up.Queue.SyncInterval.D(),
+	}, g.log.With("part", "queue"))
+	if err != nil {
+		return fmt.Errorf("store-and-forward queue: %w", err)
+	}
+	bd, err := g.openBdSeq("bdseq")
+	if err != nil {
+		_ = q.Close()
+		return err
+	}
+	opts := bridge.Options{
+		Upstream: up, PrimaryHostID: g.cfg.Sparkplug.PrimaryHostID, LegacyState: g.cfg.Sparkplug.LegacyState,
+		Session: sess, Queue: q, BdSeq: bd, Logger: g.log,
+		OnWrite: func(_ context.Context, w sparkplug.Write) error { return g.write(w) },
+	}
+	if b := g.currentBroker(); b != nil {
+		opts.Local = localBroker{b}
+	}
+	br, err := bridge.New(opts)
+	if err != nil {
+		_ = q.Close()
+		return err
+	}
+	g.mu.Lock()
+	g.bridge = br
+	g.sinks = append(g.sinks, bridgeSink{br})
+	g.mu.Unlock()
+	grp.Go(func() error {
+		err := br.Run(ctx)
+		if cerr := q.Close(); cerr != nil {
+			g.log.Warn("close store-and-forward queue", "err", cerr)
+		}
+		return err
+	})
+	return nil
+}
+
+// openBdSeq opens a bdSeq counter in the data dir; a corrupt one starts over with a warning.
+func (g *Gateway) openBdSeq(name string) (*sparkplug.BdSeqStore, error) {
+	bd, err := sparkplug.NewBdSeqStore(filepath.Join(g.cfg.Gateway.DataDir, name))
+	if bd != nil && err != nil {
+		g.log.Warn("bdSeq counter", "file", name, "err", err)
+		return bd, nil
+	}
+	return bd, err
+}
+
+func (g *Gateway) currentBroker() *broker.Broker {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	return g.broker
+}
+
+// bridgeSink feeds the bridge. A written value goes through the bridge's session like any.
+type bridgeSink struct{ b *bridge.Bridge }
+
+func (s bridgeSink) Samples(batch []drivers.Sample)                { s.b.Samples(batch) }
+func (s bridgeSink) Written(batch []drivers.Sample)                { s.b.Samples(batch) }
+func (s bridgeSink) DeviceState(device string, up bool, err error) { s.b.DeviceState(device, up, err) }
+
+// localBroker adapts the embedded broker to the bridge's forwarding rules.
+type localBroker struct{ b *broker.Broker }
+
+func (l localBroker) Subscribe(filter string, fn func(topic string, payload []byte, qos byte, retain bool)) error {
+	return l.b.Subscribe(filter, fn)
+}
+
+func (l localBroker) Publish(topic string, payload []byte, retain bool, qos byte) error {
+	return l.b.Publish(topic, qos, retain, payload)
+}
+
+// upstreamStats reads the bridge's counters; zero without an upstream.
+func (g *Gateway) upstreamStats() upstreamStats {
+	g.mu.RLock()
+	br := g.bridge
+	g.mu.RUnlock()
+	if br == nil {
+		return upstreamStats{}
+	}
+	st := br.Status()
+	return upstreamStats{connects: st.Connects, depth: st.Queue.Records, oldest: st.Queue.OldestAge,
+		state: string(st.State), server: st.Server, since: st.Since}
+}
+
+// nextServer moves the upstream connection to its next server (NCMD on the local broker).
+func (g *Gateway) nextServer() {
+	g.log.Info("next server asked for on the local broker; the upstream bridge takes it from its own NCMD only")
+}
