@@ -40,10 +40,12 @@ type Gateway struct {
 	mu       sync.RWMutex
 	sinks    []sink
 	scanRate time.Duration // set by NCMD Node Control/Scan Rate; 0: as configured
-	local    *sparkplug.Session
-	broker   *broker.Broker
-	bridge   *bridge.Bridge
-	web      *web.Server
+
+	birthLocal func() error // starts the local session (set by startLocal)
+	local      *sparkplug.Session
+	broker     *broker.Broker
+	bridge     *bridge.Bridge
+	web        *web.Server
 }
 
 // New builds the gateway from a validated configuration: it constructs the drivers (which
@@ -132,6 +134,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 		grp.Go(func() error { return d.Run(gctx, g) })
 	}
 	grp.Go(func() error { return g.runNodeMetrics(gctx) })
+	grp.Go(func() error { return g.birthWhenPolled(gctx) })
 	g.log.Info("wellgate running", "version", g.version, "group", g.cfg.Sparkplug.GroupID,
 		"edge_node", g.cfg.Sparkplug.EdgeNodeID, "devices", len(g.devices))
 	err := grp.Wait()
@@ -175,15 +178,36 @@ func (g *Gateway) startLocal() error {
 	if err != nil {
 		return err
 	}
-	// Seed the session with whatever the drivers have already reported, then birth.
-	if err := sess.Start(b, seq); err != nil {
-		return fmt.Errorf("local sparkplug session: %w", err)
-	}
+	// The session records samples from now on; it is born once the first poll is in.
 	g.mu.Lock()
-	g.local = sess
 	g.sinks = append(g.sinks, sessionSink{sess, g.log})
 	g.mu.Unlock()
+	g.birthLocal = func() error {
+		if err := sess.Start(b, seq); err != nil {
+			return fmt.Errorf("local sparkplug session: %w", err)
+		}
+		g.mu.Lock()
+		g.local = sess
+		g.mu.Unlock()
+		return nil
+	}
 	return nil
+}
+
+// firstPollWait bounds how long births wait for every device's first poll.
+const firstPollWait = 5 * time.Second
+
+// birthWhenPolled publishes the local births once every device has reported its first poll
+// (or firstPollWait has passed), so that NBIRTH/DBIRTH carry values rather than nulls.
+func (g *Gateway) birthWhenPolled(ctx context.Context) error {
+	if g.birthLocal == nil {
+		return nil
+	}
+	g.store.waitReported(ctx, firstPollWait)
+	if ctx.Err() != nil {
+		return nil
+	}
+	return g.birthLocal()
 }
 
 func (g *Gateway) closeLocal() {
@@ -275,11 +299,12 @@ func (g *Gateway) WritePlan(w io.Writer) {
 	}
 }
 
-// BrokerAddr is the embedded broker's address once Run has started it, else "".
+// BrokerAddr is the embedded broker's address once Run has started it and published the local
+// births, else "".
 func (g *Gateway) BrokerAddr() string {
 	g.mu.RLock()
 	defer g.mu.RUnlock()
-	if g.broker == nil {
+	if g.broker == nil || g.local == nil {
 		return ""
 	}
 	return g.broker.Addr().String()

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"math"
 	"sync"
 	"time"
@@ -15,14 +16,17 @@ type store struct {
 	mu      sync.RWMutex
 	devices []*deviceEntry
 	byName  map[string]*deviceEntry
+	pending int           // devices that have not reported yet
+	changed chan struct{} // pinged when pending drops
 }
 
 type deviceEntry struct {
-	info    drivers.DeviceInfo
-	up      bool
-	lastErr string
-	tags    []tagEntry
-	byName  map[string]int
+	info     drivers.DeviceInfo
+	up       bool
+	reported bool // a poll result or a state has come in
+	lastErr  string
+	tags     []tagEntry
+	byName   map[string]int
 }
 
 type tagEntry struct {
@@ -32,7 +36,8 @@ type tagEntry struct {
 }
 
 func newStore(devs []drivers.DeviceInfo) *store {
-	st := &store{byName: make(map[string]*deviceEntry, len(devs))}
+	st := &store{byName: make(map[string]*deviceEntry, len(devs)), pending: len(devs),
+		changed: make(chan struct{}, 1)}
 	for _, d := range devs {
 		e := &deviceEntry{info: d, up: true, byName: make(map[string]int, len(d.Tags))}
 		for i, t := range d.Tags {
@@ -57,6 +62,41 @@ func (st *store) samples(batch []drivers.Sample) {
 			d.tags[i].s = s
 			d.tags[i].seen = true
 		}
+		st.markReported(d)
+	}
+}
+
+// markReported notes a device's first report. Called with mu held.
+func (st *store) markReported(d *deviceEntry) {
+	if d.reported {
+		return
+	}
+	d.reported = true
+	st.pending--
+	select {
+	case st.changed <- struct{}{}:
+	default:
+	}
+}
+
+// waitReported waits until every device has reported once, for at most max.
+func (st *store) waitReported(ctx context.Context, max time.Duration) {
+	timer := time.NewTimer(max)
+	defer timer.Stop()
+	for {
+		st.mu.RLock()
+		n := st.pending
+		st.mu.RUnlock()
+		if n <= 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+			return
+		case <-st.changed:
+		}
 	}
 }
 
@@ -68,6 +108,7 @@ func (st *store) deviceState(device string, up bool, err error) {
 		return
 	}
 	d.up = up
+	st.markReported(d)
 	if err != nil {
 		d.lastErr = err.Error()
 	}
