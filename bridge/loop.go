@@ -28,6 +28,7 @@ type loopState struct {
 	bdSeq       uint64
 	connectedAt time.Time
 	live        bool // the session is started on client
+	dead        bool // NDEATH was published: disconnect cleanly (no will)
 	host        *sparkplug.HostTracker
 	retry       *time.Timer
 	back        backoff
@@ -204,8 +205,12 @@ func (b *Bridge) lost(cause error, delay time.Duration) {
 	l.live = false
 	b.requeue()
 	server := b.opts.Upstream.Servers[l.server]
-	b.disconnect(l.client, 0)
-	l.client, l.pub = nil, nil
+	quiesce := uint(0)
+	if l.dead { // send DISCONNECT, so that the broker does not publish the will as well
+		quiesce = 500
+	}
+	b.disconnect(l.client, quiesce)
+	l.client, l.pub, l.dead = nil, nil, false
 	if time.Since(l.connectedAt) >= b.opts.ReconnectMax {
 		l.back.reset() // it was a good connection: start over at the shortest delay
 	}
@@ -250,7 +255,7 @@ func (b *Bridge) death() {
 	for _, t := range l.pub.take() {
 		t.WaitTimeout(2 * time.Second)
 	}
-	l.live = false
+	l.live, l.dead = false, true
 }
 
 func (b *Bridge) onInbound(ev inboundEvent) {

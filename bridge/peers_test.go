@@ -81,19 +81,30 @@ func (m *mosquitto) url() string  { return "tcp://" + m.addr() }
 func (m *mosquitto) start() {
 	m.t.Helper()
 	m.cmd = exec.Command(mosquittoBin, "-c", m.conf)
-	m.cmd.Stderr = os.Stderr
+	stderr := &logBuffer{}
+	m.cmd.Stderr = stderr
 	if err := m.cmd.Start(); err != nil {
 		m.t.Fatalf("start mosquitto: %v", err)
 	}
 	m.done = make(chan struct{})
 	go func(cmd *exec.Cmd, done chan struct{}) { cmd.Wait(); close(done) }(m.cmd, m.done)
-	waitFor(m.t, 10*time.Second, "mosquitto listening", func() bool {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
 		c, err := net.DialTimeout("tcp", m.addr(), time.Second)
 		if err == nil {
 			c.Close()
+			return
 		}
-		return err == nil
-	})
+		select {
+		case <-m.done:
+			m.t.Fatalf("mosquitto exited: %s", stderr.dump())
+		default:
+		}
+		if time.Now().After(deadline) {
+			m.t.Fatalf("mosquitto not listening after 10s: %s", stderr.dump())
+		}
+		time.Sleep(5 * time.Millisecond) // polling for the port
+	}
 }
 
 // kill stops mosquitto at once (an outage).

@@ -1,0 +1,79 @@
+package bridge
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const childDirEnv = "WELLGATE_BRIDGE_CHILD_DIR"
+
+// TestPowerLoss runs the gateway's bridge in a child process during an outage and SIGKILLs
+// it while it queues; a new bridge on the same data dir then delivers every sample the child
+// had queued, as historical values in order.
+func TestPowerLoss(t *testing.T) {
+	if dir := os.Getenv(childDirEnv); dir != "" {
+		powerLossChild(t, dir)
+		return
+	}
+	requirePeer(t, mosquittoBin)
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestPowerLoss$", "-test.v")
+	cmd.Env = append(os.Environ(), childDirEnv+"="+dir, fmt.Sprintf("WELLGATE_BRIDGE_CHILD_PORT=%d", freePort(t)))
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	defer cmd.Process.Kill()
+	last := -1
+	sc := bufio.NewScanner(out)
+	for last < 2000 && sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "queued "); ok {
+			last, _ = strconv.Atoi(v)
+		}
+	}
+	if last < 2000 {
+		t.Fatalf("child stopped at %d", last)
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+
+	m := startMosquitto(t)
+	col := newCollector(t, m.addr())
+	h := newHarness(t, dir, testUpstream(m.url()), nil).start()
+	h.waitState(StateOnline, 10*time.Second)
+	waitFor(t, 20*time.Second, "the backlog", func() bool { return allArrived(col.all(), last+1) })
+	live, hist := checkAllArrived(t, h, col.all(), last+1)
+	if live != 0 {
+		t.Fatalf("%d values arrived live, want all historical", live)
+	}
+	t.Logf("%d samples queued before SIGKILL arrived, %d historical values in all", last+1, hist)
+}
+
+// powerLossChild queues samples forever (its upstream port has no listener) and prints the
+// number of each sample once the queue has it.
+func powerLossChild(t *testing.T, dir string) {
+	port := os.Getenv("WELLGATE_BRIDGE_CHILD_PORT")
+	h := newHarness(t, dir, testUpstream("tcp://127.0.0.1:"+port), nil).start()
+	w := bufio.NewWriter(os.Stdout)
+	for i := 0; ; i++ {
+		h.produce(1)
+		for h.b.Status().Queued < uint64(i+1) {
+			time.Sleep(100 * time.Microsecond) // polling the child's own progress
+		}
+		fmt.Fprintf(w, "queued %d\n", i)
+		if i%50 == 0 {
+			w.Flush()
+		}
+	}
+}
