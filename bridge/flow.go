@@ -25,8 +25,8 @@ func (b *Bridge) onSamples(batch []drivers.Sample) {
 		return
 	}
 	if l.pub.err != nil {
+		b.lost(err, -1)                    // first: the ring goes back to the queue before these
 		b.enqueue(encodeSamples(reported)) // some may have gone out: duplicates, not a loss
-		b.lost(err, -1)
 		return
 	}
 	if err != nil {
@@ -80,8 +80,8 @@ func (b *Bridge) onForward(m message) {
 		return
 	}
 	if err := l.pub.Publish(m.topic, m.qos, m.retain, m.payload); err != nil {
+		b.lost(err, -1) // the ring first, then this newer message
 		b.enqueue(rec)
-		b.lost(err, -1)
 		return
 	}
 	l.ring = append(l.ring, ringEntry{records: rec, at: time.Now(), tokens: l.pub.take()})

@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/wellgate/wellgate/sparkplug"
 )
 
 // producer feeds counter samples every few milliseconds until stopped.
@@ -85,10 +87,16 @@ func TestWANOutage(t *testing.T) {
 // TestBlackHole stops forwarding without closing the connection: the samples published into
 // the hole (detection window) arrive as historical after recovery.
 func TestBlackHole(t *testing.T) {
+	t.Run("qos0", func(t *testing.T) { testBlackHole(t, 0) })
+	// With data_qos = 1 a sample is retired only on its PUBACK.
+	t.Run("qos1", func(t *testing.T) { testBlackHole(t, 1) })
+}
+
+func testBlackHole(t *testing.T, qos byte) {
 	m := startMosquitto(t)
 	px := newProxy(t, m.addr())
 	col := newCollector(t, m.addr())
-	h := newHarness(t, "", testUpstream(px.url()), nil).start()
+	h := newHarness(t, "", testUpstream(px.url()), func(_ *Options, so *sparkplug.Options) { so.DataQoS = qos }).start()
 	h.waitState(StateOnline, 10*time.Second)
 	ctx, stop := context.WithCancel(context.Background())
 	done := h.producer(ctx)
@@ -111,4 +119,5 @@ func TestBlackHole(t *testing.T) {
 	waitFor(t, 20*time.Second, "every value", func() bool { return allArrived(col.all(), n) })
 	live, hist := checkAllArrived(t, h, col.all(), n)
 	t.Logf("%d values: %d live, %d historical", n, live, hist)
+
 }
