@@ -120,4 +120,3 @@ func TestConnectFailuresRetry(t *testing.T) {
 		waitFor(t, 10*time.Second, "two attempts", func() bool { return h.log.count("read CA file") >= 2 })
 	})
 }
-
