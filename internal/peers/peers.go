@@ -50,7 +50,15 @@ type Mosquitto struct {
 }
 
 // StartMosquitto starts mosquitto on a free loopback port, without persistence.
-func StartMosquitto(t testing.TB) *Mosquitto {
+func StartMosquitto(t testing.TB) *Mosquitto { return startMosquitto(t, false) }
+
+// StartPersistentMosquitto starts mosquitto with persistence on disk and QoS 0 messages queued
+// for disconnected persistent sessions, so that a subscriber with clean session = false sees
+// everything published while it reconnects after a restart. Stop it with Terminate so that it
+// writes its database.
+func StartPersistentMosquitto(t testing.TB) *Mosquitto { return startMosquitto(t, true) }
+
+func startMosquitto(t testing.TB, persist bool) *Mosquitto {
 	t.Helper()
 	bin, err := exec.LookPath("mosquitto")
 	if err != nil {
@@ -63,6 +71,12 @@ func StartMosquitto(t testing.TB) *Mosquitto {
 	m := &Mosquitto{t: t, bin: bin, Addr: FreePort(t), conf: filepath.Join(dir, "mosquitto.conf")}
 	_, port, _ := net.SplitHostPort(m.Addr)
 	conf := fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous true\npersistence false\n", port)
+	if persist {
+		// As root, mosquitto drops to the user "mosquitto", who cannot write to a test's
+		// temporary folder: "user root" keeps it root (the line is ignored for other users).
+		conf = fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous true\npersistence true\n"+
+			"persistence_location %s/\nqueue_qos0_messages true\nmax_queued_messages 0\nuser root\n", port, dir)
+	}
 	if err := os.WriteFile(m.conf, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -109,6 +123,16 @@ func (m *Mosquitto) Stop() {
 		return
 	}
 	_ = m.cmd.Process.Signal(syscall.SIGKILL)
+	_ = m.cmd.Wait()
+	m.cmd = nil
+}
+
+// Terminate stops mosquitto with SIGTERM, which makes it save its database, and waits.
+func (m *Mosquitto) Terminate() {
+	if m.cmd == nil || m.cmd.Process == nil {
+		return
+	}
+	_ = m.cmd.Process.Signal(syscall.SIGTERM)
 	_ = m.cmd.Wait()
 	m.cmd = nil
 }

@@ -51,9 +51,21 @@ type Host struct {
 // Connect subscribes to spBv1.0/# at broker ("tcp://host:port") with QoS 1.
 func Connect(t testing.TB, broker string) *Host {
 	t.Helper()
+	return connect(t, broker, fmt.Sprintf("sphost-%d", time.Now().UnixNano()), true)
+}
+
+// ConnectPersistent is Connect with clean session = false and a fixed client id: a broker that
+// keeps sessions queues what is published while the host is away.
+func ConnectPersistent(t testing.TB, broker, clientID string) *Host {
+	t.Helper()
+	return connect(t, broker, clientID, false)
+}
+
+func connect(t testing.TB, broker, clientID string, clean bool) *Host {
+	t.Helper()
 	h := &Host{t: t, aliases: map[string]map[uint64]string{}, notify: make(chan struct{}, 1)}
-	o := paho.NewClientOptions().AddBroker(broker).SetClientID(fmt.Sprintf("sphost-%d", time.Now().UnixNano())).
-		SetCleanSession(true).SetAutoReconnect(true).SetConnectRetry(true).
+	o := paho.NewClientOptions().AddBroker(broker).SetClientID(clientID).
+		SetCleanSession(clean).SetAutoReconnect(true).SetConnectRetry(true).
 		SetConnectRetryInterval(100 * time.Millisecond).SetMaxReconnectInterval(500 * time.Millisecond).
 		SetOrderMatters(true)
 	o.SetOnConnectHandler(func(c paho.Client) {

@@ -1,0 +1,165 @@
+package gateway_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/wellgate/wellgate/internal/peers"
+	"github.com/wellgate/wellgate/internal/sphost"
+	"github.com/wellgate/wellgate/sparkplug"
+)
+
+func upstreamConfig(t *testing.T, plcAddr, url, extra string) string {
+	t.Helper()
+	dir := t.TempDir()
+	src := fmt.Sprintf(`
+[gateway]
+data_dir = %q
+[sparkplug]
+group_id = "Field"
+edge_node_id = "PAD-3"
+%s
+[broker]
+listen = "127.0.0.1:0"
+[web]
+enabled = false
+[upstream]
+servers = [%q]
+keepalive = "2s"
+[[device]]
+name = "PLC1"
+driver = "modbus-tcp"
+address = %q
+poll_interval = "50ms"
+  [[device.tag]]
+  name = "Counter"
+  address = "40001"
+  type = "uint16"
+`, filepath.Join(dir, "data"), extra, url, plcAddr)
+	path := filepath.Join(dir, "wellgate.toml")
+	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func stateJSON(online bool, ts int64) []byte {
+	return []byte(fmt.Sprintf(`{"online":%v,"timestamp":%d}`, online, ts))
+}
+
+func nodeMsg(typ sparkplug.MessageType) func(sphost.Message) bool {
+	return func(m sphost.Message) bool { return m.Topic.Type == typ && m.Topic.EdgeNode == "PAD-3" }
+}
+
+func countType(msgs []sphost.Message, typ sparkplug.MessageType) int {
+	n := 0
+	for _, m := range msgs {
+		if m.Topic.Type == typ && m.Topic.EdgeNode == "PAD-3" {
+			n++
+		}
+	}
+	return n
+}
+
+// noneFor checks that no message of typ arrives within d: used only to give a wrong behaviour
+// its chance to show, never to synchronise.
+func noneFor(t *testing.T, host *sphost.Host, typ sparkplug.MessageType, d time.Duration, why string) {
+	t.Helper()
+	before := countType(host.Messages(), typ)
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if countType(host.Messages(), typ) != before {
+			t.Fatalf("%s: a %s was published", why, typ)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Primary host awareness: births only after STATE online; NDEATH on a valid offline; a stale
+// online (older than the last STATE seen) is ignored; a newer online births again.
+func TestPrimaryHostState(t *testing.T) {
+	mq := peers.StartMosquitto(t)
+	host := sphost.Connect(t, mq.URL())
+	p := &plc{}
+	startGateway(t, upstreamConfig(t, startPLC(t, p), mq.URL(), `primary_host_id = "SCADA"`))
+	stateTopic := sparkplug.StateTopic("SCADA")
+
+	noneFor(t, host, sparkplug.NBIRTH, time.Second, "before the primary host is online")
+	t0 := time.Now().UnixMilli()
+	host.Publish(stateTopic, 1, true, stateJSON(true, t0))
+	_, i := host.WaitFrom(0, 20*time.Second, "NBIRTH after STATE online", nodeMsg(sparkplug.NBIRTH))
+
+	host.Publish(stateTopic, 1, true, stateJSON(false, t0+10))
+	_, i = host.WaitFrom(i, 20*time.Second, "NDEATH after STATE offline", nodeMsg(sparkplug.NDEATH))
+
+	host.Publish(stateTopic, 1, true, stateJSON(true, t0+5)) // older than the offline: stale
+	noneFor(t, host, sparkplug.NBIRTH, 2*time.Second, "after a stale STATE online")
+
+	host.Publish(stateTopic, 1, true, stateJSON(true, t0+20))
+	host.WaitFrom(i, 20*time.Second, "NBIRTH after a newer STATE online", nodeMsg(sparkplug.NBIRTH))
+	host.Publish(stateTopic, 1, true, nil) // clear the retained STATE for other tests
+	host.Verify(t, "Field", "PAD-3", sphost.Expect{Aliases: true, FromStart: true, Devices: []string{"PLC1"}})
+}
+
+// An upstream broker restart: the node comes back with bdSeq + 1 and seq 0, and every value the
+// PLC held during the outage reaches the host, historical, in order.
+func TestUpstreamBrokerRestart(t *testing.T) {
+	mq := peers.StartPersistentMosquitto(t)
+	host := sphost.ConnectPersistent(t, mq.URL(), "scada-host")
+	p := &plc{}
+	startGateway(t, upstreamConfig(t, startPLC(t, p), mq.URL(), ""))
+	nb1, _ := host.WaitFrom(0, 20*time.Second, "NBIRTH", nodeMsg(sparkplug.NBIRTH))
+
+	mq.Terminate()
+	for v := uint16(1); v <= 5; v++ { // values produced while the broker is down
+		p.set(func(p *plc) { p.holding[0] = v * 100 })
+		time.Sleep(120 * time.Millisecond) // let at least one poll see each value
+	}
+	mq.Start()
+	nb2, _ := host.WaitFrom(0, 30*time.Second, "NBIRTH after the restart", func(m sphost.Message) bool {
+		return nodeMsg(sparkplug.NBIRTH)(m) && bdSeq(m) != bdSeq(nb1)
+	})
+	// bdSeq grows by one per CONNECT sent; attempts refused during the outage count too.
+	if d := (bdSeq(nb2) + 256 - bdSeq(nb1)) % 256; d == 0 || d > 100 {
+		t.Errorf("bdSeq after the broker restart %d, after %d before it", bdSeq(nb2), bdSeq(nb1))
+	}
+	// Every outage value arrives as historical DDATA, in order.
+	var got []uint64
+	host.Wait(30*time.Second, "the outage's values, historical", func(sphost.Message) bool {
+		got = got[:0]
+		for _, m := range host.Messages() {
+			if m.Topic.Type != sparkplug.DDATA {
+				continue
+			}
+			for _, mm := range m.Payload.Metrics {
+				if mm.IsHistorical {
+					got = append(got, mm.Value.Bits)
+				}
+			}
+		}
+		return len(got) >= 5 && containsInOrder(got, 100, 200, 300, 400, 500)
+	})
+	host.Verify(t, "Field", "PAD-3", sphost.Expect{Aliases: true, FromStart: true, Devices: []string{"PLC1"}})
+}
+
+func bdSeq(m sphost.Message) uint64 {
+	for _, mm := range m.Payload.Metrics {
+		if mm.Name == sparkplug.MetricBdSeq {
+			return mm.Value.Bits
+		}
+	}
+	return 1 << 63
+}
+
+func containsInOrder(got []uint64, want ...uint64) bool {
+	i := 0
+	for _, g := range got {
+		if i < len(want) && g == want[i] {
+			i++
+		}
+	}
+	return i == len(want)
+}
