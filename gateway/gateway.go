@@ -123,10 +123,17 @@ func (g *Gateway) Run(ctx context.Context) error {
 		g.web = ws
 	}
 
-	grp, gctx := errgroup.WithContext(ctx)
-	if err := g.startUpstream(gctx, grp); err != nil {
+	// The bridge runs outside the group and stops after the drivers have, so that the last
+	// samples polled at shutdown are queued rather than lost; a bridge failure stops the rest.
+	runCtx, cancelRun := context.WithCancelCause(ctx)
+	defer cancelRun(nil)
+	bctx, stopBridge := context.WithCancel(context.Background())
+	defer stopBridge()
+	bridgeDone, err := g.startUpstream(bctx, cancelRun)
+	if err != nil {
 		return err
 	}
+	grp, gctx := errgroup.WithContext(runCtx)
 	if g.web != nil {
 		grp.Go(func() error { return g.web.Run(gctx) })
 	}
@@ -137,9 +144,16 @@ func (g *Gateway) Run(ctx context.Context) error {
 	grp.Go(func() error { return g.birthWhenPolled(gctx) })
 	g.log.Info("wellgate running", "version", g.version, "group", g.cfg.Sparkplug.GroupID,
 		"edge_node", g.cfg.Sparkplug.EdgeNodeID, "devices", len(g.devices))
-	err := grp.Wait()
+	err = grp.Wait()
 	if ctx.Err() != nil {
 		g.log.Info("wellgate stopping")
+	}
+	stopBridge()
+	if berr := <-bridgeDone; berr != nil && err == nil {
+		err = berr
+	}
+	if cause := context.Cause(runCtx); err == nil && cause != nil && ctx.Err() == nil {
+		err = cause
 	}
 	return err
 }

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"path/filepath"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/wellgate/wellgate/bridge"
 	"github.com/wellgate/wellgate/bridge/queue"
 	"github.com/wellgate/wellgate/broker"
@@ -15,28 +13,30 @@ import (
 )
 
 // startUpstream opens the store-and-forward queue and the bdSeq counter, builds the bridge with
-// a Sparkplug session of its own, and runs it in grp. The queue is closed after the bridge
-// stops.
-func (g *Gateway) startUpstream(ctx context.Context, grp *errgroup.Group) error {
+// a Sparkplug session of its own, and runs it until ctx ends; the returned channel gives Run's
+// result, after the queue is closed. A bridge that fails calls fail.
+func (g *Gateway) startUpstream(ctx context.Context, fail func(error)) (<-chan error, error) {
+	done := make(chan error, 1)
 	if !g.cfg.Upstream.Enabled() {
-		return nil
+		done <- nil
+		return done, nil
 	}
 	up := g.cfg.Upstream
 	sess, err := g.newSession()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	dir := g.cfg.Gateway.DataDir
 	q, err := queue.OpenDisk(filepath.Join(dir, "queue"), queue.Options{
 		MaxBytes: int64(up.Queue.MaxBytes), MaxAge: up.Queue.MaxAge.D(), SyncInterval: up.Queue.SyncInterval.D(),
 	}, g.log.With("part", "queue"))
 	if err != nil {
-		return fmt.Errorf("store-and-forward queue: %w", err)
+		return nil, fmt.Errorf("store-and-forward queue: %w", err)
 	}
 	bd, err := g.openBdSeq("bdseq")
 	if err != nil {
 		_ = q.Close()
-		return err
+		return nil, err
 	}
 	opts := bridge.Options{
 		Upstream: up, PrimaryHostID: g.cfg.Sparkplug.PrimaryHostID, LegacyState: g.cfg.Sparkplug.LegacyState,
@@ -49,20 +49,23 @@ func (g *Gateway) startUpstream(ctx context.Context, grp *errgroup.Group) error 
 	br, err := bridge.New(opts)
 	if err != nil {
 		_ = q.Close()
-		return err
+		return nil, err
 	}
 	g.mu.Lock()
 	g.bridge = br
 	g.sinks = append(g.sinks, bridgeSink{br})
 	g.mu.Unlock()
-	grp.Go(func() error {
+	go func() {
 		err := br.Run(ctx)
 		if cerr := q.Close(); cerr != nil {
 			g.log.Warn("close store-and-forward queue", "err", cerr)
 		}
-		return err
-	})
-	return nil
+		if err != nil {
+			fail(fmt.Errorf("upstream bridge: %w", err))
+		}
+		done <- err
+	}()
+	return done, nil
 }
 
 // openBdSeq opens a bdSeq counter in the data dir; a corrupt one starts over with a warning.
