@@ -53,6 +53,18 @@ type Upstream struct {
 	ConnectTimeout Duration `toml:"connect_timeout"` // default 10s
 	TLS            TLS      `toml:"tls"`
 	Queue          Queue    `toml:"queue"`
+	// Forward rules carry messages that local MQTT clients publish into the embedded broker
+	// upstream (and, with direction "down", upstream messages down to the embedded broker).
+	Forward []Forward `toml:"forward"`
+}
+
+// Forward is one bridge rule between the embedded broker and the upstream broker.
+type Forward struct {
+	Direction string `toml:"direction"` // "up" (local → upstream, default) or "down"
+	Filter    string `toml:"filter"`    // MQTT topic filter, in the local topic space
+	Prefix    string `toml:"prefix"`    // upstream topic = prefix + local topic
+	QoS       int    `toml:"qos"`       // 0 or 1
+	Retain    bool   `toml:"retain"`
 }
 
 // Enabled reports whether an upstream broker is configured.

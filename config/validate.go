@@ -130,6 +130,7 @@ func (v *validator) upstream() {
 	if u.Keepalive > 0 && u.Keepalive.D().Seconds() < 1 {
 		v.top(path{"upstream", "keepalive"}, "must be at least 1s (MQTT counts it in seconds)")
 	}
+	v.forwards(u.Forward)
 	if u.Queue.MaxBytes <= 0 {
 		v.top(path{"upstream", "queue", "max_bytes"}, "must be greater than 0")
 	}
@@ -143,4 +144,54 @@ func (v *validator) upstream() {
 		}
 		v.add(p, nil, nil, "upstream.tls.cert_file and upstream.tls.key_file go together: set both or neither")
 	}
+}
+
+// forwards checks the bridge rules between the embedded and the upstream broker.
+func (v *validator) forwards(rules []Forward) {
+	if len(rules) > 0 && !v.c.Broker.Enabled {
+		v.add(path{"upstream", "forward", index(0)}, nil, nil, "upstream.forward rules need the embedded broker ([broker] enabled = true)")
+	}
+	for i := range rules {
+		r := &rules[i]
+		p := path{"upstream", "forward", index(i)}
+		if r.Direction == "" {
+			r.Direction = "up"
+		}
+		if r.Direction != "up" && r.Direction != "down" {
+			v.add(p.with("direction"), nil, nil, "upstream.forward direction %q: want \"up\" or \"down\"", r.Direction)
+		}
+		if msg := checkFilter(r.Filter); msg != "" {
+			v.add(p.with("filter"), nil, nil, "upstream.forward filter %q: %s", r.Filter, msg)
+		}
+		if strings.ContainsAny(r.Prefix, "+#") || !utf8.ValidString(r.Prefix) {
+			v.add(p.with("prefix"), nil, nil, "upstream.forward prefix %q: must be UTF-8 without '+' or '#'", r.Prefix)
+		}
+		if r.QoS != 0 && r.QoS != 1 {
+			v.add(p.with("qos"), nil, nil, "upstream.forward qos %d: want 0 or 1", r.QoS)
+		}
+		if strings.HasPrefix(r.Filter, "spBv1.0/") || r.Filter == "#" {
+			v.add(p.with("filter"), nil, nil, "upstream.forward filter %q would forward the gateway's own Sparkplug traffic", r.Filter)
+		}
+	}
+}
+
+// checkFilter validates an MQTT topic filter: non-empty UTF-8, '#' only as the last level,
+// '+' only as a whole level.
+func checkFilter(f string) string {
+	if f == "" {
+		return "must not be empty"
+	}
+	if !utf8.ValidString(f) {
+		return "is not valid UTF-8"
+	}
+	levels := strings.Split(f, "/")
+	for i, l := range levels {
+		switch {
+		case strings.Contains(l, "#") && (l != "#" || i != len(levels)-1):
+			return "'#' must be the whole last level"
+		case strings.Contains(l, "+") && l != "+":
+			return "'+' must be a whole level"
+		}
+	}
+	return ""
 }

@@ -46,6 +46,13 @@ func (g *Gateway) startUpstream(ctx context.Context, fail func(error)) (<-chan e
 	if b := g.currentBroker(); b != nil {
 		opts.Local = localBroker{b}
 	}
+	for _, f := range up.Forward {
+		opts.Rules = append(opts.Rules, bridge.Rule{Direction: bridge.Direction(f.Direction),
+			Filter: f.Filter, Prefix: f.Prefix, QoS: byte(f.QoS), Retain: f.Retain})
+	}
+	if len(opts.Rules) > 0 && opts.Local == nil {
+		return nil, fmt.Errorf("upstream.forward rules need the embedded broker ([broker] enabled = true)")
+	}
 	br, err := bridge.New(opts)
 	if err != nil {
 		_ = q.Close()

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,7 +13,7 @@ import (
 	"github.com/wellgate/wellgate/sparkplug"
 )
 
-func upstreamConfig(t *testing.T, plcAddr, url, extra string) string {
+func upstreamConfig(t *testing.T, plcAddr, url, extra string, tail ...string) string {
 	t.Helper()
 	dir := t.TempDir()
 	src := fmt.Sprintf(`
@@ -38,7 +39,7 @@ poll_interval = "50ms"
   name = "Counter"
   address = "40001"
   type = "uint16"
-`, filepath.Join(dir, "data"), extra, url, plcAddr)
+`, filepath.Join(dir, "data"), extra, url, plcAddr) + strings.Join(tail, "\n")
 	path := filepath.Join(dir, "wellgate.toml")
 	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
 		t.Fatal(err)
@@ -162,4 +163,35 @@ func containsInOrder(got []uint64, want ...uint64) bool {
 		}
 	}
 	return i == len(want)
+}
+
+// A forward rule carries what a local MQTT client publishes into the embedded broker up to the
+// upstream broker, under the configured prefix.
+func TestForwardRuleUp(t *testing.T) {
+	mq := peers.StartMosquitto(t)
+	up := sphost.Connect(t, mq.URL())
+	got := make(chan string, 10)
+	up.SubscribeRaw(t, "pad3/#", func(topic string, payload []byte) { got <- topic + "=" + string(payload) })
+	p := &plc{}
+	g := startGateway(t, upstreamConfig(t, startPLC(t, p), mq.URL(), "", `
+[[upstream.forward]]
+filter = "meters/#"
+prefix = "pad3/"
+qos = 1
+`))
+	local := sphost.Connect(t, "tcp://"+g.BrokerAddr())
+	deadline := time.After(20 * time.Second)
+	for {
+		local.Publish("meters/gas/rate", 1, false, []byte("1250"))
+		select {
+		case m := <-got:
+			if m != "pad3/meters/gas/rate=1250" {
+				t.Fatalf("upstream got %q", m)
+			}
+			return
+		case <-time.After(500 * time.Millisecond):
+		case <-deadline:
+			t.Fatal("forwarded message never reached the upstream broker")
+		}
+	}
 }

@@ -280,6 +280,16 @@ func (h *Host) Publish(topic string, qos byte, retain bool, payload []byte) {
 	}
 }
 
+// SubscribeRaw subscribes the host's connection to filter (QoS 1) and hands every message to
+// fn: for non-Sparkplug traffic such as forwarded topics.
+func (h *Host) SubscribeRaw(t testing.TB, filter string, fn func(topic string, payload []byte)) {
+	t.Helper()
+	tok := h.client.Subscribe(filter, 1, func(_ paho.Client, m paho.Message) { fn(m.Topic(), m.Payload()) })
+	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("sphost: subscribe %s: %v", filter, tok.Error())
+	}
+}
+
 // Rebirth asks the edge node for a rebirth with an NCMD Node Control/Rebirth = true.
 func (h *Host) Rebirth(group, edge string) {
 	h.t.Helper()
