@@ -5,7 +5,7 @@ LDFLAGS   := -s -w -X main.version=$(VERSION)
 BIN       := bin
 export WELLGATE_PEERS := $(CURDIR)/.peers
 
-.PHONY: run build test test-go test-arm peers vet bench fuzz cross package clean
+.PHONY: run build test test-go test-arm peers vet bench load fuzz cross package clean
 
 ## run: the gateway with a built-in simulated wellsite (status page on http://127.0.0.1:8080)
 run:
@@ -41,6 +41,13 @@ cross:
 ## bench: every benchmark, with allocations
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+## load: the long measurements, kept out of `make test` by the load build tag:
+## 50 devices x 200 tags polled at 1 s, 10 million samples queued, a 1-million-sample drain
+load:
+	WELLGATE_LOAD=20s $(GO) test -tags load -count=1 -run TestPollLoad -v ./drivers/modbus/
+	WELLGATE_BENCH_10M=1 $(GO) test -tags load -count=1 -run TestDiskMemoryFlat10M -v ./bridge/queue/
+	WELLGATE_BENCH_DRAIN=1 $(GO) test -tags load -count=1 -run TestDrainAfterOutage1M -v ./bridge/
 
 ## fuzz: each fuzz target for FUZZTIME (default 30s)
 FUZZTIME ?= 30s
