@@ -7,7 +7,6 @@ import (
 	"log"
 	"log/slog"
 	"math"
-	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/wellgate/wellgate/config"
 	"github.com/wellgate/wellgate/gateway"
+	"github.com/wellgate/wellgate/internal/peers"
 	"github.com/wellgate/wellgate/internal/sphost"
 	"github.com/wellgate/wellgate/sparkplug"
 )
@@ -87,15 +87,7 @@ func put32(regs []uint16, at int, v uint32, cdab bool) {
 	regs[at], regs[at+1] = hi, lo
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+func freeAddr(t *testing.T) string { return peers.FreePort(t) }
 
 func startPLC(t *testing.T, p *plc) string {
 	t.Helper()
