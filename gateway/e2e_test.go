@@ -3,8 +3,6 @@ package gateway_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"log"
 	"log/slog"
 	"math"
 	"os"
@@ -12,8 +10,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	mbserver "github.com/simonvetter/modbus"
 
 	"github.com/wellgate/wellgate/config"
 	"github.com/wellgate/wellgate/gateway"
@@ -23,61 +19,7 @@ import (
 )
 
 // plc is an in-process Modbus TCP server with a register image the test controls.
-type plc struct {
-	mu       sync.Mutex
-	holding  [64]uint16
-	input    [64]uint16
-	coils    [16]bool
-	discrete [16]bool
-}
-
-func (p *plc) HandleCoils(r *mbserver.CoilsRequest) ([]bool, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if int(r.Addr)+int(r.Quantity) > len(p.coils) {
-		return nil, mbserver.ErrIllegalDataAddress
-	}
-	if r.IsWrite {
-		copy(p.coils[r.Addr:], r.Args)
-	}
-	return append([]bool(nil), p.coils[r.Addr:r.Addr+r.Quantity]...), nil
-}
-
-func (p *plc) HandleDiscreteInputs(r *mbserver.DiscreteInputsRequest) ([]bool, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if int(r.Addr)+int(r.Quantity) > len(p.discrete) {
-		return nil, mbserver.ErrIllegalDataAddress
-	}
-	return append([]bool(nil), p.discrete[r.Addr:r.Addr+r.Quantity]...), nil
-}
-
-func (p *plc) HandleHoldingRegisters(r *mbserver.HoldingRegistersRequest) ([]uint16, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if int(r.Addr)+int(r.Quantity) > len(p.holding) {
-		return nil, mbserver.ErrIllegalDataAddress
-	}
-	if r.IsWrite {
-		copy(p.holding[r.Addr:], r.Args)
-	}
-	return append([]uint16(nil), p.holding[r.Addr:r.Addr+r.Quantity]...), nil
-}
-
-func (p *plc) HandleInputRegisters(r *mbserver.InputRegistersRequest) ([]uint16, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if int(r.Addr)+int(r.Quantity) > len(p.input) {
-		return nil, mbserver.ErrIllegalDataAddress
-	}
-	return append([]uint16(nil), p.input[r.Addr:r.Addr+r.Quantity]...), nil
-}
-
-func (p *plc) set(fn func(p *plc)) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	fn(p)
-}
+type plc = peers.PLC
 
 func put32(regs []uint16, at int, v uint32, cdab bool) {
 	hi, lo := uint16(v>>16), uint16(v)
@@ -89,20 +31,7 @@ func put32(regs []uint16, at int, v uint32, cdab bool) {
 
 func freeAddr(t *testing.T) string { return peers.FreePort(t) }
 
-func startPLC(t *testing.T, p *plc) string {
-	t.Helper()
-	addr := freeAddr(t)
-	srv, err := mbserver.NewServer(&mbserver.ServerConfiguration{URL: "tcp://" + addr,
-		Timeout: time.Minute, MaxClients: 8, Logger: log.New(io.Discard, "", 0)}, p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Stop() })
-	return addr
-}
+func startPLC(t *testing.T, p *plc) string { return peers.StartPLC(t, p) }
 
 // want is one tag of the end-to-end map: what the PLC holds and what Ignition must see.
 type want struct {
@@ -145,21 +74,21 @@ var tagMap = []want{
 }
 
 func loadImage(p *plc) {
-	p.holding[0] = uint16(0xFC18) // -1000
-	p.holding[1] = 65000
+	p.Holding[0] = uint16(0xFC18) // -1000
+	p.Holding[1] = 65000
 	n := int32(-123456)
-	put32(p.holding[:], 2, uint32(n), false)
-	put32(p.holding[:], 4, 123456, true)
-	put32(p.holding[:], 6, 4000000000, false)
-	put32(p.holding[:], 8, 3000000000, true)
-	put32(p.holding[:], 10, math.Float32bits(-12.5), false)
-	put32(p.holding[:], 12, math.Float32bits(851.25), true)
-	p.input[0] = 42
-	p.input[1] = 7
-	put32(p.input[:], 2, math.Float32bits(3.75), true)
-	put32(p.input[:], 4, 65537, false)
-	p.coils[0], p.coils[1] = true, false
-	p.discrete[0], p.discrete[1] = false, true
+	put32(p.Holding[:], 2, uint32(n), false)
+	put32(p.Holding[:], 4, 123456, true)
+	put32(p.Holding[:], 6, 4000000000, false)
+	put32(p.Holding[:], 8, 3000000000, true)
+	put32(p.Holding[:], 10, math.Float32bits(-12.5), false)
+	put32(p.Holding[:], 12, math.Float32bits(851.25), true)
+	p.Input[0] = 42
+	p.Input[1] = 7
+	put32(p.Input[:], 2, math.Float32bits(3.75), true)
+	put32(p.Input[:], 4, 65537, false)
+	p.Coils[0], p.Coils[1] = true, false
+	p.Discrete[0], p.Discrete[1] = false, true
 }
 
 func writeConfig(t *testing.T, plcAddr string) string {
@@ -267,7 +196,7 @@ func isType(typ sparkplug.MessageType, device string) func(sphost.Message) bool 
 // NBIRTH/DBIRTH/DDATA and finds exactly the PLC's values with the right Sparkplug datatypes.
 func TestEndToEnd(t *testing.T) {
 	p := &plc{}
-	p.set(loadImage)
+	p.Set(loadImage)
 	g := startGateway(t, writeConfig(t, startPLC(t, p)))
 	host := sphost.Connect(t, "tcp://"+g.BrokerAddr())
 
@@ -286,7 +215,7 @@ func TestEndToEnd(t *testing.T) {
 
 	// Change one value: the next DDATA carries it, and only it.
 	from = len(host.Messages())
-	p.set(func(p *plc) { p.holding[1] = 12345 })
+	p.Set(func(p *plc) { p.Holding[1] = 12345 })
 	ddata, _ := host.WaitFrom(from, 10*time.Second, "DDATA with HR/UInt16", func(m sphost.Message) bool {
 		if m.Topic.Type != sparkplug.DDATA {
 			return false

@@ -2,8 +2,6 @@ package gateway_test
 
 import (
 	"fmt"
-	"io"
-	"log"
 	"os"
 	"path/filepath"
 	"testing"
@@ -11,6 +9,7 @@ import (
 
 	mbserver "github.com/simonvetter/modbus"
 
+	"github.com/wellgate/wellgate/internal/peers"
 	"github.com/wellgate/wellgate/internal/sphost"
 	"github.com/wellgate/wellgate/sparkplug"
 )
@@ -73,7 +72,7 @@ func metricValue(host *sphost.Host, m sphost.Message, name string) (sparkplug.Wi
 // to a read-only tag, or out of range, changes nothing.
 func TestDCMDWrite(t *testing.T) {
 	p := &plc{}
-	p.set(func(p *plc) { p.holding[0], p.holding[1] = 40, 55 })
+	p.Set(func(p *plc) { p.Holding[0], p.Holding[1] = 40, 55 })
 	g := startGateway(t, writableConfig(t, t.TempDir(), startPLC(t, p)))
 	host := sphost.Connect(t, "tcp://"+g.BrokerAddr())
 	from := len(host.Messages())
@@ -90,13 +89,13 @@ func TestDCMDWrite(t *testing.T) {
 		return m.Topic.Type == sparkplug.DDATA && ok && v.Bits == 73
 	})
 	host.Verify(t, "Scenario", "Node2", sphost.Expect{Aliases: true, Devices: []string{"PLC1"}})
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.holding[0] != 73 {
-		t.Errorf("setpoint register = %d, want 73", p.holding[0])
+	p.Lock()
+	defer p.Unlock()
+	if p.Holding[0] != 73 {
+		t.Errorf("setpoint register = %d, want 73", p.Holding[0])
 	}
-	if p.holding[1] != 55 {
-		t.Errorf("read-only level register = %d: a refused DCMD wrote it", p.holding[1])
+	if p.Holding[1] != 55 {
+		t.Errorf("read-only level register = %d: a refused DCMD wrote it", p.Holding[1])
 	}
 }
 
@@ -104,7 +103,7 @@ func TestDCMDWrite(t *testing.T) {
 // again (DBIRTH) with its current values.
 func TestDeviceLossAndReturn(t *testing.T) {
 	p := &plc{}
-	p.set(func(p *plc) { p.holding[0], p.holding[1] = 10, 20 })
+	p.Set(func(p *plc) { p.Holding[0], p.Holding[1] = 10, 20 })
 	addr := freeAddr(t)
 	srv := serveAt(t, addr, p)
 	g := startGateway(t, writableConfig(t, t.TempDir(), addr))
@@ -119,7 +118,7 @@ func TestDeviceLossAndReturn(t *testing.T) {
 	if !death.Payload.HasSeq {
 		t.Error("DDEATH without seq")
 	}
-	p.set(func(p *plc) { p.holding[1] = 21 })
+	p.Set(func(p *plc) { p.Holding[1] = 21 })
 	srv2 := serveAt(t, addr, p)
 	defer srv2.Stop()
 	birth, _ := host.WaitFrom(i, 30*time.Second, "DBIRTH after return", isType(sparkplug.DBIRTH, "PLC1"))
@@ -134,24 +133,7 @@ func TestDeviceLossAndReturn(t *testing.T) {
 }
 
 func serveAt(t *testing.T, addr string, p *plc) *mbserver.ModbusServer {
-	t.Helper()
-	srv, err := mbserver.NewServer(&mbserver.ServerConfiguration{URL: "tcp://" + addr,
-		Timeout: time.Minute, MaxClients: 8, Logger: log.New(io.Discard, "", 0)}, p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if err = srv.Start(); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("modbus server on %s: %v", addr, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Cleanup(func() { _ = srv.Stop() })
-	return srv
+	return peers.ServePLC(t, addr, p)
 }
 
 // bdSeq continues across a restart of the gateway: it is kept in the data dir.

@@ -116,7 +116,7 @@ func TestUpstreamBrokerRestart(t *testing.T) {
 
 	mq.Terminate()
 	for v := uint16(1); v <= 5; v++ { // values produced while the broker is down
-		p.set(func(p *plc) { p.holding[0] = v * 100 })
+		p.Set(func(p *plc) { p.Holding[0] = v * 100 })
 		time.Sleep(120 * time.Millisecond) // let at least one poll see each value
 	}
 	mq.Start()

@@ -297,3 +297,77 @@ poll_interval = "100ms"
   type = "uint16"
 `, site.Addr())
 }
+
+// Power loss during a WAN outage: the gateway is SIGKILLed while it queues, restarted on the
+// same data dir, and the link restored: every value it polled before the kill (older than one
+// group commit) reaches the host as historical DDATA, in order.
+func TestKillDuringOutageLosesNothing(t *testing.T) {
+	p := &peers.PLC{}
+	plcAddr := peers.StartPLC(t, p)
+	upAddr := peers.FreePort(t) // nothing listens there yet: the outage
+	dir := t.TempDir()
+	cfg := fmt.Sprintf(`
+[gateway]
+data_dir = %q
+[sparkplug]
+group_id = "Upstream Test"
+edge_node_id = "PAD-11"
+[broker]
+enabled = false
+[web]
+enabled = false
+[upstream]
+servers = ["tcp://%s"]
+keepalive = "2s"
+[[device]]
+name = "PLC1"
+driver = "modbus-tcp"
+address = %q
+poll_interval = "50ms"
+  [[device.tag]]
+  name = "Counter"
+  address = "40001"
+  type = "uint16"
+`, filepath.Join(dir, "data"), upAddr, plcAddr)
+	path := filepath.Join(dir, "wellgate.toml")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	gw := startProcess(t, "run", "-config", path)
+	const n = 12
+	for v := uint16(1); v <= n; v++ {
+		p.Set(func(p *peers.PLC) { p.Holding[0] = v })
+		time.Sleep(200 * time.Millisecond) // several polls see each value
+	}
+	time.Sleep(600 * time.Millisecond) // past the 200 ms group commit
+	if err := gw.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = gw.Wait()
+
+	mq := peers.StartMosquittoAt(t, upAddr)
+	host := sphost.Connect(t, mq.URL())
+	startProcess(t, "run", "-config", path)
+	var hist []uint64
+	host.Wait(30*time.Second, "every value polled before the kill, historical", func(sphost.Message) bool {
+		hist = hist[:0]
+		for _, m := range host.Messages() {
+			if m.Topic.Type != sparkplug.DDATA || m.Topic.EdgeNode != "PAD-11" {
+				continue
+			}
+			for _, mm := range m.Payload.Metrics {
+				if mm.IsHistorical {
+					hist = append(hist, mm.Value.Bits)
+				}
+			}
+		}
+		want := 0
+		for _, h := range hist {
+			if want < n && h == uint64(want+1) {
+				want++
+			}
+		}
+		return want == n
+	})
+	host.Verify(t, "Upstream Test", "PAD-11", sphost.Expect{Aliases: true, FromStart: true})
+}

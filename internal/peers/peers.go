@@ -50,15 +50,18 @@ type Mosquitto struct {
 }
 
 // StartMosquitto starts mosquitto on a free loopback port, without persistence.
-func StartMosquitto(t testing.TB) *Mosquitto { return startMosquitto(t, false) }
+func StartMosquitto(t testing.TB) *Mosquitto { return startMosquitto(t, "", false) }
+
+// StartMosquittoAt starts mosquitto on addr (a loopback host:port from FreePort).
+func StartMosquittoAt(t testing.TB, addr string) *Mosquitto { return startMosquitto(t, addr, false) }
 
 // StartPersistentMosquitto starts mosquitto with persistence on disk and QoS 0 messages queued
 // for disconnected persistent sessions, so that a subscriber with clean session = false sees
 // everything published while it reconnects after a restart. Stop it with Terminate so that it
 // writes its database.
-func StartPersistentMosquitto(t testing.TB) *Mosquitto { return startMosquitto(t, true) }
+func StartPersistentMosquitto(t testing.TB) *Mosquitto { return startMosquitto(t, "", true) }
 
-func startMosquitto(t testing.TB, persist bool) *Mosquitto {
+func startMosquitto(t testing.TB, addr string, persist bool) *Mosquitto {
 	t.Helper()
 	bin, err := exec.LookPath("mosquitto")
 	if err != nil {
@@ -68,7 +71,10 @@ func startMosquitto(t testing.TB, persist bool) *Mosquitto {
 		bin = "/usr/sbin/mosquitto"
 	}
 	dir := t.TempDir()
-	m := &Mosquitto{t: t, bin: bin, Addr: FreePort(t), conf: filepath.Join(dir, "mosquitto.conf")}
+	if addr == "" {
+		addr = FreePort(t)
+	}
+	m := &Mosquitto{t: t, bin: bin, Addr: addr, conf: filepath.Join(dir, "mosquitto.conf")}
 	_, port, _ := net.SplitHostPort(m.Addr)
 	conf := fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous true\npersistence false\n", port)
 	if persist {
