@@ -186,9 +186,10 @@ func (s *Session) publishData(d *deviceState, historical bool) error {
 
 // PublishHistorical publishes store-and-forward backlog: NDATA/DDATA with is_historical set
 // and each sample's original timestamp, continuing the seq. It neither records the values nor
-// touches report by exception. Samples for unknown tags are dropped and logged; samples for a
-// device that is down are dropped and logged too (DATA for a dead device would break the
-// session: SPARKPLUG.md allows DATA only after a DBIRTH). Offline, it returns ErrOffline and
+// touches report by exception. Samples for unknown tags are dropped and logged. A device that
+// is down at replay time still gets its backlog: DATA for a dead device would break the
+// session, so it is born for the purpose (DBIRTH with its last known values and quality), given
+// its historical DDATA and declared dead again (DDEATH). Offline, it returns ErrOffline and
 // publishes nothing, so the caller keeps its queue.
 func (s *Session) PublishHistorical(samples []drivers.Sample) error {
 	s.mu.Lock()
@@ -196,7 +197,6 @@ func (s *Session) PublishHistorical(samples []drivers.Sample) error {
 	if !s.online {
 		return fmt.Errorf("historical: %w", ErrOffline)
 	}
-	dropped := 0
 	for _, smp := range samples {
 		m := s.lookup(smp.Device, smp.Tag)
 		if m == nil {
@@ -206,17 +206,34 @@ func (s *Session) PublishHistorical(samples []drivers.Sample) error {
 		if !ok {
 			continue
 		}
-		if !m.dev.up {
-			dropped++
-			continue
-		}
 		if smp.Time.IsZero() {
 			smp.Time = s.now()
 		}
 		m.dev.pend = append(m.dev.pend, pending{m: m, val: v, q: smp.Quality, t: smp.Time, qualityOn: smp.Quality != drivers.Good})
 	}
-	if dropped > 0 {
-		s.log.Warn("historical samples for devices that are down dropped", slog.Int("samples", dropped))
+	var first error
+	for _, d := range s.devices {
+		if len(d.pend) == 0 || d.up {
+			continue
+		}
+		if err := s.replayDead(d); err != nil && first == nil {
+			first = err
+		}
 	}
-	return s.flush(true)
+	if err := s.flush(true); err != nil && first == nil {
+		first = err
+	}
+	return first
+}
+
+// replayDead publishes the historical backlog of a device that is down: DBIRTH, DDATA, DDEATH.
+func (s *Session) replayDead(d *deviceState) error {
+	defer func() { d.pend = d.pend[:0] }()
+	if err := s.deviceBirth(d, s.now()); err != nil {
+		return err
+	}
+	if err := s.publishData(d, true); err != nil {
+		return err
+	}
+	return s.deviceDeath(d)
 }

@@ -350,8 +350,12 @@ func (s *Session) SetDeviceState(device string, up bool) error {
 	if up {
 		return s.deviceBirth(d, s.now())
 	}
-	ms := uint64(s.now().UnixMilli())
-	p := Payload{Timestamp: ms, HasTimestamp: true}
-	_, err := s.publish(DeviceTopic(s.opts.GroupID, DDEATH, s.opts.EdgeNodeID, device), &p, nil)
+	return s.deviceDeath(d)
+}
+
+// deviceDeath publishes d's DDEATH. Called with mu held.
+func (s *Session) deviceDeath(d *deviceState) error {
+	p := Payload{Timestamp: uint64(s.now().UnixMilli()), HasTimestamp: true}
+	_, err := s.publish(DeviceTopic(s.opts.GroupID, DDEATH, s.opts.EdgeNodeID, d.name), &p, nil)
 	return err
 }

@@ -614,3 +614,40 @@ func TestConcurrentUseKeepsSeqOrder(t *testing.T) {
 		prev = m.p.Seq
 	}
 }
+
+// A device that is down when its backlog is replayed still gets it: born for the purpose,
+// given the historical DDATA, and declared dead again, so that no value is lost and no DATA
+// goes out for a dead device.
+func TestHistoricalForDeadDevice(t *testing.T) {
+	c := &clock{t: t0}
+	s, r := started(t, testOptions(c), 1)
+	if err := s.SetDeviceState("plc1", false); err != nil {
+		t.Fatal(err)
+	}
+	r.take()
+	old := t0.Add(-time.Hour)
+	if err := s.PublishHistorical([]drivers.Sample{sample("plc1", "Flow", drivers.FloatValue(7), drivers.Good, old)}); err != nil {
+		t.Fatal(err)
+	}
+	msgs := r.take()
+	want := []string{"spBv1.0/wellsite/DBIRTH/gw1/plc1", "spBv1.0/wellsite/DDATA/gw1/plc1", "spBv1.0/wellsite/DDEATH/gw1/plc1"}
+	if len(msgs) != len(want) {
+		t.Fatalf("%d messages %+v, want DBIRTH, DDATA, DDEATH", len(msgs), msgs)
+	}
+	for i, m := range msgs {
+		if m.topic != want[i] {
+			t.Errorf("message %d: %s, want %s (%s)", i, m.topic, want[i], ruleDDeath)
+		}
+		if i > 0 && m.p.Seq != (msgs[i-1].p.Seq+1)%256 {
+			t.Errorf("seq %d after %d (%s)", m.p.Seq, msgs[i-1].p.Seq, ruleSeq)
+		}
+	}
+	if dm := msgs[1].p.Metrics; len(dm) != 1 || !dm[0].IsHistorical || dm[0].Timestamp != uint64(old.UnixMilli()) {
+		t.Errorf("backlog metric %+v (%s)", dm, ruleHistorical)
+	}
+	// Still dead for live data.
+	mustUpdate(t, s, good("plc1", "Flow", drivers.FloatValue(8)))
+	if msgs := r.take(); len(msgs) != 0 {
+		t.Errorf("live DATA for a dead device: %+v", msgs)
+	}
+}
