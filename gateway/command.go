@@ -73,6 +73,7 @@ func (g *Gateway) Snapshot() web.Snapshot {
 	if snap.Upstream.Enabled {
 		st := g.upstreamStats()
 		snap.Upstream.State, snap.Upstream.Server, snap.Upstream.Since = st.state, st.server, st.since
+		snap.Upstream.Connected = st.connected
 		snap.Upstream.Queued = st.depth
 	}
 	g.mu.RLock()

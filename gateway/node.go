@@ -42,12 +42,13 @@ func nodeMetrics() []drivers.TagInfo {
 
 // upstreamStats is what the node metrics need from the upstream bridge.
 type upstreamStats struct {
-	connects uint64
-	depth    int
-	oldest   time.Duration
-	state    string
-	server   string
-	since    time.Time
+	connects  uint64
+	depth     int
+	oldest    time.Duration
+	state     string
+	server    string
+	since     time.Time
+	connected bool
 }
 
 // nodeSamples samples the node metrics now.

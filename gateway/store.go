@@ -155,6 +155,7 @@ func (st *store) view(status map[string]drivers.DeviceStatus) []web.Device {
 			Tags: make([]web.Tag, 0, len(d.tags))}
 		if s, ok := status[d.info.Name]; ok {
 			wd.Requests, wd.Errors, wd.LastGood = s.Requests, s.Errors, s.LastGood
+			wd.ErrorsByKind, wd.ResponseTime = s.ErrorsByKind, s.ResponseTime
 			if s.LastError != "" {
 				wd.LastError = s.LastError
 			}

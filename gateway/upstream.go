@@ -119,7 +119,8 @@ func (g *Gateway) upstreamStats() upstreamStats {
 	}
 	st := br.Status()
 	return upstreamStats{connects: st.Connects, depth: st.Queue.Records, oldest: st.Queue.OldestAge,
-		state: string(st.State), server: st.Server, since: st.Since}
+		state: string(st.State), server: st.Server, since: st.Since,
+		connected: st.State == bridge.StateOnline || st.State == bridge.StateWaitingHost}
 }
 
 // nextServer moves the upstream connection to its next server (NCMD on the local broker).

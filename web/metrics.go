@@ -3,7 +3,9 @@ package web
 import (
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 )
@@ -19,7 +21,7 @@ func writeMetrics(w io.Writer, snap Snapshot, now time.Time) {
 	fmt.Fprintf(w, "# HELP wellgate_uptime_seconds Seconds since the gateway started.\n# TYPE wellgate_uptime_seconds gauge\n")
 	fmt.Fprintf(w, "wellgate_uptime_seconds %d\n", int64(now.Sub(snap.Started).Seconds()))
 	fmt.Fprintf(w, "# HELP wellgate_upstream_connected Whether the upstream broker session is live.\n# TYPE wellgate_upstream_connected gauge\n")
-	fmt.Fprintf(w, "wellgate_upstream_connected %d\n", b2i(snap.Upstream.State == "connected"))
+	fmt.Fprintf(w, "wellgate_upstream_connected %d\n", b2i(snap.Upstream.Connected))
 	fmt.Fprintf(w, "# HELP wellgate_queue_samples Samples waiting in store-and-forward.\n# TYPE wellgate_queue_samples gauge\n")
 	fmt.Fprintf(w, "wellgate_queue_samples %d\n", snap.Upstream.Queued)
 	families := []struct {
@@ -37,6 +39,17 @@ func writeMetrics(w io.Writer, snap Snapshot, now time.Time) {
 		for _, d := range snap.Devices {
 			fmt.Fprintf(w, "%s{device=\"%s\"} %d\n", f.name, escapeLabel(d.Name), f.val(d))
 		}
+	}
+	fmt.Fprintf(w, "# HELP wellgate_device_errors_by_kind_total Failed requests by kind.\n# TYPE wellgate_device_errors_by_kind_total counter\n")
+	for _, d := range snap.Devices {
+		for _, kind := range slices.Sorted(maps.Keys(d.ErrorsByKind)) {
+			fmt.Fprintf(w, "wellgate_device_errors_by_kind_total{device=\"%s\",kind=\"%s\"} %d\n",
+				escapeLabel(d.Name), escapeLabel(kind), d.ErrorsByKind[kind])
+		}
+	}
+	fmt.Fprintf(w, "# HELP wellgate_device_response_seconds Response time of the last good request.\n# TYPE wellgate_device_response_seconds gauge\n")
+	for _, d := range snap.Devices {
+		fmt.Fprintf(w, "wellgate_device_response_seconds{device=\"%s\"} %g\n", escapeLabel(d.Name), d.ResponseTime.Seconds())
 	}
 }
 

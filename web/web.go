@@ -46,11 +46,12 @@ type Snapshot struct {
 
 // Upstream is the upstream connection's state.
 type Upstream struct {
-	Enabled bool      `json:"enabled"`
-	State   string    `json:"state,omitempty"` // "connected", "connecting", "waiting for host", ...
-	Server  string    `json:"server,omitempty"`
-	Since   time.Time `json:"since,omitempty"`
-	Queued  int       `json:"queued"` // samples waiting in store-and-forward
+	Enabled   bool      `json:"enabled"`
+	Connected bool      `json:"connected"`       // an MQTT connection is up
+	State     string    `json:"state,omitempty"` // "online", "waiting-host", "connecting", "disconnected"
+	Server    string    `json:"server,omitempty"`
+	Since     time.Time `json:"since,omitempty"`
+	Queued    int       `json:"queued"` // samples waiting in store-and-forward
 }
 
 // Device is one device and its tags.
@@ -62,7 +63,10 @@ type Device struct {
 	LastGood  time.Time `json:"last_good,omitempty"`
 	Requests  uint64    `json:"requests"`
 	Errors    uint64    `json:"errors"`
-	Tags      []Tag     `json:"tags"`
+	// ErrorsByKind counts failed requests by kind: timeout, exception, crc, connection, garbage.
+	ErrorsByKind map[string]uint64 `json:"errors_by_kind,omitempty"`
+	ResponseTime time.Duration     `json:"response_time_ns"` // of the last good request
+	Tags         []Tag             `json:"tags"`
 }
 
 // Tag is one tag's latest state.
