@@ -188,6 +188,9 @@ qos = 1
 			if m != "pad3/meters/gas/rate=1250" {
 				t.Fatalf("upstream got %q", m)
 			}
+			if up := g.Snapshot().Upstream; !up.Enabled || !up.Connected || up.State != "online" || up.Server != mq.URL() {
+				t.Errorf("status page upstream = %+v, want online at %s", up, mq.URL())
+			}
 			return
 		case <-time.After(500 * time.Millisecond):
 		case <-deadline:
