@@ -112,7 +112,8 @@ func TestUpstreamBrokerRestart(t *testing.T) {
 	host := sphost.ConnectPersistent(t, mq.URL(), "scada-host")
 	p := &plc{}
 	startGateway(t, upstreamConfig(t, startPLC(t, p), mq.URL(), ""))
-	nb1, _ := host.WaitFrom(0, 20*time.Second, "NBIRTH", nodeMsg(sparkplug.NBIRTH))
+	nb1, i := host.WaitFrom(0, 20*time.Second, "NBIRTH", nodeMsg(sparkplug.NBIRTH))
+	host.WaitFrom(i, 20*time.Second, "DBIRTH", func(m sphost.Message) bool { return m.Topic.Type == sparkplug.DBIRTH })
 
 	mq.Terminate()
 	for v := uint16(1); v <= 5; v++ { // values produced while the broker is down
