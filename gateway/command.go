@@ -74,7 +74,7 @@ func (g *Gateway) Snapshot() web.Snapshot {
 		st := g.upstreamStats()
 		snap.Upstream.State, snap.Upstream.Server, snap.Upstream.Since = st.state, st.server, st.since
 		snap.Upstream.Connected = st.connected
-		snap.Upstream.Queued = st.depth
+		snap.Upstream.Queued, snap.Upstream.Dropped = st.depth, st.dropped
 	}
 	g.mu.RLock()
 	if g.broker != nil {

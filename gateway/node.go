@@ -15,6 +15,7 @@ const (
 	nmConnects   = "Upstream/Connects"
 	nmQueueDepth = "Store and Forward/Depth"
 	nmQueueAge   = "Store and Forward/Oldest Age"
+	nmQueueDrop  = "Store and Forward/Dropped"
 	nmDevGood    = "Devices/Good"
 	nmDevBad     = "Devices/Bad"
 	nmNextServer = "Node Control/Next Server"
@@ -32,6 +33,7 @@ func nodeMetrics() []drivers.TagInfo {
 		{Name: nmConnects, Type: drivers.Int64, Description: "upstream connections made since start"},
 		{Name: nmQueueDepth, Type: drivers.Int64, Description: "samples waiting in store-and-forward"},
 		{Name: nmQueueAge, Type: drivers.Int64, Units: "s", Description: "age of the oldest queued sample"},
+		{Name: nmQueueDrop, Type: drivers.Int64, Description: "queued samples dropped (size or age limit, corruption, full disk) since start"},
 		{Name: nmDevGood, Type: drivers.Int32, Description: "devices communicating"},
 		{Name: nmDevBad, Type: drivers.Int32, Description: "devices not communicating"},
 		{Name: nmNextServer, Type: drivers.Boolean, Writable: true, Description: "write true to move to the next upstream server"},
@@ -45,6 +47,7 @@ type upstreamStats struct {
 	connects  uint64
 	depth     int
 	oldest    time.Duration
+	dropped   uint64 // dropped from the queue or refused by it, since start
 	state     string
 	server    string
 	since     time.Time
@@ -68,6 +71,7 @@ func (g *Gateway) nodeSamples(now time.Time) []drivers.Sample {
 		mk(nmConnects, drivers.IntValue(drivers.Int64, int64(up.connects))),
 		mk(nmQueueDepth, drivers.IntValue(drivers.Int64, int64(up.depth))),
 		mk(nmQueueAge, drivers.IntValue(drivers.Int64, int64(up.oldest/time.Second))),
+		mk(nmQueueDrop, drivers.IntValue(drivers.Int64, int64(up.dropped))),
 		mk(nmDevGood, drivers.IntValue(drivers.Int32, int64(good))),
 		mk(nmDevBad, drivers.IntValue(drivers.Int32, int64(bad))),
 		mk(nmNextServer, drivers.BoolValue(false)),

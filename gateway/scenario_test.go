@@ -183,7 +183,7 @@ func TestNodeMetricsAndScanRate(t *testing.T) {
 		born[m.Resolved] = m
 	}
 	for _, name := range []string{"Properties/Version", "Devices/Good", "Devices/Bad", "Node Control/Scan Rate",
-		"Node Control/Next Server", "Store and Forward/Depth", sparkplug.MetricRebirth, sparkplug.MetricBdSeq} {
+		"Node Control/Next Server", "Store and Forward/Depth", "Store and Forward/Dropped", sparkplug.MetricRebirth, sparkplug.MetricBdSeq} {
 		if _, ok := born[name]; !ok {
 			t.Errorf("NBIRTH lacks node metric %q", name)
 		}

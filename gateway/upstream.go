@@ -118,7 +118,11 @@ func (g *Gateway) upstreamStats() upstreamStats {
 		return upstreamStats{}
 	}
 	st := br.Status()
-	return upstreamStats{connects: st.Connects, depth: st.Queue.Records, oldest: st.Queue.OldestAge,
+	dropped := st.QueueErrors
+	for _, n := range st.Queue.Dropped {
+		dropped += n
+	}
+	return upstreamStats{connects: st.Connects, depth: st.Queue.Records, oldest: st.Queue.OldestAge, dropped: dropped,
 		state: string(st.State), server: st.Server, since: st.Since,
 		connected: st.State == bridge.StateOnline || st.State == bridge.StateWaitingHost}
 }

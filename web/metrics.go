@@ -24,6 +24,8 @@ func writeMetrics(w io.Writer, snap Snapshot, now time.Time) {
 	fmt.Fprintf(w, "wellgate_upstream_connected %d\n", b2i(snap.Upstream.Connected))
 	fmt.Fprintf(w, "# HELP wellgate_queue_samples Samples waiting in store-and-forward.\n# TYPE wellgate_queue_samples gauge\n")
 	fmt.Fprintf(w, "wellgate_queue_samples %d\n", snap.Upstream.Queued)
+	fmt.Fprintf(w, "# HELP wellgate_queue_dropped_total Samples the store-and-forward queue dropped or refused.\n# TYPE wellgate_queue_dropped_total counter\n")
+	fmt.Fprintf(w, "wellgate_queue_dropped_total %d\n", snap.Upstream.Dropped)
 	families := []struct {
 		name, help, typ string
 		val             func(Device) uint64

@@ -51,7 +51,8 @@ type Upstream struct {
 	State     string    `json:"state,omitempty"` // "online", "waiting-host", "connecting", "disconnected"
 	Server    string    `json:"server,omitempty"`
 	Since     time.Time `json:"since,omitempty"`
-	Queued    int       `json:"queued"` // samples waiting in store-and-forward
+	Queued    int       `json:"queued"`  // samples waiting in store-and-forward
+	Dropped   uint64    `json:"dropped"` // samples the queue dropped or refused since start
 }
 
 // Device is one device and its tags.

@@ -17,7 +17,7 @@ func (f fixed) Snapshot() Snapshot { return Snapshot(f) }
 
 var snap = Snapshot{
 	Group: "Field", EdgeNode: "PAD-1", Version: "test", Started: time.Now().Add(-time.Minute),
-	Upstream: Upstream{Enabled: true, Connected: true, State: "online", Server: "tcp://up:1883", Queued: 12},
+	Upstream: Upstream{Enabled: true, Connected: true, State: "online", Server: "tcp://up:1883", Queued: 12, Dropped: 3},
 	Devices: []Device{{
 		Name: `RTU "A"`, Driver: "modbus-tcp", Up: true, Requests: 10, Errors: 2,
 		ErrorsByKind: map[string]uint64{"timeout": 2}, ResponseTime: 12 * time.Millisecond,
@@ -79,7 +79,7 @@ func TestTagsJSON(t *testing.T) {
 func TestStatusPageListsTagsEscaped(t *testing.T) {
 	base := serve(t, fixed(snap))
 	body, _ := get(t, base+"/")
-	for _, want := range []string{"Wellhead/Tubing Pressure", "851.25", "psi", `RTU &#34;A&#34;`, "online", "12 samples queued", "timeout 2", "response 12ms"} {
+	for _, want := range []string{"Wellhead/Tubing Pressure", "851.25", "psi", `RTU &#34;A&#34;`, "online", "12 samples queued", "3 dropped", "timeout 2", "response 12ms"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("page lacks %q", want)
 		}
@@ -93,7 +93,7 @@ func TestMetrics(t *testing.T) {
 		`wellgate_device_up{device="RTU \"A\""} 1`,
 		`wellgate_device_errors_total{device="RTU \"A\""} 2`,
 		`wellgate_device_tags_good{device="RTU \"A\""} 1`,
-		"wellgate_upstream_connected 1", "wellgate_queue_samples 12",
+		"wellgate_upstream_connected 1", "wellgate_queue_samples 12", "wellgate_queue_dropped_total 3",
 		`wellgate_device_errors_by_kind_total{device="RTU \"A\"",kind="timeout"} 2`,
 		`wellgate_device_response_seconds{device="RTU \"A\""} 0.012`,
 	} {
