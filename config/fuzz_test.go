@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // FuzzLoad feeds arbitrary files to Load: it must return a Config or an error, never panic,
@@ -22,7 +23,15 @@ func FuzzLoad(f *testing.F) {
 		if err := os.WriteFile(file, data, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		c, err := Load(file)
+		var c *Config
+		var err error
+		done := make(chan struct{})
+		go func() { c, err = Load(file); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("Load did not return within 5s on %q", data)
+		}
 		if err == nil {
 			if c == nil {
 				t.Fatal("nil Config without an error")
