@@ -44,16 +44,9 @@ func (s *Session) ReportWritten(samples []drivers.Sample) ([]drivers.Sample, err
 func (s *Session) update(samples []drivers.Sample, force bool) (reported []drivers.Sample, err error) {
 	now := s.now()
 	for _, smp := range samples {
-		m := s.lookup(smp.Device, smp.Tag)
-		if m == nil {
-			continue
-		}
-		v, ok := s.convert(m, smp.Value)
+		m, v, ok := s.resolve(&smp, now)
 		if !ok {
 			continue
-		}
-		if smp.Time.IsZero() {
-			smp.Time = now
 		}
 		m.val, m.q, m.t = v, smp.Quality, smp.Time
 		if !m.dev.up || !(force || m.shouldReport(v, smp.Quality, now)) {
@@ -71,6 +64,23 @@ func (s *Session) update(samples []drivers.Sample, force bool) (reported []drive
 		err = s.flush(false)
 	}
 	return reported, err
+}
+
+// resolve finds a sample's metric and converts its value to the metric's type, giving the
+// sample the time now when it has none. Unknown tags and unconvertible values are logged once.
+func (s *Session) resolve(smp *drivers.Sample, now time.Time) (*metricState, drivers.Value, bool) {
+	m := s.lookup(smp.Device, smp.Tag)
+	if m == nil {
+		return nil, drivers.Value{}, false
+	}
+	v, ok := s.convert(m, smp.Value)
+	if !ok {
+		return nil, drivers.Value{}, false
+	}
+	if smp.Time.IsZero() {
+		smp.Time = now
+	}
+	return m, v, true
 }
 
 func (s *Session) lookup(device, tag string) *metricState {
@@ -197,17 +207,11 @@ func (s *Session) PublishHistorical(samples []drivers.Sample) error {
 	if !s.online {
 		return fmt.Errorf("historical: %w", ErrOffline)
 	}
+	now := s.now()
 	for _, smp := range samples {
-		m := s.lookup(smp.Device, smp.Tag)
-		if m == nil {
-			continue
-		}
-		v, ok := s.convert(m, smp.Value)
+		m, v, ok := s.resolve(&smp, now)
 		if !ok {
 			continue
-		}
-		if smp.Time.IsZero() {
-			smp.Time = s.now()
 		}
 		m.dev.pend = append(m.dev.pend, pending{m: m, val: v, q: smp.Quality, t: smp.Time, qualityOn: smp.Quality != drivers.Good})
 	}
