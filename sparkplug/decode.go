@@ -19,13 +19,8 @@ const maxMetrics = 1 << 20
 // Template value is reported as KindOther).
 func Unmarshal(b []byte) (*Payload, error) {
 	p := &Payload{}
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return nil, wireErr("payload", 0, n)
-		}
-		b = b[n:]
-		var err error
+	err := walk(b, "payload", func(num protowire.Number, typ protowire.Type, b []byte) (n int, known bool, err error) {
+		var v []byte
 		switch num {
 		case fPayloadTimestamp:
 			p.Timestamp, n, err = consumeVarint(b, typ, "payload timestamp")
@@ -34,49 +29,60 @@ func Unmarshal(b []byte) (*Payload, error) {
 			p.Seq, n, err = consumeVarint(b, typ, "payload seq")
 			p.HasSeq = true
 		case fPayloadUUID:
-			var v []byte
 			v, n, err = consumeBytes(b, typ, "payload uuid")
 			p.UUID, p.HasUUID = string(v), true
 		case fPayloadBody:
-			var v []byte
 			v, n, err = consumeBytes(b, typ, "payload body")
 			p.Body = append([]byte{}, v...)
 		case fPayloadMetrics:
-			var v []byte
 			v, n, err = consumeBytes(b, typ, "metric")
 			if err == nil {
 				if len(p.Metrics) >= maxMetrics {
-					return nil, fmt.Errorf("%w: more than %d metrics", ErrMalformed, maxMetrics)
+					return 0, true, fmt.Errorf("%w: more than %d metrics", ErrMalformed, maxMetrics)
 				}
 				p.Metrics = append(p.Metrics, Metric{})
 				err = p.Metrics[len(p.Metrics)-1].unmarshal(v)
 			}
 		default:
-			n = skipField(b, num, typ)
-			if n < 0 {
-				err = wireErr("payload", num, n)
-			}
+			return 0, false, nil
 		}
-		if err != nil {
-			return nil, err
-		}
-		b = b[n:]
+		return n, true, err
+	})
+	if err != nil {
+		return nil, err
 	}
 	return p, nil
 }
 
-func (m *Metric) unmarshal(b []byte) error {
+// walk reads the fields of one protobuf message. field decodes a field it knows and returns
+// the bytes it consumed; a field it does not know (known false) is skipped.
+func walk(b []byte, what string, field func(num protowire.Number, typ protowire.Type, b []byte) (n int, known bool, err error)) error {
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
-			return wireErr("metric", 0, n)
+			return wireErr(what, 0, n)
 		}
 		b = b[n:]
-		var err error
+		n, known, err := field(num, typ, b)
+		if err != nil {
+			return err
+		}
+		if !known {
+			if n = skipField(b, num, typ); n < 0 {
+				return wireErr(what, num, n)
+			}
+		}
+		b = b[n:]
+	}
+	return nil
+}
+
+func (m *Metric) unmarshal(b []byte) error {
+	return walk(b, "metric", func(num protowire.Number, typ protowire.Type, b []byte) (n int, known bool, err error) {
 		var v uint64
+		var s []byte
 		switch num {
 		case fMetricName:
-			var s []byte
 			s, n, err = consumeBytes(b, typ, "metric name")
 			m.Name = string(s)
 		case fMetricAlias:
@@ -100,38 +106,23 @@ func (m *Metric) unmarshal(b []byte) error {
 		case fMetricMetadata:
 			_, n, err = consumeBytes(b, typ, "metric metadata")
 		case fMetricProperties:
-			var s []byte
 			s, n, err = consumeBytes(b, typ, "metric properties")
 			if err == nil {
 				m.Properties = &PropertySet{}
 				err = m.Properties.unmarshal(s)
 			}
 		default:
-			if num >= fMetricValueFirst && num <= fMetricTemplate {
-				n, err = m.Value.consume(b, num, typ, fMetricValueFirst, "metric value")
-				break
+			if num < fMetricValueFirst || num > fMetricTemplate {
+				return 0, false, nil
 			}
-			n = skipField(b, num, typ)
-			if n < 0 {
-				err = wireErr("metric", num, n)
-			}
+			n, err = m.Value.consume(b, num, typ, fMetricValueFirst, "metric value")
 		}
-		if err != nil {
-			return err
-		}
-		b = b[n:]
-	}
-	return nil
+		return n, true, err
+	})
 }
 
 func (ps *PropertySet) unmarshal(b []byte) error {
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return wireErr("property set", 0, n)
-		}
-		b = b[n:]
-		var err error
+	err := walk(b, "property set", func(num protowire.Number, typ protowire.Type, b []byte) (n int, known bool, err error) {
 		var s []byte
 		switch num {
 		case fPropKeys:
@@ -144,15 +135,12 @@ func (ps *PropertySet) unmarshal(b []byte) error {
 				err = ps.Values[len(ps.Values)-1].unmarshal(s)
 			}
 		default:
-			n = skipField(b, num, typ)
-			if n < 0 {
-				err = wireErr("property set", num, n)
-			}
+			return 0, false, nil
 		}
-		if err != nil {
-			return err
-		}
-		b = b[n:]
+		return n, true, err
+	})
+	if err != nil {
+		return err
 	}
 	if len(ps.Keys) != len(ps.Values) {
 		return fmt.Errorf("%w: property set has %d keys and %d values", ErrMalformed, len(ps.Keys), len(ps.Values))
@@ -161,13 +149,7 @@ func (ps *PropertySet) unmarshal(b []byte) error {
 }
 
 func (pv *PropertyValue) unmarshal(b []byte) error {
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return wireErr("property value", 0, n)
-		}
-		b = b[n:]
-		var err error
+	return walk(b, "property value", func(num protowire.Number, typ protowire.Type, b []byte) (n int, known bool, err error) {
 		var v uint64
 		switch {
 		case num == fPVType:
@@ -179,17 +161,10 @@ func (pv *PropertyValue) unmarshal(b []byte) error {
 		case num >= fPVValueFirst && num <= fPVValueFirst+7:
 			n, err = pv.Value.consume(b, num, typ, fPVValueFirst, "property value")
 		default:
-			n = skipField(b, num, typ)
-			if n < 0 {
-				err = wireErr("property value", num, n)
-			}
+			return 0, false, nil
 		}
-		if err != nil {
-			return err
-		}
-		b = b[n:]
-	}
-	return nil
+		return n, true, err
+	})
 }
 
 // consume reads one member of a value oneof; first is the field number of int_value. Members
