@@ -122,8 +122,14 @@ timeout = "500ms"
 			toml += fmt.Sprintf("  byte_order = %q\n", w.order)
 		}
 	}
+	return writeTOML(t, dir, toml)
+}
+
+// writeTOML writes a gateway configuration to dir/wellgate.toml and returns its path.
+func writeTOML(t *testing.T, dir, src string) string {
+	t.Helper()
 	path := filepath.Join(dir, "wellgate.toml")
-	if err := os.WriteFile(path, []byte(toml), 0o644); err != nil {
+	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return path

@@ -2,8 +2,6 @@ package gateway_test
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -44,11 +42,7 @@ timeout = "300ms"
   address = "40002"
   type = "uint16"
 `, dataDir, plcAddr)
-	path := filepath.Join(t.TempDir(), "wellgate.toml")
-	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return writeTOML(t, t.TempDir(), src)
 }
 
 func dcmd(name string, v uint64) []byte {

@@ -2,7 +2,6 @@ package gateway_test
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -40,11 +39,7 @@ poll_interval = "50ms"
   address = "40001"
   type = "uint16"
 `, filepath.Join(dir, "data"), extra, url, plcAddr) + strings.Join(tail, "\n")
-	path := filepath.Join(dir, "wellgate.toml")
-	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return writeTOML(t, dir, src)
 }
 
 func stateJSON(online bool, ts int64) []byte {

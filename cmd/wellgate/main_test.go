@@ -171,7 +171,7 @@ func bdSeqOf(t *testing.T, p *sparkplug.Payload) uint64 {
 func TestUpstreamWillOnKill(t *testing.T) {
 	mq := peers.StartMosquitto(t)
 	host := sphost.Connect(t, mq.URL())
-	gw := startProcess(t, "run", "-config", upstreamConfig(t, t.TempDir(), "PAD-09", mq.URL()))
+	gw := startProcess(t, "run", "-config", upstreamConfig(t, t.TempDir(), "PAD-09", mq.URL(), demoDevice(t)))
 
 	nbirth := host.Wait(20*time.Second, "NBIRTH upstream", func(m sphost.Message) bool {
 		return m.Topic.Type == sparkplug.NBIRTH && m.Topic.EdgeNode == "PAD-09"
@@ -197,8 +197,9 @@ func TestUpstreamWillOnKill(t *testing.T) {
 	host.Verify(t, "Upstream Test", "PAD-09", sphost.Expect{Aliases: true, FromStart: true, Devices: []string{"Wellhead RTU"}})
 }
 
-// upstreamConfig writes a gateway config with mosquitto upstream into dir.
-func upstreamConfig(t *testing.T, dir, edge, url string) string {
+// upstreamConfig writes a gateway config with mosquitto upstream and the device section
+// devices into dir.
+func upstreamConfig(t *testing.T, dir, edge, url, devices string) string {
 	t.Helper()
 	cfg := fmt.Sprintf(`
 [gateway]
@@ -215,7 +216,7 @@ servers = [%q]
 keepalive = "2s"
 `, filepath.Join(dir, "data"), edge, url)
 	path := filepath.Join(dir, "wellgate.toml")
-	if err := os.WriteFile(path, []byte(cfg+demoDevice(t)), 0o644); err != nil {
+	if err := os.WriteFile(path, []byte(cfg+devices), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return path
@@ -226,7 +227,7 @@ func TestSigtermDeathAndRestart(t *testing.T) {
 	mq := peers.StartMosquitto(t)
 	host := sphost.Connect(t, mq.URL())
 	dir := t.TempDir()
-	path := upstreamConfig(t, dir, "PAD-10", mq.URL())
+	path := upstreamConfig(t, dir, "PAD-10", mq.URL(), demoDevice(t))
 	isNode := func(typ sparkplug.MessageType) func(m sphost.Message) bool {
 		return func(m sphost.Message) bool { return m.Topic.Type == typ && m.Topic.EdgeNode == "PAD-10" }
 	}
@@ -305,20 +306,7 @@ func TestKillDuringOutageLosesNothing(t *testing.T) {
 	p := &peers.PLC{}
 	plcAddr := peers.StartPLC(t, p)
 	upAddr := peers.FreePort(t) // nothing listens there yet: the outage
-	dir := t.TempDir()
-	cfg := fmt.Sprintf(`
-[gateway]
-data_dir = %q
-[sparkplug]
-group_id = "Upstream Test"
-edge_node_id = "PAD-11"
-[broker]
-enabled = false
-[web]
-enabled = false
-[upstream]
-servers = ["tcp://%s"]
-keepalive = "2s"
+	path := upstreamConfig(t, t.TempDir(), "PAD-11", "tcp://"+upAddr, fmt.Sprintf(`
 [[device]]
 name = "PLC1"
 driver = "modbus-tcp"
@@ -328,11 +316,7 @@ poll_interval = "50ms"
   name = "Counter"
   address = "40001"
   type = "uint16"
-`, filepath.Join(dir, "data"), upAddr, plcAddr)
-	path := filepath.Join(dir, "wellgate.toml")
-	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
+`, plcAddr))
 	gw := startProcess(t, "run", "-config", path)
 	const n = 12
 	for v := uint16(1); v <= n; v++ {
