@@ -103,14 +103,11 @@ func (b *Bridge) Run(ctx context.Context) error {
 }
 
 func (b *Bridge) handle(ctx context.Context, ev any) {
+	if b.onData(ev) {
+		return
+	}
 	l := &b.loop
 	switch ev := ev.(type) {
-	case samplesEvent:
-		b.onSamples(ev)
-	case deviceEvent:
-		b.onDevice(ev)
-	case message:
-		b.onForward(ev)
 	case connEvent:
 		b.onConnect(ctx, ev)
 	case lostEvent:
@@ -122,6 +119,22 @@ func (b *Bridge) handle(ctx context.Context, ev any) {
 			b.onInbound(ev)
 		}
 	}
+}
+
+// onData handles what the drivers and the local broker deliver (samples, device states,
+// messages to forward) and reports whether ev was one of those.
+func (b *Bridge) onData(ev any) bool {
+	switch ev := ev.(type) {
+	case samplesEvent:
+		b.onSamples(ev)
+	case deviceEvent:
+		b.onDevice(ev)
+	case message:
+		b.onForward(ev)
+	default:
+		return false
+	}
+	return true
 }
 
 // dial starts one connection attempt on a goroutine; its result comes back as a connEvent.

@@ -216,17 +216,11 @@ func (b *Bridge) shutdown() {
 	l.client, l.pub = nil, nil
 	l.bg.Wait() // attempts in progress end with ctx
 	for _, ev := range b.mail.take() {
-		switch ev := ev.(type) {
-		case samplesEvent:
-			b.onSamples(ev)
-		case deviceEvent:
-			b.onDevice(ev)
-		case message:
-			b.onForward(ev)
-		case connEvent:
-			if ev.client != nil {
-				ev.client.Disconnect(0)
-			}
+		if b.onData(ev) {
+			continue
+		}
+		if ev, ok := ev.(connEvent); ok && ev.client != nil {
+			ev.client.Disconnect(0)
 		}
 	}
 	if client != nil {
