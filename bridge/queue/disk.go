@@ -140,10 +140,8 @@ func (d *Disk) Add(records ...[]byte) error {
 	if d.closed {
 		return ErrClosed
 	}
-	for _, r := range records {
-		if len(r) > MaxRecord || (d.opts.MaxBytes > 0 && int64(len(r)+RecordOverhead) > d.opts.MaxBytes) {
-			return fmt.Errorf("%w: %d bytes", ErrTooLarge, len(r))
-		}
+	if err := d.opts.checkSizes(records); err != nil {
+		return err
 	}
 	if len(records) == 0 {
 		return nil

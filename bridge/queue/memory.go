@@ -1,7 +1,6 @@
 package queue
 
 import (
-	"fmt"
 	"sync"
 	"time"
 )
@@ -40,10 +39,8 @@ func (m *Memory) Add(records ...[]byte) error {
 	if m.closed {
 		return ErrClosed
 	}
-	for _, r := range records {
-		if len(r) > MaxRecord || (m.opts.MaxBytes > 0 && int64(len(r)+RecordOverhead) > m.opts.MaxBytes) {
-			return fmt.Errorf("%w: %d bytes", ErrTooLarge, len(r))
-		}
+	if err := m.opts.checkSizes(records); err != nil {
+		return err
 	}
 	now := m.opts.now().Truncate(time.Second) // the same resolution as Disk
 	for _, r := range records {

@@ -16,6 +16,7 @@ package queue
 
 import (
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -41,6 +42,16 @@ type Options struct {
 	SegmentSize int64
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
+}
+
+// checkSizes refuses a batch holding a record that no queue with these options can hold.
+func (o Options) checkSizes(records [][]byte) error {
+	for _, r := range records {
+		if len(r) > MaxRecord || (o.MaxBytes > 0 && int64(len(r)+RecordOverhead) > o.MaxBytes) {
+			return fmt.Errorf("%w: %d bytes", ErrTooLarge, len(r))
+		}
+	}
+	return nil
 }
 
 func (o Options) now() time.Time {
