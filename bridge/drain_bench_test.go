@@ -14,8 +14,9 @@ import (
 )
 
 // TestDrainAfterOutage1M measures how long a bridge takes to deliver a 1,000,000-sample backlog
-// to mosquitto on loopback. Run it with WELLGATE_BENCH_DRAIN=1 (and WELLGATE_BENCH_RATE=n for a
-// replay rate in samples/s; default unlimited).
+// to mosquitto on loopback. Run it with `make load`, or with -tags load and
+// WELLGATE_BENCH_DRAIN=1 (and WELLGATE_BENCH_RATE=n for a replay rate in samples/s; default
+// unlimited).
 func TestDrainAfterOutage1M(t *testing.T) {
 	if os.Getenv("WELLGATE_BENCH_DRAIN") == "" {
 		t.Skip("set WELLGATE_BENCH_DRAIN=1 to time draining a 1M-sample backlog to mosquitto")

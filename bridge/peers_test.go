@@ -289,7 +289,6 @@ type logBuffer struct {
 	mu    sync.Mutex
 	t     *testing.T
 	lines []string
-	ended bool
 }
 
 func (l *logBuffer) Write(p []byte) (int, error) {

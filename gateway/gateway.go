@@ -91,9 +91,6 @@ func (g *Gateway) addDriver(d interface {
 // Devices describes every device the gateway polls.
 func (g *Gateway) Devices() []drivers.DeviceInfo { return g.devices }
 
-// Drivers returns the drivers, for `wellgate check -plan`.
-func (g *Gateway) Drivers() []drivers.Driver { return g.drivers }
-
 func (g *Gateway) newSession() (*sparkplug.Session, error) {
 	sp := g.cfg.Sparkplug
 	return sparkplug.NewSession(sparkplug.Options{

@@ -128,23 +128,6 @@ func (st *store) deviceCounts() (good, bad int) {
 	return good, bad
 }
 
-// current returns the latest sample of every tag of a device that has one.
-func (st *store) current(device string) []drivers.Sample {
-	st.mu.RLock()
-	defer st.mu.RUnlock()
-	d := st.byName[device]
-	if d == nil {
-		return nil
-	}
-	out := make([]drivers.Sample, 0, len(d.tags))
-	for _, t := range d.tags {
-		if t.seen {
-			out = append(out, t.s)
-		}
-	}
-	return out
-}
-
 // view renders the store for the status page; status adds driver counters where known.
 func (st *store) view(status map[string]drivers.DeviceStatus) []web.Device {
 	st.mu.RLock()

@@ -21,7 +21,7 @@ func vmRSS() string {
 }
 
 // TestDiskMemoryFlat10M queues 10 million samples and reports resident memory along the way.
-// It writes about 500 MB; run it with WELLGATE_BENCH_10M=1.
+// It writes about 500 MB; run it with `make load` (-tags load and WELLGATE_BENCH_10M=1).
 func TestDiskMemoryFlat10M(t *testing.T) {
 	if os.Getenv("WELLGATE_BENCH_10M") == "" {
 		t.Skip("set WELLGATE_BENCH_10M=1 to queue 10 million samples and report memory")

@@ -60,15 +60,3 @@ func BenchmarkDecode(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(r.tags)), "ns/tag")
 }
-
-// Load harness: 50 devices × 200 tags polled every second over loopback. The servers run in a
-// child process (this test binary again), so the figures are the driver's alone.
-//
-//	WELLGATE_LOAD=20s go test -run TestPollLoad -v ./drivers/modbus/
-const (
-	loadDevices = 50
-	loadTags    = 200
-)
-
-// TestLoadServers is the child process of TestPollLoad: it serves loadDevices Modbus TCP
-// servers, prints their addresses and runs until its stdin closes.

@@ -16,6 +16,17 @@ import (
 	"github.com/wellgate/wellgate/config"
 )
 
+// Load harness: 50 devices × 200 tags polled every second over loopback. The servers run in a
+// child process (this test binary again), so the figures are the driver's alone.
+//
+//	make load (WELLGATE_LOAD=20s go test -tags load -run TestPollLoad -v ./drivers/modbus/)
+const (
+	loadDevices = 50
+	loadTags    = 200
+)
+
+// TestLoadServers is the child process of TestPollLoad: it serves loadDevices Modbus TCP
+// servers, prints their addresses and runs until its stdin closes.
 func TestLoadServers(t *testing.T) {
 	if os.Getenv("WELLGATE_LOAD_SERVERS") == "" {
 		t.Skip("child process of TestPollLoad")

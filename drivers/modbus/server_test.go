@@ -5,7 +5,6 @@ import (
 	"io"
 	"log"
 	"net"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -112,9 +111,6 @@ func (s *testServer) stop() {
 	}
 }
 
-// bank returns unit u's memory; callers hold s.mu.
-func (s *testServer) bank(u uint8) *bank { return s.units[u] }
-
 // with runs f on unit u's bank under the lock.
 func (s *testServer) with(u uint8, f func(b *bank)) {
 	s.mu.Lock()
@@ -204,13 +200,6 @@ func (s *testServer) HandleInputRegisters(req *smodbus.InputRegistersRequest) ([
 	}
 	defer s.mu.Unlock()
 	return append([]uint16(nil), b.input[req.Addr:int(req.Addr)+int(req.Quantity)]...), nil
-}
-
-// port returns the server's port, for building configurations.
-func (s *testServer) port() int {
-	_, p, _ := net.SplitHostPort(s.addr)
-	n, _ := strconv.Atoi(p)
-	return n
 }
 
 func (s *testServer) String() string { return fmt.Sprintf("test server %s", s.addr) }
