@@ -50,7 +50,6 @@ type Broker struct {
 	mu     sync.Mutex
 	nextID int
 	closed bool
-	served chan error
 }
 
 // New creates a broker and binds its listener, so that an address in use is reported at start.
@@ -88,7 +87,7 @@ func New(opts Options) (*Broker, error) {
 		_ = srv.Close()
 		return nil, fmt.Errorf("broker: add listener: %w", err)
 	}
-	return &Broker{srv: srv, ln: ln, log: log, served: make(chan error, 1)}, nil
+	return &Broker{srv: srv, ln: ln, log: log}, nil
 }
 
 // mochiLogger quietens mochi's own info lines (one per client connect) to debug.
