@@ -56,8 +56,8 @@ type Driver interface {
 }
 
 // Writer is implemented by drivers whose devices accept writes. Write encodes v with the tag's
-// type and scaling, writes it, reads it back and returns the value read back. It refuses tags that
-// are not writable and values out of range, writing nothing.
+// type and scaling, writes it, reads it back and returns the value read back, which the caller
+// publishes. It refuses tags that are not writable and values out of range, writing nothing.
 type Writer interface {
 	Write(ctx context.Context, device, tag string, v Value) (Value, error)
 }

@@ -91,5 +91,5 @@
 // Writable tags (coils and holding registers only) are range checked against the type and the
 // tag's min/max, encoded with the tag's type, byte order and scale, written (function 5 for a
 // coil, 6 for one register, 16 for several, read-modify-write with 3 and 6 for a bit in a
-// register), read back and published.
+// register) and read back; Write returns the value read back for the caller to publish.
 package modbus

@@ -68,7 +68,7 @@ func (e *endpoint) run(ctx context.Context, sink drivers.Sink) {
 		case <-ctx.Done():
 			return
 		case j := <-e.jobs:
-			e.write(j, sink)
+			e.write(j)
 		case <-e.rescan:
 			e.reschedule(time.Now())
 		case <-timer.C:

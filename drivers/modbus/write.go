@@ -30,9 +30,10 @@ type writeResult struct {
 var errNotRunning = errors.New("modbus driver is not running")
 
 // Write encodes v with the tag's type, byte order and scale, checks its range, writes it,
-// reads it back and returns (and publishes) the value read back (drivers.Writer). A tag that is
-// not writable gives drivers.ErrNotWritable and a value out of range drivers.ErrOutOfRange;
-// nothing is written then.
+// reads it back and returns the value read back (drivers.Writer); publishing it is the
+// caller's job, so that it goes out once. A tag that is not writable gives
+// drivers.ErrNotWritable and a value out of range drivers.ErrOutOfRange; nothing is written
+// then.
 func (d *Driver) Write(ctx context.Context, device, tag string, v drivers.Value) (drivers.Value, error) {
 	dev := d.byName[device]
 	if dev == nil {
@@ -86,8 +87,9 @@ func prepareWrite(d *device, t *tag, v drivers.Value) (*writeJob, error) {
 	return j, err
 }
 
-// write runs a write job on the endpoint goroutine and publishes the value read back.
-func (e *endpoint) write(j *writeJob, sink drivers.Sink) {
+// write runs a write job on the endpoint goroutine and hands the value read back to the
+// caller of Write, which publishes it (the gateway reports it even inside a deadband).
+func (e *endpoint) write(j *writeJob) {
 	d, t := j.d, j.t
 	err := e.send(j)
 	if err != nil {
@@ -107,9 +109,7 @@ func (e *endpoint) write(j *writeJob, sink drivers.Sink) {
 		return
 	}
 	s := samples[t.index]
-	s.Device, s.Tag = d.name, t.name
 	d.log.Info("wrote", "tag", t.name, "value", s.Value.String())
-	sink.Samples([]drivers.Sample{s})
 	j.done <- writeResult{s.Value, nil}
 }
 
