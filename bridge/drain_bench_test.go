@@ -10,6 +10,7 @@ import (
 
 	"github.com/wellgate/wellgate/bridge/queue"
 	"github.com/wellgate/wellgate/drivers"
+	"github.com/wellgate/wellgate/internal/peers"
 	"github.com/wellgate/wellgate/sparkplug"
 )
 
@@ -26,9 +27,9 @@ func TestDrainAfterOutage1M(t *testing.T) {
 	if s := os.Getenv("WELLGATE_BENCH_RATE"); s != "" {
 		rate, _ = strconv.Atoi(s)
 	}
-	m := startMosquitto(t, "max_queued_messages 0", "max_inflight_messages 0")
-	col := newCollector(t, m.addr())
-	up := testUpstream(m.url())
+	m := peers.StartMosquitto(t, "max_queued_messages 0", "max_inflight_messages 0")
+	col := newCollector(t, m.Addr)
+	up := testUpstream(m.URL())
 	up.Queue.ReplayRate = rate
 	h := newHarness(t, "", up, func(_ *Options, so *sparkplug.Options) { so.Aliases = true })
 	recs := make([][]byte, 0, 1000)

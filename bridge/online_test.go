@@ -5,13 +5,14 @@ import (
 	"time"
 
 	"github.com/wellgate/wellgate/drivers"
+	"github.com/wellgate/wellgate/internal/peers"
 	"github.com/wellgate/wellgate/sparkplug"
 )
 
 func TestBirthsAndLiveData(t *testing.T) {
-	m := startMosquitto(t)
-	col := newCollector(t, m.addr())
-	h := newHarness(t, "", testUpstream(m.url()), nil).start()
+	m := peers.StartMosquitto(t)
+	col := newCollector(t, m.Addr)
+	h := newHarness(t, "", testUpstream(m.URL()), nil).start()
 	h.waitState(StateOnline, 10*time.Second)
 	h.produce(10)
 	waitFor(t, 10*time.Second, "10 live values", func() bool { return allArrived(col.all(), 10) })
@@ -45,9 +46,9 @@ func TestBirthsAndLiveData(t *testing.T) {
 
 // TestShutdownPublishesDeath: on cancel the bridge publishes NDEATH with the connection's bdSeq.
 func TestShutdownPublishesDeath(t *testing.T) {
-	m := startMosquitto(t)
-	col := newCollector(t, m.addr())
-	h := newHarness(t, "", testUpstream(m.url()), nil).start()
+	m := peers.StartMosquitto(t)
+	col := newCollector(t, m.Addr)
+	h := newHarness(t, "", testUpstream(m.URL()), nil).start()
 	h.waitState(StateOnline, 10*time.Second)
 	bdSeq := h.b.Status().BdSeq
 	h.stop()
@@ -63,9 +64,9 @@ func TestShutdownPublishesDeath(t *testing.T) {
 }
 
 func TestCommands(t *testing.T) {
-	m := startMosquitto(t)
-	col := newCollector(t, m.addr())
-	h := newHarness(t, "", testUpstream(m.url()), nil).start()
+	m := peers.StartMosquitto(t)
+	col := newCollector(t, m.Addr)
+	h := newHarness(t, "", testUpstream(m.URL()), nil).start()
 	h.waitState(StateOnline, 10*time.Second)
 	// DCMD write of a writable tag reaches OnWrite.
 	p := sparkplug.Payload{Metrics: []sparkplug.Metric{{Name: "setpoint", Datatype: sparkplug.TypeDouble}}}

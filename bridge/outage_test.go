@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wellgate/wellgate/internal/peers"
 	"github.com/wellgate/wellgate/sparkplug"
 )
 
@@ -31,11 +32,11 @@ func (h *harness) producer(ctx context.Context) chan struct{} {
 // arrives — the outage's as historical, in order, with original timestamps, after the births —
 // and that live data goes on.
 func TestWANOutage(t *testing.T) {
-	m := startMosquitto(t)
+	m := peers.StartMosquitto(t)
 	// The bridge reaches mosquitto through a proxy, so that the test can resubscribe after the
 	// restart before letting the bridge back in.
-	px := newProxy(t, m.addr())
-	col := newCollector(t, m.addr())
+	px := newProxy(t, m.Addr)
+	col := newCollector(t, m.Addr)
 	h := newHarness(t, "", testUpstream(px.url()), nil).start()
 	h.waitState(StateOnline, 10*time.Second)
 	ctx, stop := context.WithCancel(context.Background())
@@ -43,15 +44,15 @@ func TestWANOutage(t *testing.T) {
 	waitFor(t, 10*time.Second, "live data", func() bool { return h.b.Status().PublishedLive > 100 })
 
 	px.setMode("refuse")
-	m.kill()
+	m.Stop()
 	h.waitState(StateDisconnected, 10*time.Second)
 	before := h.produced()
 	waitFor(t, 10*time.Second, "an outage backlog", func() bool { return h.produced() > before+500 })
 	if h.b.Status().Queue.Records == 0 {
 		t.Fatal("nothing queued during the outage")
 	}
-	m.start()
-	col.connect(t, m.addr())
+	m.Start()
+	col.connect(t, m.Addr)
 	mark := len(col.all())
 	px.setMode("pass")
 	h.waitState(StateOnline, 10*time.Second)
@@ -93,9 +94,9 @@ func TestBlackHole(t *testing.T) {
 }
 
 func testBlackHole(t *testing.T, qos byte) {
-	m := startMosquitto(t)
-	px := newProxy(t, m.addr())
-	col := newCollector(t, m.addr())
+	m := peers.StartMosquitto(t)
+	px := newProxy(t, m.Addr)
+	col := newCollector(t, m.Addr)
 	h := newHarness(t, "", testUpstream(px.url()), func(_ *Options, so *sparkplug.Options) { so.DataQoS = qos }).start()
 	h.waitState(StateOnline, 10*time.Second)
 	ctx, stop := context.WithCancel(context.Background())

@@ -6,9 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -18,104 +15,6 @@ import (
 
 	"github.com/wellgate/wellgate/sparkplug"
 )
-
-const mosquittoBin = "/usr/sbin/mosquitto"
-
-// mosquitto is Debian's broker run as a subprocess on a free loopback port.
-type mosquitto struct {
-	t    *testing.T
-	port int
-	conf string
-	cmd  *exec.Cmd
-	done chan struct{}
-}
-
-func requirePeer(t *testing.T, path string) {
-	t.Helper()
-	if _, err := os.Stat(path); err == nil {
-		return
-	}
-	msg := fmt.Sprintf("%s is not installed (scripts/install-peers.sh installs it)", path)
-	if os.Getenv("CI") != "" || os.Getenv("WELLGATE_REQUIRE_PEERS") != "" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// startMosquitto starts mosquitto with extra config lines; it is killed at cleanup.
-func startMosquitto(t *testing.T, extra ...string) *mosquitto {
-	t.Helper()
-	requirePeer(t, mosquittoBin)
-	m := &mosquitto{t: t, port: freePort(t)}
-	m.conf = filepath.Join(t.TempDir(), "mosquitto.conf")
-	lines := append([]string{
-		fmt.Sprintf("listener %d 127.0.0.1", m.port),
-		"persistence false",
-		"log_dest stderr",
-		"log_type error",
-	}, extra...)
-	if !strings.Contains(strings.Join(extra, "\n"), "allow_anonymous") {
-		lines = append(lines, "allow_anonymous true")
-	}
-	if err := os.WriteFile(m.conf, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	m.start()
-	t.Cleanup(m.kill)
-	return m
-}
-
-func (m *mosquitto) addr() string { return fmt.Sprintf("127.0.0.1:%d", m.port) }
-func (m *mosquitto) url() string  { return "tcp://" + m.addr() }
-
-func (m *mosquitto) start() {
-	m.t.Helper()
-	m.cmd = exec.Command(mosquittoBin, "-c", m.conf)
-	stderr := &logBuffer{}
-	m.cmd.Stderr = stderr
-	if err := m.cmd.Start(); err != nil {
-		m.t.Fatalf("start mosquitto: %v", err)
-	}
-	m.done = make(chan struct{})
-	go func(cmd *exec.Cmd, done chan struct{}) { cmd.Wait(); close(done) }(m.cmd, m.done)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", m.addr(), time.Second)
-		if err == nil {
-			c.Close()
-			return
-		}
-		select {
-		case <-m.done:
-			m.t.Fatalf("mosquitto exited: %s", stderr.dump())
-		default:
-		}
-		if time.Now().After(deadline) {
-			m.t.Fatalf("mosquitto not listening after 10s: %s", stderr.dump())
-		}
-		time.Sleep(5 * time.Millisecond) // polling for the port
-	}
-}
-
-// kill stops mosquitto at once (an outage).
-func (m *mosquitto) kill() {
-	if m.cmd == nil || m.cmd.Process == nil {
-		return
-	}
-	m.cmd.Process.Kill()
-	<-m.done
-	m.cmd = nil
-}
 
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/wellgate/wellgate/internal/peers"
 )
 
 const childDirEnv = "WELLGATE_BRIDGE_CHILD_DIR"
@@ -22,10 +24,10 @@ func TestPowerLoss(t *testing.T) {
 		powerLossChild(t, dir)
 		return
 	}
-	requirePeer(t, mosquittoBin)
+	peers.RequireMosquitto(t)
 	dir := t.TempDir()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestPowerLoss$", "-test.v")
-	cmd.Env = append(os.Environ(), childDirEnv+"="+dir, fmt.Sprintf("WELLGATE_BRIDGE_CHILD_PORT=%d", freePort(t)))
+	cmd.Env = append(os.Environ(), childDirEnv+"="+dir, "WELLGATE_BRIDGE_CHILD_ADDR="+peers.FreePort(t))
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -48,9 +50,9 @@ func TestPowerLoss(t *testing.T) {
 	cmd.Process.Signal(syscall.SIGKILL)
 	cmd.Wait()
 
-	m := startMosquitto(t)
-	col := newCollector(t, m.addr())
-	h := newHarness(t, dir, testUpstream(m.url()), nil).start()
+	m := peers.StartMosquitto(t)
+	col := newCollector(t, m.Addr)
+	h := newHarness(t, dir, testUpstream(m.URL()), nil).start()
 	h.waitState(StateOnline, 10*time.Second)
 	waitFor(t, 20*time.Second, "the backlog", func() bool { return allArrived(col.all(), last+1) })
 	live, hist := checkAllArrived(t, h, col.all(), last+1)
@@ -63,8 +65,7 @@ func TestPowerLoss(t *testing.T) {
 // powerLossChild queues samples forever (its upstream port has no listener) and prints the
 // number of each sample once the queue has it.
 func powerLossChild(t *testing.T, dir string) {
-	port := os.Getenv("WELLGATE_BRIDGE_CHILD_PORT")
-	h := newHarness(t, dir, testUpstream("tcp://127.0.0.1:"+port), nil).start()
+	h := newHarness(t, dir, testUpstream("tcp://"+os.Getenv("WELLGATE_BRIDGE_CHILD_ADDR")), nil).start()
 	w := bufio.NewWriter(os.Stdout)
 	for i := 0; ; i++ {
 		h.produce(1)

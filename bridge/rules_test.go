@@ -13,6 +13,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/wellgate/wellgate/internal/peers"
 	"github.com/wellgate/wellgate/sparkplug"
 )
 
@@ -44,7 +45,7 @@ func startMochi(t *testing.T) (*mochiLocal, string) {
 	if err := s.AddHook(new(auth.AllowHook), nil); err != nil {
 		t.Fatal(err)
 	}
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	addr := peers.FreePort(t)
 	if err := s.AddListener(listeners.NewTCP(listeners.Config{ID: "local", Address: addr})); err != nil {
 		t.Fatal(err)
 	}
@@ -68,10 +69,10 @@ func pahoClient(t *testing.T, addr, id string) mqtt.Client {
 // TestForwardingRules: a local device's messages go upstream with the prefix (through the
 // queue while the link is down, in order); upstream messages come down without it.
 func TestForwardingRules(t *testing.T) {
-	m := startMosquitto(t)
-	px := newProxy(t, m.addr())
+	m := peers.StartMosquitto(t)
+	px := newProxy(t, m.Addr)
 	local, localAddr := startMochi(t)
-	col := newCollector(t, m.addr(), "site7/#")
+	col := newCollector(t, m.Addr, "site7/#")
 	h := newHarness(t, "", testUpstream(px.url()), func(o *Options, _ *sparkplug.Options) {
 		o.Local = local
 		o.Rules = []Rule{

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wellgate/wellgate/internal/peers"
 	"github.com/wellgate/wellgate/sparkplug"
 )
 
@@ -21,9 +22,9 @@ func countTopic(msgs []received, topic string) int {
 // TestPrimaryHostState: births only after the host's STATE online; on a valid offline NDEATH
 // and store-and-forward; stale STATE ignored; back online → births, then the backlog.
 func TestPrimaryHostState(t *testing.T) {
-	m := startMosquitto(t)
-	col := newCollector(t, m.addr())
-	h := newHarness(t, "", testUpstream(m.url()), func(o *Options, _ *sparkplug.Options) {
+	m := peers.StartMosquitto(t)
+	col := newCollector(t, m.Addr)
+	h := newHarness(t, "", testUpstream(m.URL()), func(o *Options, _ *sparkplug.Options) {
 		o.PrimaryHostID = "scada"
 	}).start()
 	state := func(online bool, ts int) {
@@ -69,12 +70,12 @@ func TestPrimaryHostState(t *testing.T) {
 
 // TestNextServer: "Node Control/Next Server" moves the edge node to the next server.
 func TestNextServer(t *testing.T) {
-	m1, m2 := startMosquitto(t), startMosquitto(t)
-	col1, col2 := newCollector(t, m1.addr()), newCollector(t, m2.addr())
-	h := newHarness(t, "", testUpstream(m1.url(), m2.url()), nil).start()
+	m1, m2 := peers.StartMosquitto(t), peers.StartMosquitto(t)
+	col1, col2 := newCollector(t, m1.Addr), newCollector(t, m2.Addr)
+	h := newHarness(t, "", testUpstream(m1.URL(), m2.URL()), nil).start()
 	h.waitState(StateOnline, 10*time.Second)
-	if s := h.b.Status().Server; s != m1.url() {
-		t.Fatalf("connected to %s, want the first server %s", s, m1.url())
+	if s := h.b.Status().Server; s != m1.URL() {
+		t.Fatalf("connected to %s, want the first server %s", s, m1.URL())
 	}
 	p := sparkplug.Payload{Metrics: []sparkplug.Metric{{Name: "Node Control/Next Server", Datatype: sparkplug.TypeBoolean}}}
 	p.Metrics[0].Value = sparkplug.WireValue{Kind: sparkplug.KindBool, Bits: 1}
@@ -86,17 +87,17 @@ func TestNextServer(t *testing.T) {
 		return countTopic(col1.all(), "spBv1.0/G/NDEATH/E") >= 1
 	})
 	h.waitState(StateOnline, 10*time.Second)
-	if s := h.b.Status().Server; s != m2.url() {
-		t.Fatalf("status says %s, want %s", s, m2.url())
+	if s := h.b.Status().Server; s != m2.URL() {
+		t.Fatalf("status says %s, want %s", s, m2.URL())
 	}
 }
 
 // TestConnectFailuresRetry: a refused password and a TLS failure are one log line per attempt
 // and a retry, never a crash.
 func TestConnectFailuresRetry(t *testing.T) {
-	m := startMosquitto(t, "allow_anonymous false")
+	m := peers.StartMosquitto(t, "allow_anonymous false")
 	cases := []struct{ name, url, want string }{
-		{"not authorized", m.url(), "not Authorized"},
+		{"not authorized", m.URL(), "not Authorized"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -114,7 +115,7 @@ func TestConnectFailuresRetry(t *testing.T) {
 		})
 	}
 	t.Run("missing CA file", func(t *testing.T) {
-		up := testUpstream("ssl://" + m.addr())
+		up := testUpstream("ssl://" + m.Addr)
 		up.TLS.CAFile = "/nonexistent/ca.pem"
 		h := newHarness(t, "", up, nil).start()
 		waitFor(t, 10*time.Second, "two attempts", func() bool { return h.log.count("read CA file") >= 2 })

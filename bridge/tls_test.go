@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/wellgate/wellgate/config"
+	"github.com/wellgate/wellgate/internal/peers"
 )
 
 // writeCerts writes a CA and a server certificate for localhost/127.0.0.1 into dir.
@@ -54,11 +55,11 @@ func writeCerts(t *testing.T, dir string) (ca, cert, key string) {
 }
 
 func TestTLS(t *testing.T) {
-	requirePeer(t, mosquittoBin)
+	peers.RequireMosquitto(t)
 	ca, cert, key := writeCerts(t, t.TempDir())
 	// As root mosquitto drops to its own user, which cannot read the test's temporary files.
-	m := startMosquitto(t, "certfile "+cert, "keyfile "+key, "user root")
-	url := "ssl://" + m.addr()
+	m := peers.StartMosquitto(t, "certfile "+cert, "keyfile "+key, "user root")
+	url := "ssl://" + m.Addr
 	t.Run("unknown authority retries", func(t *testing.T) {
 		h := newHarness(t, "", testUpstream(url), nil).start()
 		waitFor(t, 10*time.Second, "three attempts", func() bool { return h.log.count("certificate signed by unknown authority") >= 3 })

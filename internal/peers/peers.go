@@ -46,44 +46,64 @@ type Mosquitto struct {
 	conf string
 	Addr string // host:port
 	cmd  *exec.Cmd
+	done chan struct{} // closed when cmd has exited
 	log  *os.File
 }
 
-// StartMosquitto starts mosquitto on a free loopback port, without persistence.
-func StartMosquitto(t testing.TB) *Mosquitto { return startMosquitto(t, "", false) }
+// RequireMosquitto returns the path of Debian's mosquitto, or fails or skips t (see Missing).
+func RequireMosquitto(t testing.TB) string {
+	t.Helper()
+	if bin, err := exec.LookPath("mosquitto"); err == nil {
+		return bin
+	}
+	if _, err := os.Stat("/usr/sbin/mosquitto"); err != nil {
+		Missing(t, "mosquitto")
+	}
+	return "/usr/sbin/mosquitto"
+}
 
-// StartMosquittoAt starts mosquitto on addr (a loopback host:port from FreePort).
-func StartMosquittoAt(t testing.TB, addr string) *Mosquitto { return startMosquitto(t, addr, false) }
+// StartMosquitto starts mosquitto on a free loopback port, without persistence and with
+// anonymous clients allowed unless extra (more mosquitto.conf lines, after the listener: TLS
+// files, "allow_anonymous false", limits) says otherwise. It is killed when the test ends.
+func StartMosquitto(t testing.TB, extra ...string) *Mosquitto {
+	t.Helper()
+	return startMosquitto(t, FreePort(t), extra)
+}
+
+// StartMosquittoAt is StartMosquitto on addr (a loopback host:port from FreePort).
+func StartMosquittoAt(t testing.TB, addr string, extra ...string) *Mosquitto {
+	t.Helper()
+	return startMosquitto(t, addr, extra)
+}
 
 // StartPersistentMosquitto starts mosquitto with persistence on disk and QoS 0 messages queued
 // for disconnected persistent sessions, so that a subscriber with clean session = false sees
 // everything published while it reconnects after a restart. Stop it with Terminate so that it
 // writes its database.
-func StartPersistentMosquitto(t testing.TB) *Mosquitto { return startMosquitto(t, "", true) }
-
-func startMosquitto(t testing.TB, addr string, persist bool) *Mosquitto {
+func StartPersistentMosquitto(t testing.TB) *Mosquitto {
 	t.Helper()
-	bin, err := exec.LookPath("mosquitto")
-	if err != nil {
-		if _, serr := os.Stat("/usr/sbin/mosquitto"); serr != nil {
-			Missing(t, "mosquitto")
-		}
-		bin = "/usr/sbin/mosquitto"
-	}
+	// As root, mosquitto drops to the user "mosquitto", who cannot write to a test's
+	// temporary folder: "user root" keeps it root (the line is ignored for other users).
+	return startMosquitto(t, FreePort(t), []string{"persistence true",
+		"persistence_location " + t.TempDir() + "/", "queue_qos0_messages true",
+		"max_queued_messages 0", "user root"})
+}
+
+func startMosquitto(t testing.TB, addr string, extra []string) *Mosquitto {
+	t.Helper()
+	bin := RequireMosquitto(t)
 	dir := t.TempDir()
-	if addr == "" {
-		addr = FreePort(t)
-	}
 	m := &Mosquitto{t: t, bin: bin, Addr: addr, conf: filepath.Join(dir, "mosquitto.conf")}
-	_, port, _ := net.SplitHostPort(m.Addr)
-	conf := fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous true\npersistence false\n", port)
-	if persist {
-		// As root, mosquitto drops to the user "mosquitto", who cannot write to a test's
-		// temporary folder: "user root" keeps it root (the line is ignored for other users).
-		conf = fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous true\npersistence true\n"+
-			"persistence_location %s/\nqueue_qos0_messages true\nmax_queued_messages 0\nuser root\n", port, dir)
+	_, port, _ := net.SplitHostPort(addr)
+	lines := append([]string{"listener " + port + " 127.0.0.1"}, extra...)
+	all := strings.Join(extra, "\n")
+	if !strings.Contains(all, "persistence ") {
+		lines = append(lines, "persistence false")
 	}
-	if err := os.WriteFile(m.conf, []byte(conf), 0o644); err != nil {
+	if !strings.Contains(all, "allow_anonymous") {
+		lines = append(lines, "allow_anonymous true")
+	}
+	if err := os.WriteFile(m.conf, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	lf, err := os.Create(filepath.Join(dir, "mosquitto.log"))
@@ -107,13 +127,20 @@ func (m *Mosquitto) Start() {
 	if err := cmd.Start(); err != nil {
 		m.t.Fatalf("start mosquitto: %v", err)
 	}
-	m.cmd = cmd
+	m.cmd, m.done = cmd, make(chan struct{})
+	go func(done chan struct{}) { _ = cmd.Wait(); close(done) }(m.done)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		c, err := net.DialTimeout("tcp", m.Addr, 200*time.Millisecond)
 		if err == nil {
 			c.Close()
 			return
+		}
+		select {
+		case <-m.done:
+			b, _ := os.ReadFile(m.log.Name())
+			m.t.Fatalf("mosquitto exited at start:\n%s", b)
+		default:
 		}
 		if time.Now().After(deadline) {
 			b, _ := os.ReadFile(m.log.Name())
@@ -129,7 +156,7 @@ func (m *Mosquitto) Stop() {
 		return
 	}
 	_ = m.cmd.Process.Signal(syscall.SIGKILL)
-	_ = m.cmd.Wait()
+	<-m.done
 	m.cmd = nil
 }
 
@@ -139,7 +166,7 @@ func (m *Mosquitto) Terminate() {
 		return
 	}
 	_ = m.cmd.Process.Signal(syscall.SIGTERM)
-	_ = m.cmd.Wait()
+	<-m.done
 	m.cmd = nil
 }
 
