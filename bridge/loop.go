@@ -118,6 +118,8 @@ func (b *Bridge) handle(ctx context.Context, ev any) {
 		if ev.client == l.client && l.client != nil {
 			b.onInbound(ev)
 		}
+	case nextServerEvent:
+		b.nextServer()
 	}
 }
 

@@ -167,6 +167,14 @@ func splitNextServer(payload []byte) (bool, []byte) {
 
 var errNextServer = errors.New("host asked for the next server")
 
+// nextServerEvent asks the run loop to move to the next server.
+type nextServerEvent struct{}
+
+// NextServer moves the upstream connection to the next configured server, as an NCMD
+// "Node Control/Next Server" upstream does; the gateway calls it for the same NCMD arriving
+// on the embedded broker. It returns at once.
+func (b *Bridge) NextServer() { b.mail.put(nextServerEvent{}) }
+
 // nextServer disconnects (with NDEATH) and connects to the next configured server at once.
 func (b *Bridge) nextServer() {
 	l := &b.loop

@@ -127,7 +127,15 @@ func (g *Gateway) upstreamStats() upstreamStats {
 		connected: st.State == bridge.StateOnline || st.State == bridge.StateWaitingHost}
 }
 
-// nextServer moves the upstream connection to its next server (NCMD on the local broker).
+// nextServer moves the upstream connection to its next server (an NCMD on the local broker;
+// the bridge takes the upstream one itself).
 func (g *Gateway) nextServer() {
-	g.log.Info("next server asked for on the local broker; the upstream bridge takes it from its own NCMD only")
+	g.mu.RLock()
+	br := g.bridge
+	g.mu.RUnlock()
+	if br == nil {
+		g.log.Info("next server asked for, but no upstream is configured")
+		return
+	}
+	br.NextServer()
 }

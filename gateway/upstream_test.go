@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -192,5 +193,35 @@ qos = 1
 		case <-deadline:
 			t.Fatal("forwarded message never reached the upstream broker")
 		}
+	}
+}
+
+// NCMD Node Control/Next Server on the embedded broker moves the upstream connection to the
+// next configured server, as the same NCMD upstream does.
+func TestNextServerFromLocalBroker(t *testing.T) {
+	m1, m2 := peers.StartMosquitto(t), peers.StartMosquitto(t)
+	host2 := sphost.Connect(t, m2.URL())
+	p := &plc{}
+	path := upstreamConfig(t, startPLC(t, p), m1.URL(), "")
+	src, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src = []byte(strings.Replace(string(src), fmt.Sprintf("servers = [%q]", m1.URL()),
+		fmt.Sprintf("servers = [%q, %q]", m1.URL(), m2.URL()), 1))
+	g := startGateway(t, writeTOML(t, t.TempDir(), string(src)))
+	deadline := time.Now().Add(20 * time.Second)
+	for g.Snapshot().Upstream.State != "online" {
+		if time.Now().After(deadline) {
+			t.Fatalf("upstream not online at the first server: %+v", g.Snapshot().Upstream)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	local := sphost.Connect(t, "tcp://"+g.BrokerAddr())
+	local.Publish(sparkplug.NodeTopic("Field", sparkplug.NCMD, "PAD-3"), 0, false,
+		ncmd("Node Control/Next Server", sparkplug.TypeBoolean, sparkplug.WireValue{Kind: sparkplug.KindBool, Bits: 1}))
+	host2.Wait(20*time.Second, "NBIRTH at the second server", nodeMsg(sparkplug.NBIRTH))
+	if up := g.Snapshot().Upstream; up.Server != m2.URL() {
+		t.Errorf("upstream server %q, want %q", up.Server, m2.URL())
 	}
 }
