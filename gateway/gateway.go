@@ -5,7 +5,6 @@ package gateway
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,7 +18,6 @@ import (
 	"github.com/wellgate/wellgate/broker"
 	"github.com/wellgate/wellgate/config"
 	"github.com/wellgate/wellgate/drivers"
-	"github.com/wellgate/wellgate/drivers/modbus"
 	"github.com/wellgate/wellgate/sparkplug"
 	"github.com/wellgate/wellgate/web"
 )
@@ -53,19 +51,8 @@ type Gateway struct {
 // line.
 func New(cfg *config.Config, log *slog.Logger, version string) (*Gateway, error) {
 	g := &Gateway{cfg: cfg, log: log, version: version, writers: make(map[string]drivers.Writer)}
-	var errs config.Errors
-	mb, err := modbus.New(cfg, log.With("driver", "modbus"))
-	if err != nil {
-		var ce config.Errors
-		if !errors.As(err, &ce) {
-			return nil, err
-		}
-		errs = append(errs, ce...)
-	} else if len(mb.Devices()) > 0 {
-		g.addDriver(mb)
-	}
-	if len(errs) > 0 {
-		return nil, errs
+	if err := g.buildDrivers(); err != nil {
+		return nil, err
 	}
 	g.store = newStore(g.devices)
 	// Building the sessions validates ids and metric names without any I/O.
