@@ -2,51 +2,95 @@ package gateway
 
 import (
 	"context"
+	"errors"
+	"log/slog"
 	"time"
 
 	"github.com/wellgate/wellgate/drivers"
+	"github.com/wellgate/wellgate/internal/logx"
 	"github.com/wellgate/wellgate/sparkplug"
 	"github.com/wellgate/wellgate/web"
 )
 
+// Commands. Both Sparkplug sessions (the embedded broker's and the upstream bridge's) decode
+// their NCMD/DCMD themselves — a session performs a Rebirth on its own connection — and hand
+// every write they carry to route, the one command router: node writes (Node Control/Next
+// Server, Node Control/Scan Rate) are carried out at once, device writes go to that device's
+// own write queue, so that a device that ignores writes delays only its own.
+
 // writeTimeout bounds one command's write and read-back.
 const writeTimeout = 10 * time.Second
 
-// command handles an NCMD or DCMD arriving for sess: rebirths happen inside the session;
-// writes go to the device's driver, and the value read back is published like any sample.
-// Bad commands are logged and ignored.
+// logEvery is how often one kind of repeated event (a refused command, a failing publish)
+// may log.
+const logEvery = 10 * time.Second
+
+// command handles an NCMD or DCMD arriving on the embedded broker for the local session.
+// Bad commands are logged (rate-limited) and ignored.
 func (g *Gateway) command(sess *sparkplug.Session, topic string, payload []byte) {
 	writes, err := sess.HandleCommand(topic, payload)
 	if err != nil {
-		g.log.Warn("command ignored", "topic", topic, "err", err)
+		g.limit.Log(g.log, slog.LevelWarn, "command ignored|local", "command ignored",
+			"origin", originLocal, "topic", logx.Value(topic), "err", logx.Err(err))
 	}
+	g.route(originLocal, writes)
+}
+
+// Origins of commands, for the logs.
+const (
+	originLocal    = "local"
+	originUpstream = "upstream"
+)
+
+// route carries out the writes a command asked for; origin names the session it came from.
+// It returns at once: device writes are queued per device.
+func (g *Gateway) route(origin string, writes []sparkplug.Write) {
 	for _, w := range writes {
-		_ = g.write(w) // logged in write
+		if w.Device == "" {
+			g.writeNodeCommand(origin, w)
+			continue
+		}
+		if err := g.writes.put(writeReq{origin: origin, w: w}); err != nil {
+			g.limit.Log(g.log, slog.LevelWarn, "write refused|"+w.Device, "write refused",
+				"origin", origin, "device", w.Device, "tag", w.Tag, "value", logx.Value(w.Value.String()), "err", err)
+		}
 	}
 }
 
-func (g *Gateway) write(w sparkplug.Write) error {
-	log := g.log.With("device", w.Device, "tag", w.Tag, "value", w.Value.String())
-	if w.Device == "" {
-		if err := g.writeNode(w.Tag, w.Value); err != nil {
-			log.Warn("node command refused", "err", err)
-			return err
-		}
-		return nil
+func (g *Gateway) writeNodeCommand(origin string, w sparkplug.Write) {
+	if err := g.writeNode(w.Tag, w.Value); err != nil {
+		g.limit.Log(g.log, slog.LevelWarn, "node command refused|"+w.Tag, "node command refused",
+			"origin", origin, "metric", w.Tag, "value", logx.Value(w.Value.String()), "err", err)
 	}
+}
+
+// write performs one device write now (bounded by writeTimeout) and publishes the value read
+// back on every output, whichever session the command came from. It logs the outcome once.
+func (g *Gateway) write(w sparkplug.Write) error {
+	return g.perform(context.Background(), writeReq{w: w})
+}
+
+// perform carries out one queued write; ctx ends it early when the gateway stops.
+func (g *Gateway) perform(ctx context.Context, r writeReq) error {
+	w := r.w
+	log := g.log.With("origin", r.origin, "device", w.Device, "tag", w.Tag, "value", logx.Value(w.Value.String()))
 	wr, ok := g.writers[w.Device]
 	if !ok {
 		log.Warn("write refused: device does not accept writes")
 		return drivers.ErrNotWritable
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+	ctx, cancel := context.WithTimeout(ctx, writeTimeout)
 	defer cancel()
 	got, err := wr.Write(ctx, w.Device, w.Tag, w.Value)
 	if err != nil {
-		log.Warn("write refused", "err", err)
+		if errors.Is(err, drivers.ErrNotWritable) || errors.Is(err, drivers.ErrOutOfRange) || errors.Is(err, drivers.ErrUnknownTag) {
+			g.limit.Log(log, slog.LevelWarn, "write refused|"+w.Device, "write refused", "err", logx.Err(err))
+		} else {
+			g.limit.Log(log, slog.LevelWarn, "write failed|"+w.Device, "write failed", "err", logx.Err(err))
+		}
 		return err
 	}
-	log.Info("written", "read_back", got.String())
+	log.Info("written", "read_back", logx.Value(got.String()))
 	batch := []drivers.Sample{{Device: w.Device, Tag: w.Tag, Value: got, Quality: drivers.Good, Time: time.Now()}}
 	g.store.samples(batch)
 	for _, s := range g.currentSinks() {

@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -18,6 +20,7 @@ import (
 	"github.com/wellgate/wellgate/broker"
 	"github.com/wellgate/wellgate/config"
 	"github.com/wellgate/wellgate/drivers"
+	"github.com/wellgate/wellgate/internal/logx"
 	"github.com/wellgate/wellgate/sparkplug"
 	"github.com/wellgate/wellgate/web"
 )
@@ -33,6 +36,8 @@ type Gateway struct {
 	writers map[string]drivers.Writer // by device
 	devices []drivers.DeviceInfo
 	store   *store
+	writes  *writeQueues  // pending device writes, one queue per device
+	limit   *logx.Limiter // rate-limits repeated log lines
 
 	// Set during Run.
 	mu       sync.RWMutex
@@ -50,11 +55,13 @@ type Gateway struct {
 // validate every tag) but opens nothing. The error lists every problem found, with file and
 // line.
 func New(cfg *config.Config, log *slog.Logger, version string) (*Gateway, error) {
-	g := &Gateway{cfg: cfg, log: log, version: version, writers: make(map[string]drivers.Writer)}
+	g := &Gateway{cfg: cfg, log: log, version: version, writers: make(map[string]drivers.Writer),
+		limit: logx.NewLimiter(logEvery)}
 	if err := g.buildDrivers(); err != nil {
 		return nil, err
 	}
 	g.store = newStore(g.devices)
+	g.writes = newWriteQueues(slices.Collect(maps.Keys(g.writers)))
 	// Building the sessions validates ids and metric names without any I/O.
 	if _, err := g.newSession(); err != nil {
 		return nil, err
@@ -87,28 +94,33 @@ func (g *Gateway) newSession() (*sparkplug.Session, error) {
 	})
 }
 
-// Run starts every part, runs until ctx is cancelled, then stops them in order: drivers first,
-// then the Sparkplug sessions (NDEATH before disconnect), then the broker and the page.
+// drainTimeout bounds how long the upstream bridge may take, once the drivers have stopped,
+// to publish NDEATH and queue what was not confirmed.
+const drainTimeout = 20 * time.Second
+
+// Run opens every part, runs until ctx is cancelled, then stops them in order: the drivers
+// (and the page, the node metrics and the writers) first; then, bounded by drainTimeout, the
+// upstream bridge, so that the last samples polled are queued rather than lost; then the
+// local session (NDEATH) and the broker. A start that fails half-way closes what it opened,
+// so that no port stays bound.
 func (g *Gateway) Run(ctx context.Context) error {
 	g.started = time.Now()
+	var opened closers
+	defer opened.close(g.log)
 	if err := os.MkdirAll(g.cfg.Gateway.DataDir, 0o755); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
-	if err := g.startLocal(); err != nil {
-		g.closeLocal()
+	if err := g.startLocal(&opened); err != nil {
 		return err
 	}
-	defer g.closeLocal()
 	if g.cfg.Web.Enabled {
 		ws, err := web.New(g.cfg.Web.Listen, g, g.log)
 		if err != nil {
 			return err
 		}
 		g.web = ws
+		opened.add("status page", ws.Close)
 	}
-
-	// The bridge runs outside the group and stops after the drivers have, so that the last
-	// samples polled at shutdown are queued rather than lost; a bridge failure stops the rest.
 	runCtx, cancelRun := context.WithCancelCause(ctx)
 	defer cancelRun(nil)
 	bctx, stopBridge := context.WithCancel(context.Background())
@@ -117,23 +129,12 @@ func (g *Gateway) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	grp, gctx := errgroup.WithContext(runCtx)
-	if g.web != nil {
-		grp.Go(func() error { return g.web.Run(gctx) })
-	}
-	for _, d := range g.drivers {
-		grp.Go(func() error { return d.Run(gctx, g) })
-	}
-	grp.Go(func() error { return g.runNodeMetrics(gctx) })
-	grp.Go(func() error { return g.birthWhenPolled(gctx) })
-	g.log.Info("wellgate running", "version", g.version, "group", g.cfg.Sparkplug.GroupID,
-		"edge_node", g.cfg.Sparkplug.EdgeNodeID, "devices", len(g.devices))
-	err = grp.Wait()
+	err = g.runParts(runCtx)
 	if ctx.Err() != nil {
 		g.log.Info("wellgate stopping")
 	}
 	stopBridge()
-	if berr := <-bridgeDone; berr != nil && err == nil {
+	if berr := g.drainBridge(bridgeDone); berr != nil && err == nil {
 		err = berr
 	}
 	if cause := context.Cause(runCtx); err == nil && cause != nil && ctx.Err() == nil {
@@ -142,8 +143,41 @@ func (g *Gateway) Run(ctx context.Context) error {
 	return err
 }
 
+// runParts runs the drivers, the page, the node metrics, the local births and the device
+// writers until ctx ends or one of them fails.
+func (g *Gateway) runParts(ctx context.Context) error {
+	grp, gctx := errgroup.WithContext(ctx)
+	if g.web != nil {
+		grp.Go(func() error { return g.web.Run(gctx) })
+	}
+	for _, d := range g.drivers {
+		grp.Go(func() error { return d.Run(gctx, g) })
+	}
+	for dev := range g.writers {
+		grp.Go(func() error { return g.writes.run(gctx, dev, func(r writeReq) { _ = g.perform(gctx, r) }) })
+	}
+	grp.Go(func() error { return g.runNodeMetrics(gctx) })
+	grp.Go(func() error { return g.birthWhenPolled(gctx) })
+	g.log.Info("wellgate running", "version", g.version, "group", g.cfg.Sparkplug.GroupID,
+		"edge_node", g.cfg.Sparkplug.EdgeNodeID, "devices", len(g.devices))
+	return grp.Wait()
+}
+
+// drainBridge waits, at most drainTimeout, for the stopped bridge to finish.
+func (g *Gateway) drainBridge(done <-chan error) error {
+	t := time.NewTimer(drainTimeout)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-t.C:
+		g.log.Error("upstream bridge did not stop in time; values it held may be sent again after restart", "waited", drainTimeout)
+		return nil
+	}
+}
+
 // startLocal starts the embedded broker and the Sparkplug session published into it.
-func (g *Gateway) startLocal() error {
+func (g *Gateway) startLocal(opened *closers) error {
 	if !g.cfg.Broker.Enabled {
 		return nil
 	}
@@ -155,6 +189,7 @@ func (g *Gateway) startLocal() error {
 	g.mu.Lock()
 	g.broker = b
 	g.mu.Unlock()
+	opened.add("local sparkplug session and broker", g.closeLocal)
 	if err := b.Serve(); err != nil {
 		return err
 	}
@@ -178,7 +213,7 @@ func (g *Gateway) startLocal() error {
 	}
 	// The session records samples from now on; it is born once the first poll is in.
 	g.mu.Lock()
-	g.sinks = append(g.sinks, sessionSink{sess, g.log})
+	g.sinks = append(g.sinks, localOutput{s: sess, log: g.log, limit: g.limit})
 	g.mu.Unlock()
 	g.birthLocal = func() error {
 		if err := sess.Start(b, seq); err != nil {
@@ -208,7 +243,8 @@ func (g *Gateway) birthWhenPolled(ctx context.Context) error {
 	return g.birthLocal()
 }
 
-func (g *Gateway) closeLocal() {
+// closeLocal publishes the local NDEATH and closes the embedded broker. It is idempotent.
+func (g *Gateway) closeLocal() error {
 	g.mu.Lock()
 	sess, b := g.local, g.broker
 	g.local, g.broker = nil, nil
@@ -219,18 +255,23 @@ func (g *Gateway) closeLocal() {
 		}
 	}
 	if b != nil {
-		_ = b.Close()
+		return b.Close()
 	}
+	return nil
 }
 
-// sink is a consumer of samples: a Sparkplug session or the upstream bridge.
+// sink is the output contract: the embedded broker's Sparkplug session and the upstream bridge
+// receive the same calls with the same meaning.
+//   - Samples: what a poll read; report by exception decides what is published.
+//   - Written: values read back after a write; always published, even inside a deadband,
+//     whichever session the command came from.
+//   - DeviceState: a device's communications went up or down (DBIRTH/DDEATH).
 type sink interface {
 	drivers.Sink
-	// Written reports values read back after a write: published even inside a deadband.
 	Written(batch []drivers.Sample)
 }
 
-// Samples implements drivers.Sink: the status page first, then every session.
+// Samples implements drivers.Sink: the status page first, then every output.
 func (g *Gateway) Samples(batch []drivers.Sample) {
 	g.store.samples(batch)
 	g.fanOut(batch)
@@ -248,41 +289,39 @@ func (g *Gateway) currentSinks() []sink {
 	return g.sinks
 }
 
-// DeviceState implements drivers.Sink.
+// DeviceState implements drivers.Sink. The driver logs the change (it knows why); the
+// gateway records it and tells every output.
 func (g *Gateway) DeviceState(device string, up bool, err error) {
 	g.store.deviceState(device, up, err)
-	if up {
-		g.log.Info("device communicating", "device", device)
-	} else {
-		g.log.Warn("device lost", "device", device, "err", err)
-	}
 	for _, s := range g.currentSinks() {
 		s.DeviceState(device, up, err)
 	}
 	g.fanOut(g.nodeSamples(time.Now()))
 }
 
-// sessionSink feeds a Sparkplug session from the driver side.
-type sessionSink struct {
-	s   *sparkplug.Session
-	log *slog.Logger
+// localOutput feeds the embedded broker's Sparkplug session. A publish that fails (the broker
+// is closing) is logged at most once per logEvery.
+type localOutput struct {
+	s     *sparkplug.Session
+	log   *slog.Logger
+	limit *logx.Limiter
 }
 
-func (ss sessionSink) Samples(batch []drivers.Sample) {
-	if _, err := ss.s.Update(batch); err != nil {
-		ss.log.Warn("publish data", "err", err)
+func (o localOutput) Samples(batch []drivers.Sample) {
+	if _, err := o.s.Update(batch); err != nil {
+		o.limit.Log(o.log, slog.LevelWarn, "local publish", "local publish failed", "err", err)
 	}
 }
 
-func (ss sessionSink) Written(batch []drivers.Sample) {
-	if _, err := ss.s.ReportWritten(batch); err != nil {
-		ss.log.Warn("publish written value", "err", err)
+func (o localOutput) Written(batch []drivers.Sample) {
+	if _, err := o.s.ReportWritten(batch); err != nil {
+		o.limit.Log(o.log, slog.LevelWarn, "local publish", "local publish failed", "err", err)
 	}
 }
 
-func (ss sessionSink) DeviceState(device string, up bool, _ error) {
-	if err := ss.s.SetDeviceState(device, up); err != nil {
-		ss.log.Warn("publish device state", "device", device, "err", err)
+func (o localOutput) DeviceState(device string, up bool, _ error) {
+	if err := o.s.SetDeviceState(device, up); err != nil {
+		o.limit.Log(o.log, slog.LevelWarn, "local publish", "local publish failed", "device", device, "err", err)
 	}
 }
 

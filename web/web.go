@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 )
 
@@ -94,6 +95,9 @@ type Server struct {
 	log *slog.Logger
 	ln  net.Listener
 	srv *http.Server
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // New binds addr, so that an address in use is reported at start. Serve serves.
@@ -126,12 +130,26 @@ func (s *Server) Run(ctx context.Context) error {
 		return fmt.Errorf("web: %w", err)
 	case <-ctx.Done():
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := s.srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("web: shutdown: %w", err)
-	}
-	return nil
+	return s.Close()
+}
+
+// Close stops serving: it lets requests in progress finish for up to five seconds, then
+// closes the rest, and releases the port. It is idempotent, and it is how a gateway whose
+// start failed after the page was bound gives the port back.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		err := s.srv.Shutdown(sctx)
+		_ = s.ln.Close() // Shutdown closes it only when Serve was called
+		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			s.closeErr = fmt.Errorf("web: shutdown: %w", err)
+		}
+		if errors.Is(err, context.DeadlineExceeded) {
+			s.closeErr = s.srv.Close()
+		}
+	})
+	return s.closeErr
 }
 
 func (s *Server) status(w http.ResponseWriter, _ *http.Request) {

@@ -18,6 +18,19 @@ type PLC struct {
 	Input    [64]uint16
 	Coils    [16]bool
 	Discrete [16]bool
+
+	// BeforeWrite, when set, runs (without the lock) before each write request is applied:
+	// a test blocks in it to play a device that answers reads but not writes.
+	BeforeWrite func()
+}
+
+func (p *PLC) beforeWrite() {
+	p.Lock()
+	fn := p.BeforeWrite
+	p.Unlock()
+	if fn != nil {
+		fn()
+	}
 }
 
 // Set runs fn with the image locked.
@@ -29,6 +42,9 @@ func (p *PLC) Set(fn func(p *PLC)) {
 
 // HandleCoils implements the server's handler.
 func (p *PLC) HandleCoils(r *mbserver.CoilsRequest) ([]bool, error) {
+	if r.IsWrite {
+		p.beforeWrite()
+	}
 	p.Lock()
 	defer p.Unlock()
 	if int(r.Addr)+int(r.Quantity) > len(p.Coils) {
@@ -52,6 +68,9 @@ func (p *PLC) HandleDiscreteInputs(r *mbserver.DiscreteInputsRequest) ([]bool, e
 
 // HandleHoldingRegisters implements the server's handler.
 func (p *PLC) HandleHoldingRegisters(r *mbserver.HoldingRegistersRequest) ([]uint16, error) {
+	if r.IsWrite {
+		p.beforeWrite()
+	}
 	p.Lock()
 	defer p.Unlock()
 	if int(r.Addr)+int(r.Quantity) > len(p.Holding) {
