@@ -18,7 +18,7 @@ func TestVectorsWireForm(t *testing.T) {
 			continue
 		}
 		if got := WireValueOf(v.value); !reflect.DeepEqual(got, v.wire) {
-			t.Errorf("%s: wire form %+v, want %+v (SPARKPLUG.md value fields)", v.name, got, v.wire)
+			t.Errorf("%s: wire form %+v, want %+v (docs/sparkplug.md [metric-value-kind])", v.name, got, v.wire)
 		}
 	}
 }
@@ -119,7 +119,7 @@ func TestDecodeIntegerForms(t *testing.T) {
 		m := Metric{Value: c.wire}
 		got, err := m.DriverValue(c.typ)
 		if err != nil || !got.Equal(c.want) {
-			t.Errorf("%s from %s %d: got %v, %v; want %v (SPARKPLUG.md: decoders accept either field and sign form)", c.typ, c.wire.Kind, c.wire.Bits, got, err, c.want)
+			t.Errorf("%s from %s %d: got %v, %v; want %v (docs/sparkplug.md [cmd-integer-forms]: decoders accept either field and sign form)", c.typ, c.wire.Kind, c.wire.Bits, got, err, c.want)
 		}
 	}
 	bad := []struct {

@@ -101,7 +101,7 @@ func TestReportWrittenBypassesDeadband(t *testing.T) {
 	r.take()
 	rep, err := s.ReportWritten([]drivers.Sample{good("plc1", "Flow", drivers.FloatValue(101))})
 	if err != nil || len(rep) != 1 || len(r.take()) != 1 {
-		t.Errorf("written value within deadband not published: %v, %v (SPARKPLUG.md DCMD: then publish the new value)", rep, err)
+		t.Errorf("written value within deadband not published: %v, %v (docs/sparkplug.md [cmd-readback])", rep, err)
 	}
 }
 

@@ -1,5 +1,5 @@
 // Package sparkplug implements the wellgate edge node's side of Sparkplug B 3.0 (see
-// /work/shared/SPARKPLUG.md for the rules this package follows, with their ids):
+// docs/sparkplug.md for the rules this package follows, with their ids):
 //
 //   - a hand-written protobuf codec for the Sparkplug B payload (Payload, Metric, PropertySet),
 //     built on protowire so that field presence is explicit (an NBIRTH seq of 0 is on the wire);
@@ -12,7 +12,8 @@
 // The package never talks to a network itself: a Session publishes through the small Publisher
 // interface it declares, and the caller feeds it samples, device states and received commands.
 //
-// Decisions where SPARKPLUG.md leaves a choice:
+// Decisions where the specification leaves a choice (docs/sparkplug.md lists them with the
+// rules; bracketed ids are its):
 //
 //   - Metric properties use the names of Ignition tag properties, which MQTT Engine applies to
 //     the tags it creates: Quality (Int32: 192 good, 0 bad, 500 stale), engUnit (String, the
@@ -21,7 +22,7 @@
 //     when configured.
 //   - DATA carries Quality only when the quality is not Good or has changed since the last
 //     report: MQTT Engine takes a metric without Quality to be Good, so a Bad or Stale value
-//     must always say so, and a return to Good must be announced once.
+//     must always say so, and a return to Good must be announced once [data-quality].
 //   - DATA carries no datatype (births define it); with aliases it carries no name either.
 //   - Every metric starts null with Bad quality, and every device starts up: a device is born
 //     with the node and reported down by SetDeviceState when its driver says so.
@@ -29,5 +30,6 @@
 //     source timestamps, which a device's clock may skew; a metric's timestamp in births and
 //     DATA is its sample's time.
 //   - Intentional NDEATH goes out at QoS 1 like the will.
-//   - A corrupt bdSeq file restarts the sequence at 0 with a warning error (ErrBdSeqCorrupt).
+//   - A corrupt bdSeq file restarts the sequence at 0 with a warning error (ErrBdSeqCorrupt)
+//     [bdseq-persisted].
 package sparkplug

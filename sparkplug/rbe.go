@@ -33,8 +33,8 @@ func (s *Session) Update(samples []drivers.Sample) (reported []drivers.Sample, e
 }
 
 // ReportWritten records and reports samples without report by exception: the values read
-// back after a command's write, which SPARKPLUG.md says go out in DATA even when a deadband
-// would hold them back. Otherwise it behaves as Update.
+// back after a command's write, which go out in DATA even when a deadband would hold them
+// back (docs/sparkplug.md [cmd-readback]). Otherwise it behaves as Update.
 func (s *Session) ReportWritten(samples []drivers.Sample) ([]drivers.Sample, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

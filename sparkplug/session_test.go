@@ -10,30 +10,31 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
-// Rules of SPARKPLUG.md named in assertion messages. SPARKPLUG.md gives spec ids only for the
-// will's QoS and retain; the others are quoted from its Session section.
+// Rules named in assertion messages, by the ids of docs/sparkplug.md: the Sparkplug 3.0
+// assertion ids ("tck-id-" dropped) where the spec has one, else wellgate's own. grep an id to
+// find every test and checker of a rule.
 const (
 	ruleWillQoS      = "[payloads-ndeath-will-message-qos]"
 	ruleWillRetain   = "[payloads-ndeath-will-message-retain]"
-	ruleNBirthSeq0   = "SPARKPLUG.md NBIRTH: seq = 0 on the wire"
-	ruleNBirthBdSeq  = "SPARKPLUG.md NBIRTH: bdSeq equal to the will's"
-	ruleNBirthCtrl   = "SPARKPLUG.md NBIRTH: Node Control/Rebirth Boolean false, no alias"
-	ruleBirthMetrics = "SPARKPLUG.md NBIRTH/DBIRTH: every metric with name, datatype, current value and timestamp"
-	ruleDBirthOrder  = "SPARKPLUG.md DBIRTH: right after NBIRTH, before any DATA; seq +1"
-	ruleSeq          = "SPARKPLUG.md seq: one counter, +1 per message, 255 wraps to 0"
-	ruleNoSeqNDeath  = "SPARKPLUG.md NDEATH carries no seq"
-	ruleRBE          = "SPARKPLUG.md DATA: only metrics that changed (report by exception)"
-	ruleAliasUnique  = "SPARKPLUG.md aliases: unique across the node and all its devices, with the name in births"
-	ruleAliasOnly    = "SPARKPLUG.md DATA: with aliases, alias only (no name)"
-	ruleNeverUnborn  = "SPARKPLUG.md DATA: never a metric that was not in a birth"
-	ruleQoSRetain    = "SPARKPLUG.md/DESIGN.md: births, data, DDEATH at DataQoS, never retained"
-	ruleDDeath       = "SPARKPLUG.md DDEATH when a device is lost; DBIRTH again when it returns"
-	ruleRebirth      = "SPARKPLUG.md NCMD Rebirth: NBIRTH (seq 0, same bdSeq) and all DBIRTHs"
-	ruleDCMD         = "SPARKPLUG.md DCMD: write the named metric iff writable"
-	ruleBadCmd       = "SPARKPLUG.md: unknown metrics and malformed payloads are logged and ignored"
-	ruleHistorical   = "SPARKPLUG.md store-and-forward: is_historical = true and original timestamps"
-	ruleQuality      = "SPARKPLUG.md Quality: property Quality Int32 192/0/500"
-	ruleNull         = "SPARKPLUG.md Null: is_null = true and no value; births still carry the datatype"
+	ruleNBirthSeq0   = "docs/sparkplug.md [payloads-nbirth-seq]: NBIRTH seq = 0 on the wire"
+	ruleNBirthBdSeq  = "docs/sparkplug.md [payloads-nbirth-bdseq] [payloads-ndeath-bdseq]: NBIRTH bdSeq equal to the will's"
+	ruleNBirthCtrl   = "docs/sparkplug.md [payloads-nbirth-rebirth-req] [operational-behavior-data-commands-rebirth-name-aliases]: Node Control/Rebirth Boolean false, no alias"
+	ruleBirthMetrics = "docs/sparkplug.md [payloads-name-requirement] [payloads-metric-datatype-req] [payloads-name-birth-data-requirement]: every birth metric with name, datatype, current value and timestamp"
+	ruleDBirthOrder  = "docs/sparkplug.md [payloads-dbirth-order] [payloads-dbirth-seq-inc]: DBIRTH right after NBIRTH, before any DATA; seq +1"
+	ruleSeq          = "docs/sparkplug.md [payloads-sequence-num-incrementing]: one seq counter, +1 per message, 255 wraps to 0"
+	ruleNoSeqNDeath  = "docs/sparkplug.md [payloads-ndeath-seq]: NDEATH carries no seq"
+	ruleRBE          = "docs/sparkplug.md [principles-rbe-recommended]: DATA only for metrics that changed (report by exception)"
+	ruleAliasUnique  = "docs/sparkplug.md [payloads-alias-uniqueness] [payloads-alias-birth-requirement]: aliases unique across the node and all its devices, with the name in births"
+	ruleAliasOnly    = "docs/sparkplug.md [payloads-alias-data-cmd-requirement]: DATA with aliases, alias only (no name)"
+	ruleNeverUnborn  = "docs/sparkplug.md [data-metric-born]: DATA never carries a metric that was not in a birth"
+	ruleQoSRetain    = "docs/sparkplug.md [data-qos]: births, DATA, DDEATH at DataQoS, never retained"
+	ruleDDeath       = "docs/sparkplug.md [operational-behavior-device-ddeath]: DDEATH when a device is lost; DBIRTH again when it returns"
+	ruleRebirth      = "docs/sparkplug.md [operational-behavior-data-commands-rebirth-action-2] [operational-behavior-data-commands-rebirth-action-3]: NCMD Rebirth gives NBIRTH (seq 0, same bdSeq) and all DBIRTHs"
+	ruleDCMD         = "docs/sparkplug.md [cmd-write-writable]: DCMD writes the named metric iff writable"
+	ruleBadCmd       = "docs/sparkplug.md [cmd-bad-ignored]: unknown metrics and malformed payloads are logged and ignored"
+	ruleHistorical   = "docs/sparkplug.md [historical-replay]: backlog with is_historical = true and original timestamps"
+	ruleQuality      = "docs/sparkplug.md [payloads-propertyset-quality-value-type] [payloads-propertyset-quality-value-value] [data-quality]: property Quality Int32 192/0/500"
+	ruleNull         = "docs/sparkplug.md [metric-null-value]: is_null = true and no value; births still carry the datatype"
 )
 
 // topLevelSeq finds the payload's top-level seq field in raw bytes.
@@ -166,7 +167,7 @@ func TestDataOnlyChangedMetrics(t *testing.T) {
 	}
 	lv := msgs[1].p.Metrics[0]
 	if lv.Value.Kind != KindInt || lv.Value.Bits != 4000000000 {
-		t.Errorf("UInt32 in %s %d, want int_value (SPARKPLUG.md value fields)", lv.Value.Kind, lv.Value.Bits)
+		t.Errorf("UInt32 in %s %d, want int_value (docs/sparkplug.md [metric-value-kind])", lv.Value.Kind, lv.Value.Bits)
 	}
 	if seq0, seq1 := msgs[0].p.Seq, msgs[1].p.Seq; seq1 != seq0+1 {
 		t.Errorf("seqs %d, %d (%s)", seq0, seq1, ruleSeq)

@@ -61,11 +61,11 @@ func TestBdSeqStore(t *testing.T) {
 	}
 	for _, want := range []uint64{255, 0, 1} {
 		if v, err := s.Next(); err != nil || v != want {
-			t.Fatalf("Next = %d, %v; want %d (SPARKPLUG.md bdSeq wraps 255 → 0)", v, err, want)
+			t.Fatalf("Next = %d, %v; want %d (docs/sparkplug.md [topics-nbirth-bdseq-increment]: bdSeq wraps 255 → 0)", v, err, want)
 		}
 		s2, err := NewBdSeqStore(path)
 		if err != nil || s2.Current() != want {
-			t.Fatalf("persisted %d, %v; want %d (SPARKPLUG.md bdSeq persists across restarts)", s2.Current(), err, want)
+			t.Fatalf("persisted %d, %v; want %d (docs/sparkplug.md [bdseq-persisted])", s2.Current(), err, want)
 		}
 	}
 	for _, corrupt := range []string{"", "x", "256", "-1"} {
@@ -134,7 +134,7 @@ func TestParseStateAndTracker(t *testing.T) {
 	for i, s := range steps {
 		changed, online := tr.Observe(s.st)
 		if changed != s.changed || online != s.online || tr.Online() != s.online {
-			t.Errorf("step %d %+v: changed %v online %v; want %v %v (SPARKPLUG.md: ignore STATE older than the last seen)", i, s.st, changed, online, s.changed, s.online)
+			t.Errorf("step %d %+v: changed %v online %v; want %v %v (docs/sparkplug.md [message-flow-edge-node-birth-publish-phid-wait-timestamp]: ignore STATE older than the last seen)", i, s.st, changed, online, s.changed, s.online)
 		}
 	}
 }

@@ -12,9 +12,10 @@ import (
 // data type, or a value out of the type's range.
 var ErrType = errors.New("wrong value type")
 
-// WireValueOf returns the wire form of a non-null value as SPARKPLUG.md maps it: Int8/16/32 and
-// UInt8/16/32 in int_value (negative values sign-extended to 32 bits), Int64, UInt64 and
-// DateTime in long_value, Float, Double, Boolean, String/Text in string_value, Bytes.
+// WireValueOf returns the wire form of a non-null value as docs/sparkplug.md maps it
+// [metric-value-kind]: Int8/16/32 and UInt8/16/32 in int_value (negative values sign-extended
+// to 32 bits), Int64, UInt64 and DateTime in long_value, Float, Double, Boolean, String/Text in
+// string_value, Bytes.
 func WireValueOf(v drivers.Value) WireValue {
 	switch t := v.Type(); t {
 	case drivers.Int8, drivers.Int16, drivers.Int32:
@@ -51,9 +52,10 @@ func (m *Metric) SetValue(v drivers.Value) {
 }
 
 // DriverValue converts the metric's value to a drivers.Value of type t. It is lenient where
-// SPARKPLUG.md says decoders must be: every integer type is read from int_value or long_value,
-// and small signed types accept both the 32-bit sign-extended and the narrow two's complement
-// form (Int8 −5 as 4294967291 or 251). Float and Double accept float_value or double_value.
+// docs/sparkplug.md says decoders must be [cmd-integer-forms]: every integer type is read from
+// int_value or long_value, and small signed types accept both the 32-bit sign-extended and the
+// narrow two's complement form (Int8 −5 as 4294967291 or 251). Float and Double accept
+// float_value or double_value.
 // A null metric gives a null of type t. Anything else wraps ErrType.
 func (m *Metric) DriverValue(t drivers.Type) (drivers.Value, error) {
 	if m.IsNull {

@@ -6,8 +6,8 @@ import (
 	"github.com/wellgate/wellgate/drivers"
 )
 
-// vector is one shared payload test vector: a tag value and the wire form SPARKPLUG.md
-// prescribes for it. Codec, session and Tahu interop tests all run over vectors.
+// vector is one shared payload test vector: a tag value and the wire form docs/sparkplug.md
+// prescribes for it [metric-value-kind]. Codec, session and Tahu interop tests all run over vectors.
 type vector struct {
 	name  string // metric name (also used as the tag name)
 	value drivers.Value

@@ -65,7 +65,7 @@ func (c *checker) checkRebirthMetric(p *sparkplug.Payload) {
 	case m.IsNull || m.Value.Kind != sparkplug.KindBool || m.Value.Bits != 0:
 		c.fail(ruleRebirth, "%q is %+v (null %v), want boolean_value false", sparkplug.MetricRebirth, m.Value, m.IsNull)
 	case m.HasAlias:
-		c.fail(ruleRebirth, "%q has alias %d; SPARKPLUG.md: no alias", sparkplug.MetricRebirth, m.Alias)
+		c.fail(ruleRebirth, "%q has alias %d; docs/sparkplug.md: no alias", sparkplug.MetricRebirth, m.Alias)
 	}
 }
 

@@ -121,7 +121,7 @@ func label(m *sparkplug.Metric) string {
 }
 
 // checkValue checks that a null metric has no value and any other metric has the value field
-// of its datatype dt (SPARKPLUG.md "Value fields").
+// of its datatype dt (docs/sparkplug.md [metric-value-kind]).
 func (c *checker) checkValue(m *sparkplug.Metric, dt sparkplug.DataType) {
 	if m.IsNull {
 		if m.Value.Kind != sparkplug.KindNone {

@@ -25,7 +25,7 @@ var rulesFor = map[sparkplug.MessageType]typeRules{
 const (
 	ruleBirthOrder   = "principles-birth-certificates-order"
 	ruleBdSeq        = "payloads-nbirth-bdseq"
-	ruleBdSeqInc     = "payloads-nbirth-bdseq-inc"
+	ruleBdSeqInc     = "payloads-nbirth-bdseq-inc" // wellgate's id: the spec's clause is topics-nbirth-bdseq-increment
 	ruleRebirth      = "payloads-nbirth-rebirth-req"
 	ruleNDeathBdSeq  = "payloads-ndeath-bdseq"
 	ruleNDeathPay    = "topics-ndeath-payload"

@@ -1,8 +1,8 @@
 // Package sphost is a small Sparkplug host application for tests: it subscribes to a broker,
 // decodes every Sparkplug message, resolves aliases from births, and lets a test wait for
 // messages and read back metric values the way Ignition's MQTT Engine would see them. Verify
-// checks a recorded stream of one edge node against the rules of SPARKPLUG.md, each violation
-// named by its Sparkplug assertion id.
+// checks a recorded stream of one edge node against the rules of docs/sparkplug.md, each
+// violation named by its id there (the Sparkplug assertion id where the spec has one).
 package sphost
 
 import (

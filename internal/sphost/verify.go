@@ -7,8 +7,8 @@ import (
 
 // Violation is one broken rule.
 type Violation struct {
-	// Rule is the Sparkplug 3.0 assertion id (SPARKPLUG.md's bracketed ids, the spec's
-	// "tck-id-" prefix dropped) where the spec has one, else a short descriptive id; see
+	// Rule is the Sparkplug 3.0 assertion id (the spec's "tck-id-" prefix dropped) where the
+	// spec has one, else a short descriptive id; docs/sparkplug.md describes each. See
 	// Rules.
 	Rule  string
 	Index int    // index of the offending message in the stream given to Verify
