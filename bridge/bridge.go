@@ -2,40 +2,51 @@
 // (Ignition) broker, carrying the Sparkplug session, with store-and-forward so that no value is
 // lost across WAN outages, broker restarts, primary-host outages and power loss.
 //
-// The Bridge is a drivers.Sink. Every sample goes through the Sparkplug session's report by
-// exception; what it reports is published at once while the session is online and appended
-// to a crash-safe queue (package bridge/queue) while it is not. After each (re)connect the
-// bridge subscribes to the command topics (and the primary host's STATE), waits for the host
-// where one is configured, publishes the births and then replays the queue, oldest first and
-// rate-limited, as historical DATA while live data keeps flowing.
+// The Bridge is an output like the embedded broker's session: it receives Samples, Written
+// (values read back after a command's write, reported even inside a deadband) and DeviceState.
+// Every sample goes through the Sparkplug session; what it reports is published at once while
+// the session is online and appended to a crash-safe queue (package bridge/queue) while it is
+// not. After each (re)connect the bridge subscribes to the command topics (and the primary
+// host's STATE), waits for the host where one is configured, publishes the births and then
+// replays the queue, oldest first and rate-limited, as historical DATA while live data keeps
+// flowing. Commands are decoded by the session (which performs a Rebirth itself); the writes
+// they carry, node writes included, are handed to Options.OnCommand.
 //
 // Samples published live at QoS 0 are kept for a detection window (a dead link is noticed
 // only by the keepalive) and queued again when the connection is lost; with QoS 1 they are
 // kept until their PUBACK. The host may therefore see a value twice, once live and once as
 // historical, but never miss one.
 //
+// One goroutine, Run's loop, owns the session, the queue's read side and the connection state;
+// everything else hands it typed events through a bounded mailbox (see mailbox.go). Each
+// connection has a sender goroutine that calls paho (whose Publish may wait for the network)
+// and a waiter that turns token completions into events, so that the loop never waits for the
+// network.
+//
 // Rules forward local MQTT topics from the embedded broker upstream (through the same queue)
 // and upstream topics down to the embedded broker.
 package bridge
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/wellgate/wellgate/bridge/queue"
-	"github.com/wellgate/wellgate/config"
 	"github.com/wellgate/wellgate/drivers"
+	"github.com/wellgate/wellgate/internal/clock"
+	"github.com/wellgate/wellgate/internal/logx"
 	"github.com/wellgate/wellgate/sparkplug"
 )
 
-// Session is what the bridge needs of the Sparkplug edge node (*sparkplug.Session).
+// Session is what the bridge needs of the Sparkplug edge node (*sparkplug.Session). The bridge
+// calls it from its run loop only.
 type Session interface {
 	Start(pub sparkplug.Publisher, bdSeq uint64) error
 	Stop()
 	Update(samples []drivers.Sample) (reported []drivers.Sample, err error)
+	ReportWritten(samples []drivers.Sample) (reported []drivers.Sample, err error)
 	SetDeviceState(device string, up bool) error
 	PublishHistorical(samples []drivers.Sample) error
 	Death() error
@@ -46,7 +57,9 @@ type Session interface {
 
 var _ Session = (*sparkplug.Session)(nil)
 
-// Queue is the store-and-forward buffer the bridge needs (*queue.Disk, *queue.Memory).
+// Queue is the store-and-forward buffer the bridge needs (*queue.Disk, *queue.Memory). Add
+// must be safe for concurrent use: when the mailbox is full, Samples adds from the caller's
+// goroutine.
 type Queue interface {
 	Add(records ...[]byte) error
 	Begin(n int) (*queue.Tx, error)
@@ -69,68 +82,124 @@ type LocalBroker interface {
 	Publish(topic string, payload []byte, retain bool, qos byte) error
 }
 
-// Options configures a Bridge. Upstream, Session, Queue and BdSeq are required.
+// TLS configures the connection to ssl://, tls:// and mqtts:// servers. The files are read on
+// every connection attempt, so that fixed files are picked up without a restart.
+type TLS struct {
+	CAFile             string // PEM CA bundle; empty: the system roots
+	CertFile, KeyFile  string // client certificate, when the broker asks for one
+	ServerName         string // expected in the server's certificate; default the server's host
+	InsecureSkipVerify bool
+}
+
+// Options configures a Bridge. Servers, Session, Queue and BdSeq are required; zero durations
+// and limits take the defaults given.
 type Options struct {
-	Upstream      config.Upstream // servers, credentials, TLS, keepalive, queue tuning
-	PrimaryHostID string          // wait for this host's STATE before the births
-	LegacyState   bool            // also follow the 2.2 STATE/<host> form
-	Session       Session
-	Queue         Queue
-	BdSeq         BdSeqSource
-	Local         LocalBroker // needed when Rules is not empty
-	Rules         []Rule
-	// OnWrite performs a write an NCMD/DCMD asked for (the gateway routes it to the driver).
-	// It runs on a goroutine of its own, one write at a time; errors are logged.
-	OnWrite func(ctx context.Context, w sparkplug.Write) error
-	Logger  *slog.Logger
+	// Servers are the upstream brokers ("tcp://host:1883", "ssl://host:8883"), tried in order.
+	Servers  []string
+	ClientID string // default "wellgate-<group>-<edge node>"
+	Username string
+	Password string
+	// Keepalive is the MQTT keepalive (whole seconds on the wire); default 30s.
+	Keepalive time.Duration
+	// ConnectTimeout bounds CONNECT, each SUBSCRIBE and each write; default 10s.
+	ConnectTimeout time.Duration
+	TLS            TLS
+	// DetectionWindow is how long a sample published at QoS 0 is kept after paho wrote it, to
+	// be queued again if the link turns out to have been dead; default 1.5 × Keepalive, and
+	// never less than the longest time paho takes to notice a dead link.
+	DetectionWindow time.Duration
+	// ReplayRate is the most queued records replayed per second; default 2000, < 0 unlimited.
+	ReplayRate int
+
+	PrimaryHostID string // wait for this host's STATE before the births
+	LegacyState   bool   // also follow the 2.2 STATE/<host> form
+
+	Session Session
+	Queue   Queue
+	BdSeq   BdSeqSource
+	Local   LocalBroker // needed when Rules is not empty
+	Rules   []Rule
+
+	// OnCommand receives the writes an NCMD or DCMD carries, in order, node writes (Device "",
+	// such as "Node Control/Next Server" and "Node Control/Scan Rate") included; the session
+	// has already performed a Rebirth. It runs on the bridge's loop and must return at once.
+	// The values read back come back through Written. Nil: writes are logged and ignored.
+	OnCommand func(writes []sparkplug.Write)
+
+	Logger *slog.Logger
+	Clock  clock.Clock // nil: the real clock
 	// ReconnectMin and ReconnectMax bound the jittered exponential backoff between rounds of
 	// connection attempts. Defaults 1s and 1m.
 	ReconnectMin, ReconnectMax time.Duration
+	// MailboxEntries and MailboxBytes bound the run loop's mailbox; defaults 10,000 and 16 MiB.
+	// MailboxBytes also bounds each connection's publishes not yet handed to paho.
+	MailboxEntries, MailboxBytes int
 }
 
 // Bridge connects the Sparkplug session to the upstream broker. Create it with New, feed it
-// as a drivers.Sink and call Run once.
+// samples, written values and device states, call Run once, and Close it.
 type Bridge struct {
-	opts Options
-	log  *slog.Logger
-	mail mailbox[any] // everything the run loop reacts to, in arrival order
-	stat statusBox
-	loop loopState // owned by Run's goroutine
+	opts   Options
+	clk    clock.Clock
+	window time.Duration // the detection window in force
+	log    *slog.Logger
+	limit  *logx.Limiter // repeated events log once per logEvery, with a count
+	mail   mailbox       // everything the run loop reacts to, in arrival order
+	stat   statusBox
+	life   lifecycle
+	loop   loopState // owned by Run's goroutine
 }
 
-var _ drivers.Sink = (*Bridge)(nil)
+// logEvery is how often one kind of repeated event may log.
+const logEvery = 10 * time.Second
 
 // New validates opts and returns a Bridge that is not connected yet.
 func New(opts Options) (*Bridge, error) {
 	switch {
-	case len(opts.Upstream.Servers) == 0:
+	case len(opts.Servers) == 0:
 		return nil, errors.New("bridge: no upstream servers")
 	case opts.Session == nil || opts.Queue == nil || opts.BdSeq == nil:
 		return nil, errors.New("bridge: session, queue and bdSeq source are required")
 	case len(opts.Rules) > 0 && opts.Local == nil:
 		return nil, errors.New("bridge: forwarding rules need the local broker")
 	}
-	for i, r := range opts.Rules {
-		if err := r.validate(); err != nil {
+	for i := range opts.Rules {
+		if err := opts.Rules[i].validate(); err != nil {
 			return nil, fmt.Errorf("bridge: rule %d: %w", i+1, err)
 		}
 	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
-	u := &opts.Upstream
-	u.Keepalive = config.Duration(defaultDur(u.Keepalive.D(), 30*time.Second))
-	u.ConnectTimeout = config.Duration(defaultDur(u.ConnectTimeout.D(), 10*time.Second))
-	u.Queue.DetectionWindow = config.Duration(defaultDur(u.Queue.DetectionWindow.D(), u.Keepalive.D()*3/2))
-	if u.Queue.ReplayRate == 0 {
-		u.Queue.ReplayRate = 2000
-	}
-	opts.ReconnectMin = defaultDur(opts.ReconnectMin, time.Second)
-	opts.ReconnectMax = max(defaultDur(opts.ReconnectMax, time.Minute), opts.ReconnectMin)
-	b := &Bridge{opts: opts, log: opts.Logger.With(slog.String("part", "bridge"))}
-	b.mail.init()
+	applyDefaults(&opts)
+	b := &Bridge{opts: opts, clk: opts.Clock, log: opts.Logger.With(slog.String("part", "bridge"))}
+	b.window = detectionWindow(opts.Keepalive, opts.DetectionWindow)
+	b.limit = &logx.Limiter{Every: logEvery, Clock: b.clk}
+	b.mail.init(opts.MailboxEntries, opts.MailboxBytes)
+	b.life.init()
+	b.stat.clk = b.clk
 	b.stat.s.State = StateDisconnected
 	return b, nil
+}
+
+func applyDefaults(o *Options) {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Clock == nil {
+		o.Clock = clock.Real
+	}
+	o.Keepalive = defaultDur(o.Keepalive, 30*time.Second)
+	o.ConnectTimeout = defaultDur(o.ConnectTimeout, 10*time.Second)
+	o.DetectionWindow = defaultDur(o.DetectionWindow, o.Keepalive*3/2)
+	if o.ReplayRate == 0 {
+		o.ReplayRate = 2000
+	}
+	o.ReconnectMin = defaultDur(o.ReconnectMin, time.Second)
+	o.ReconnectMax = max(defaultDur(o.ReconnectMax, time.Minute), o.ReconnectMin)
+	if o.MailboxEntries <= 0 {
+		o.MailboxEntries = 10_000
+	}
+	if o.MailboxBytes <= 0 {
+		o.MailboxBytes = 16 << 20
+	}
 }
 
 func defaultDur(d, def time.Duration) time.Duration {
@@ -140,24 +209,66 @@ func defaultDur(d, def time.Duration) time.Duration {
 	return d
 }
 
-// samplesEvent and deviceEvent carry what drivers deliver to the run loop.
-type (
-	samplesEvent []drivers.Sample
-	deviceEvent  struct {
-		device string
-		up     bool
-		err    error
-	}
-)
+// Samples hands a driver batch to the run loop and returns at once. When the mailbox is full
+// the batch goes straight to the store-and-forward queue (Status.MailboxOverflow).
+func (b *Bridge) Samples(batch []drivers.Sample) { b.offerSamples(samplesEvent(batch), batch) }
 
-// Samples implements drivers.Sink: it hands the batch to the run loop and returns at once.
-func (b *Bridge) Samples(batch []drivers.Sample) {
-	if len(batch) > 0 {
-		b.mail.put(samplesEvent(batch))
-	}
+// Written hands values read back after a command's write to the run loop: the session reports
+// them even inside a deadband. Otherwise as Samples.
+func (b *Bridge) Written(batch []drivers.Sample) { b.offerSamples(writtenEvent(batch), batch) }
+
+// DeviceState reports that a device's communications went up or down (a DBIRTH or DDEATH
+// while online). The error is the gateway's to log.
+func (b *Bridge) DeviceState(device string, up bool, _ error) {
+	b.mail.put(deviceEvent{device: device, up: up})
 }
 
-// DeviceState implements drivers.Sink.
-func (b *Bridge) DeviceState(device string, up bool, err error) {
-	b.mail.put(deviceEvent{device: device, up: up, err: err})
+func (b *Bridge) offerSamples(ev event, batch []drivers.Sample) {
+	if len(batch) == 0 || b.mail.offer(ev, samplesSize(batch)) {
+		return
+	}
+	b.overflow(batch)
 }
+
+// overflow puts samples the mailbox could not take straight into the store-and-forward queue,
+// from the caller's goroutine: they are replayed later as historical values. They skip the
+// session (its report by exception and its record of the latest values) and may reach the
+// queue ahead of older samples still in the mailbox: under overload, late rather than lost.
+func (b *Bridge) overflow(batch []drivers.Sample) {
+	now := b.clk.Now()
+	fixed := make([]drivers.Sample, len(batch))
+	for i, s := range batch {
+		if s.Time.IsZero() {
+			s.Time = now
+		}
+		fixed[i] = s
+	}
+	recs := encodeSamples(fixed)
+	n := uint64(len(recs))
+	if err := b.opts.Queue.Add(recs...); err != nil {
+		b.queueRefused(n, err)
+		return
+	}
+	b.stat.update(func(s *Status) { s.MailboxOverflow += n; s.Queued += n })
+	b.limit.Log(b.log, slog.LevelWarn, "mailbox overflow", "bridge busy: samples go straight to the store-and-forward queue",
+		"samples", n, "mailbox_entries", b.opts.MailboxEntries, "mailbox_bytes", b.opts.MailboxBytes)
+}
+
+// queueRefused counts and logs (rate-limited) records the queue refused: they are lost.
+func (b *Bridge) queueRefused(n uint64, err error) {
+	b.stat.update(func(s *Status) { s.QueueErrors += n })
+	b.stat.setError(err)
+	b.limit.Log(b.log, slog.LevelError, "queue refused", "store-and-forward queue refused records; they are lost",
+		"records", n, "err", logx.Err(err))
+}
+
+func samplesSize(batch []drivers.Sample) int {
+	n := 0
+	for _, s := range batch {
+		n += sampleOverhead + len(s.Device) + len(s.Tag) + len(s.Value.Str())
+	}
+	return n
+}
+
+// sampleOverhead approximates a sample's bytes besides its strings.
+const sampleOverhead = 64

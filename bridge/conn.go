@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/url"
 	"os"
 	"strings"
@@ -14,31 +13,8 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/wellgate/wellgate/config"
 	"github.com/wellgate/wellgate/sparkplug"
 )
-
-// connEvent is a finished connection attempt (from the dialing goroutine).
-type connEvent struct {
-	gen    uint64
-	client mqtt.Client
-	server string
-	bdSeq  uint64
-	err    error
-}
-
-// lostEvent is paho's OnConnectionLost, handed off to the run loop.
-type lostEvent struct {
-	client mqtt.Client
-	err    error
-}
-
-// inboundEvent is a message received from upstream (commands, STATE, down rules).
-type inboundEvent struct {
-	client  mqtt.Client
-	topic   string
-	payload []byte
-}
 
 // pingTimeout is how long paho waits for a PINGRESP.
 func pingTimeout(keepalive time.Duration) time.Duration {
@@ -48,49 +24,48 @@ func pingTimeout(keepalive time.Duration) time.Duration {
 // detectionWindow is how long a sample published at QoS 0 stays in the ring: the configured
 // window, but at least the longest time paho can take to notice a dead link (keepalive, a
 // ping timeout and two of its check intervals).
-func detectionWindow(u config.Upstream) time.Duration {
-	k := u.Keepalive.D()
-	check := min(5*time.Second, k/4)
-	return max(u.Queue.DetectionWindow.D(), k+pingTimeout(k)+2*check)
+func detectionWindow(keepalive, window time.Duration) time.Duration {
+	check := min(5*time.Second, keepalive/4)
+	return max(window, keepalive+pingTimeout(keepalive)+2*check)
 }
 
 // clientOptions builds paho options for one attempt: clean session, no auto-reconnect (every
 // connect needs a new will with a new bdSeq), and every callback handing off to the mailbox.
-func (b *Bridge) clientOptions(server string, bdSeq uint64) (*mqtt.ClientOptions, error) {
-	u := b.opts.Upstream
-	o := mqtt.NewClientOptions().AddBroker(server).
+func (b *Bridge) clientOptions(c *conn) (*mqtt.ClientOptions, error) {
+	o := b.opts
+	po := mqtt.NewClientOptions().AddBroker(c.server).
 		SetClientID(b.clientID()).
 		SetCleanSession(true).
 		SetAutoReconnect(false).
 		SetConnectRetry(false).
 		SetResumeSubs(false).
 		SetProtocolVersion(4).
-		SetKeepAlive(u.Keepalive.D()).
-		SetPingTimeout(pingTimeout(u.Keepalive.D())).
-		SetConnectTimeout(u.ConnectTimeout.D()).
-		SetWriteTimeout(u.ConnectTimeout.D()).
+		SetKeepAlive(o.Keepalive).
+		SetPingTimeout(pingTimeout(o.Keepalive)).
+		SetConnectTimeout(o.ConnectTimeout).
+		SetWriteTimeout(o.ConnectTimeout).
 		SetOrderMatters(true).
-		SetBinaryWill(b.opts.Session.DeathTopic(), sparkplug.WillPayload(bdSeq), 1, false)
-	if u.Username != "" {
-		o.SetUsername(u.Username)
-		o.SetPassword(u.Password)
+		SetBinaryWill(o.Session.DeathTopic(), sparkplug.WillPayload(c.bdSeq), 1, false)
+	if o.Username != "" {
+		po.SetUsername(o.Username)
+		po.SetPassword(o.Password)
 	}
-	if isTLS(server) {
-		tc, err := tlsConfig(u.TLS)
+	if isTLS(c.server) {
+		tc, err := tlsConfig(o.TLS)
 		if err != nil {
 			return nil, err
 		}
-		o.SetTLSConfig(tc)
+		po.SetTLSConfig(tc)
 	}
-	o.SetConnectionLostHandler(func(c mqtt.Client, err error) { b.mail.put(lostEvent{client: c, err: err}) })
-	o.SetDefaultPublishHandler(func(c mqtt.Client, m mqtt.Message) {
-		b.mail.put(inboundEvent{client: c, topic: m.Topic(), payload: m.Payload()})
+	po.SetConnectionLostHandler(func(_ mqtt.Client, err error) {
+		c.fail(fmt.Errorf("connection lost: %w", err))
 	})
-	return o, nil
+	po.SetDefaultPublishHandler(func(_ mqtt.Client, m mqtt.Message) { b.inbound(c, m.Topic(), m.Payload()) })
+	return po, nil
 }
 
 func (b *Bridge) clientID() string {
-	if id := b.opts.Upstream.ClientID; id != "" {
+	if id := b.opts.ClientID; id != "" {
 		return id
 	}
 	if t, err := sparkplug.ParseTopic(b.opts.Session.DeathTopic()); err == nil {
@@ -113,7 +88,7 @@ func isTLS(server string) bool {
 
 // tlsConfig loads the CA and client certificate files (read on every attempt, so that fixed
 // files are picked up without a restart).
-func tlsConfig(c config.TLS) (*tls.Config, error) {
+func tlsConfig(c TLS) (*tls.Config, error) {
 	tc := &tls.Config{ServerName: c.ServerName, InsecureSkipVerify: c.InsecureSkipVerify, MinVersion: tls.VersionTLS12}
 	if c.CAFile != "" {
 		pem, err := os.ReadFile(c.CAFile)
@@ -136,25 +111,26 @@ func tlsConfig(c config.TLS) (*tls.Config, error) {
 	return tc, nil
 }
 
-// connect makes one connection attempt and subscribes to what the session and the rules
-// need, all before any birth. It returns a connected client or an error.
-func (b *Bridge) connect(ctx context.Context, server string, bdSeq uint64) (mqtt.Client, error) {
-	o, err := b.clientOptions(server, bdSeq)
+// connect makes one connection attempt for c (on the dialing goroutine) and subscribes to what
+// the session and the rules need, all before any birth.
+func (b *Bridge) connect(ctx context.Context, c *conn) error {
+	o, err := b.clientOptions(c)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	c := mqtt.NewClient(o)
-	if err := wait(ctx, c.Connect(), b.opts.Upstream.ConnectTimeout.D()+time.Second); err != nil {
-		c.Disconnect(0)
-		return nil, fmt.Errorf("connect: %w", err)
+	c.client = mqtt.NewClient(o)
+	timeout := b.opts.ConnectTimeout
+	if err := wait(ctx, c.client.Connect(), timeout+time.Second); err != nil {
+		c.client.Disconnect(0)
+		return fmt.Errorf("connect: %w", err)
 	}
 	for _, s := range b.subscriptions() {
-		if err := wait(ctx, c.Subscribe(s.topic, s.qos, nil), b.opts.Upstream.ConnectTimeout.D()); err != nil {
-			c.Disconnect(0)
-			return nil, fmt.Errorf("subscribe %s: %w", s.topic, err)
+		if err := wait(ctx, c.client.Subscribe(s.topic, s.qos, nil), timeout); err != nil {
+			c.client.Disconnect(0)
+			return fmt.Errorf("subscribe %s: %w", s.topic, err)
 		}
 	}
-	return c, nil
+	return nil
 }
 
 type subscription struct {
@@ -179,7 +155,8 @@ func (b *Bridge) subscriptions() []subscription {
 	return subs
 }
 
-// wait waits for a paho token, the context or the timeout, whichever comes first.
+// wait waits for a paho token, the context or the timeout, whichever comes first. It is a
+// network wait: real time, off the run loop.
 func wait(ctx context.Context, t mqtt.Token, timeout time.Duration) error {
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
@@ -192,20 +169,3 @@ func wait(ctx context.Context, t mqtt.Token, timeout time.Duration) error {
 		return errors.New("timed out")
 	}
 }
-
-// backoff is a jittered exponential backoff (full jitter over the upper half).
-type backoff struct {
-	min, max time.Duration
-	cur      time.Duration
-}
-
-func (b *backoff) next() time.Duration {
-	if b.cur == 0 {
-		b.cur = b.min
-	} else {
-		b.cur = min(b.cur*2, b.max)
-	}
-	return b.cur/2 + rand.N(b.cur/2+1)
-}
-
-func (b *backoff) reset() { b.cur = 0 }

@@ -29,8 +29,8 @@ func TestDrainAfterOutage1M(t *testing.T) {
 	}
 	m := peers.StartMosquitto(t, "max_queued_messages 0", "max_inflight_messages 0")
 	col := newCollector(t, m.Addr)
-	up := testUpstream(m.URL())
-	up.Queue.ReplayRate = rate
+	up := testOptions(m.URL())
+	up.ReplayRate = rate
 	h := newHarness(t, "", up, func(_ *Options, so *sparkplug.Options) { so.Aliases = true })
 	recs := make([][]byte, 0, 1000)
 	for i := 0; i < n; i++ {
@@ -61,7 +61,7 @@ func TestDrainAfterOutage1M(t *testing.T) {
 	h.start()
 	h.waitState(StateOnline, 10*time.Second)
 	online := time.Since(start)
-	waitFor(t, 10*time.Minute, "the whole backlog", func() bool { return count() >= n })
+	h.waitFor(10*time.Minute, "the whole backlog", func() bool { return count() >= n })
 	d := time.Since(start)
 	t.Logf("1,000,000 samples: online after %v, delivered in %v (%.0f samples/s, replay rate %d)",
 		online, d, n/d.Seconds(), rate)

@@ -1,12 +1,12 @@
 package bridge
 
 import (
+	"log/slog"
 	"time"
-
-	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/wellgate/wellgate/bridge/queue"
 	"github.com/wellgate/wellgate/drivers"
+	"github.com/wellgate/wellgate/internal/logx"
 )
 
 // maxReplayBatch is the most records one queue transaction carries (one PublishHistorical).
@@ -15,25 +15,31 @@ const maxReplayBatch = 1000
 // maxReplayPerTick bounds replay per tick when the rate is unlimited (ReplayRate < 0).
 const maxReplayPerTick = 10 * maxReplayBatch
 
-// onSamples runs a driver batch through the session: published live when online (and kept
-// in the ring until confirmed), queued otherwise.
-func (b *Bridge) onSamples(batch []drivers.Sample) {
+// onSamples runs a batch through the session (written: without report by exception): what it
+// reports is published live when online (and kept in the ring until confirmed), queued
+// otherwise.
+func (b *Bridge) onSamples(batch []drivers.Sample, written bool) {
 	l := &b.loop
-	reported, err := b.opts.Session.Update(batch)
+	update := b.opts.Session.Update
+	if written {
+		update = b.opts.Session.ReportWritten
+	}
+	reported, err := update(batch)
 	if !l.live {
 		b.enqueue(encodeSamples(reported))
 		return
 	}
-	if l.pub.err != nil {
-		b.lost(err, -1)                    // first: the ring goes back to the queue before these
+	if l.conn.err != nil {
+		b.lost(l.conn.err, -1)             // first: the ring goes back to the queue before these
 		b.enqueue(encodeSamples(reported)) // some may have gone out: duplicates, not a loss
 		return
 	}
 	if err != nil {
-		b.log.Warn("session update failed", "err", err)
+		b.limit.Log(b.log, slog.LevelWarn, "session update", "session update failed", "err", logx.Err(err))
 	}
+	p := l.conn.seal()
 	if len(reported) > 0 {
-		l.ring = append(l.ring, ringEntry{records: encodeSamples(reported), at: time.Now(), tokens: l.pub.take()})
+		l.ring = append(l.ring, ringEntry{records: encodeSamples(reported), proof: p})
 		b.stat.update(func(s *Status) { s.PublishedLive += uint64(len(reported)) })
 	}
 }
@@ -59,15 +65,16 @@ func encodeSamples(samples []drivers.Sample) [][]byte {
 func (b *Bridge) onDevice(ev deviceEvent) {
 	l := &b.loop
 	err := b.opts.Session.SetDeviceState(ev.device, ev.up)
-	if l.live && l.pub.err != nil {
-		b.lost(err, -1)
-		return
-	}
-	if l.pub != nil {
-		l.pub.take()
+	if c := l.conn; c != nil {
+		if l.live && c.err != nil {
+			b.lost(c.err, -1)
+			return
+		}
+		c.seal()
 	}
 	if err != nil {
-		b.log.Warn("device state not applied", "device", ev.device, "up", ev.up, "err", err)
+		b.limit.Log(b.log, slog.LevelWarn, "device state|"+ev.device, "device state not applied",
+			"device", ev.device, "up", ev.up, "err", logx.Err(err))
 	}
 }
 
@@ -79,56 +86,43 @@ func (b *Bridge) onForward(m message) {
 		b.enqueue(rec)
 		return
 	}
-	if err := l.pub.Publish(m.topic, m.qos, m.retain, m.payload); err != nil {
+	if err := l.conn.Publish(m.topic, m.qos, m.retain, m.payload); err != nil {
 		b.lost(err, -1) // the ring first, then this newer message
 		b.enqueue(rec)
 		return
 	}
-	l.ring = append(l.ring, ringEntry{records: rec, at: time.Now(), tokens: l.pub.take()})
+	l.ring = append(l.ring, ringEntry{records: rec, proof: l.conn.seal()})
 	b.stat.update(func(s *Status) { s.Forwarded++ })
 }
 
 // enqueue appends records to the queue; a refusal (full disk) loses them, counted and logged
-// at most every 10 seconds.
+// rate-limited.
 func (b *Bridge) enqueue(records [][]byte) {
 	if len(records) == 0 {
 		return
 	}
-	err := b.opts.Queue.Add(records...)
 	n := uint64(len(records))
-	if err == nil {
-		b.stat.update(func(s *Status) { s.Queued += n })
+	if err := b.opts.Queue.Add(records...); err != nil {
+		b.queueRefused(n, err)
 		return
 	}
-	b.stat.update(func(s *Status) { s.QueueErrors += n })
-	b.stat.setError(err)
-	if time.Since(b.loop.lastQErr) >= 10*time.Second {
-		b.loop.lastQErr = time.Now()
-		b.log.Error("store-and-forward queue refused records; they are lost", "records", n, "err", err)
-	}
+	b.stat.update(func(s *Status) { s.Queued += n })
 }
 
 // retire forgets ring entries and acks replayed transactions once they are confirmed.
 func (b *Bridge) retire(now time.Time) {
 	l := &b.loop
-	window := detectionWindow(b.opts.Upstream)
-	for len(l.ring) > 0 && confirmed(l.ring[0].at, l.ring[0].tokens, now, window) {
+	for len(l.ring) > 0 && l.ring[0].confirmed(now, b.window) {
 		l.ring[0] = ringEntry{}
 		l.ring = l.ring[1:]
+		l.ringDone--
 	}
-	for len(l.inflight) > 0 && confirmed(l.inflight[0].at, l.inflight[0].tokens, now, window) {
+	for len(l.inflight) > 0 && l.inflight[0].confirmed(now, b.window) {
 		if err := b.opts.Queue.Ack(l.inflight[0].tx); err != nil {
-			b.log.Warn("queue ack failed", "err", err)
+			b.limit.Log(b.log, slog.LevelWarn, "queue ack", "queue ack failed", "err", logx.Err(err))
 		}
 		l.inflight[0] = flight{}
 		l.inflight = l.inflight[1:]
+		l.flightDone--
 	}
-}
-
-// confirmed: QoS 1 publishes by PUBACK, QoS 0 ones by surviving the detection window.
-func confirmed(at time.Time, tokens []mqtt.Token, now time.Time, window time.Duration) bool {
-	if len(tokens) > 0 {
-		return acked(tokens)
-	}
-	return now.Sub(at) >= window
 }

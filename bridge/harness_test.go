@@ -8,12 +8,13 @@ import (
 	"time"
 
 	"github.com/wellgate/wellgate/bridge/queue"
-	"github.com/wellgate/wellgate/config"
 	"github.com/wellgate/wellgate/drivers"
+	"github.com/wellgate/wellgate/internal/clock"
 	"github.com/wellgate/wellgate/sparkplug"
 )
 
-// harness runs a Bridge with a real Session and a Disk queue in a temporary data dir.
+// harness runs a Bridge with a real Session and a Disk queue in a temporary data dir, on a
+// fake clock that the harness's waits move along (see wait).
 type harness struct {
 	t      *testing.T
 	dir    string
@@ -21,6 +22,7 @@ type harness struct {
 	sess   *sparkplug.Session
 	q      *queue.Disk
 	log    *logBuffer
+	clk    *clock.Fake
 	cancel context.CancelFunc
 	done   chan error
 	base   time.Time
@@ -34,42 +36,42 @@ var testDevices = []drivers.DeviceInfo{{
 	Name: "well1", Driver: "test",
 	Tags: []drivers.TagInfo{
 		{Name: "counter", Type: drivers.Int64},
-		{Name: "setpoint", Type: drivers.Double, Writable: true},
+		{Name: "setpoint", Type: drivers.Double, Writable: true, Deadband: 1},
 	},
 }}
 
-func testUpstream(servers ...string) config.Upstream {
-	return config.Upstream{
-		Servers:        servers,
-		Keepalive:      config.Duration(time.Second),
-		ConnectTimeout: config.Duration(2 * time.Second),
-		Queue: config.Queue{
-			SyncInterval:    config.Duration(20 * time.Millisecond),
-			ReplayRate:      20000,
-			DetectionWindow: config.Duration(5 * time.Second),
-		},
+// metricNextServer is the node metric the harness, like the gateway, moves the bridge with.
+const metricNextServer = "Node Control/Next Server"
+
+var testNodeMetrics = []drivers.TagInfo{{Name: metricNextServer, Type: drivers.Boolean, Writable: true}}
+
+// testOptions are the upstream settings the tests use: a 1s keepalive (the shortest MQTT
+// has), fast replay and a 5s detection window.
+func testOptions(servers ...string) Options {
+	return Options{
+		Servers:         servers,
+		Keepalive:       time.Second,
+		ConnectTimeout:  2 * time.Second,
+		ReplayRate:      20000,
+		DetectionWindow: 5 * time.Second,
 	}
 }
 
-// newHarness builds (but does not start) a bridge on dir ("" for a new temporary one).
-func newHarness(t *testing.T, dir string, up config.Upstream, mod func(*Options, *sparkplug.Options)) *harness {
+// newHarness builds (but does not start) a bridge on dir ("" for a new temporary one) with
+// opts (from testOptions). Its OnCommand acts as the gateway does: it records the writes,
+// moves to the next server when asked, and reads every device write back through Written.
+func newHarness(t *testing.T, dir string, opts Options, mod func(*Options, *sparkplug.Options)) *harness {
 	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
 	}
 	log, lb := testLogger(t)
 	h := &harness{t: t, dir: dir, log: lb, base: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
-	so := sparkplug.Options{GroupID: "G", EdgeNodeID: "E", Devices: testDevices, Logger: log}
-	opts := Options{
-		Upstream: up, Logger: log,
-		ReconnectMin: 50 * time.Millisecond, ReconnectMax: 200 * time.Millisecond,
-		OnWrite: func(_ context.Context, w sparkplug.Write) error {
-			h.mu.Lock()
-			h.writes = append(h.writes, w)
-			h.mu.Unlock()
-			return nil
-		},
-	}
+	h.clk = clock.NewFake(h.base)
+	so := sparkplug.Options{GroupID: "G", EdgeNodeID: "E", Devices: testDevices, NodeMetrics: testNodeMetrics, Logger: log}
+	opts.Logger, opts.Clock = log, h.clk
+	opts.ReconnectMin, opts.ReconnectMax = 50*time.Millisecond, 200*time.Millisecond
+	opts.OnCommand = h.onCommand
 	if mod != nil {
 		mod(&opts, &so)
 	}
@@ -77,8 +79,7 @@ func newHarness(t *testing.T, dir string, up config.Upstream, mod func(*Options,
 	if h.sess, err = sparkplug.NewSession(so); err != nil {
 		t.Fatal(err)
 	}
-	qo := queue.Options{SyncInterval: up.Queue.SyncInterval.D(), MaxBytes: int64(up.Queue.MaxBytes), MaxAge: up.Queue.MaxAge.D()}
-	if h.q, err = queue.OpenDisk(filepath.Join(dir, "queue"), qo, log); err != nil {
+	if h.q, err = queue.OpenDisk(filepath.Join(dir, "queue"), queue.Options{SyncInterval: 20 * time.Millisecond}, log); err != nil {
 		t.Fatal(err)
 	}
 	seq, err := sparkplug.NewBdSeqStore(filepath.Join(dir, "bdseq"))
@@ -93,6 +94,20 @@ func newHarness(t *testing.T, dir string, up config.Upstream, mod func(*Options,
 	return h
 }
 
+func (h *harness) onCommand(ws []sparkplug.Write) {
+	h.mu.Lock()
+	h.writes = append(h.writes, ws...)
+	h.mu.Unlock()
+	for _, w := range ws {
+		switch {
+		case w.Device == "" && w.Tag == metricNextServer && w.Value.Bool():
+			h.b.NextServer()
+		case w.Device != "":
+			h.b.Written([]drivers.Sample{{Device: w.Device, Tag: w.Tag, Value: w.Value, Quality: drivers.Good, Time: h.clk.Now()}})
+		}
+	}
+}
+
 func (h *harness) start() *harness {
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel, h.done = cancel, make(chan error, 1)
@@ -100,7 +115,7 @@ func (h *harness) start() *harness {
 	return h
 }
 
-// stop cancels Run, waits for it and closes the queue. Idempotent.
+// stop cancels Run, waits for it, closes the bridge and the queue. Idempotent.
 func (h *harness) stop() {
 	if h.cancel != nil {
 		h.cancel()
@@ -114,8 +129,42 @@ func (h *harness) stop() {
 		}
 		h.cancel = nil
 	}
+	if err := h.b.Close(); err != nil {
+		h.t.Errorf("Close: %v", err)
+	}
 	if h.q != nil {
 		h.q.Close()
+	}
+}
+
+// waitFor polls cond until it holds, moving the fake clock along with real time: the
+// bridge's timers (reconnect delays, the detection window) keep their meaning against what
+// real peers do, such as a keepalive noticing a dead link.
+func (h *harness) waitFor(d time.Duration, what string, cond func() bool) {
+	h.t.Helper()
+	h.wait(d, what, cond, 0)
+}
+
+// waitSkipping polls cond, moving the fake clock ahead of real time (20×): for waits on the
+// bridge's own timers, such as the detection window that confirms replayed QoS 0 data, while
+// the link is known to be healthy.
+func (h *harness) waitSkipping(d time.Duration, what string, cond func() bool) {
+	h.t.Helper()
+	h.wait(d, what, cond, 100*time.Millisecond)
+}
+
+func (h *harness) wait(d time.Duration, what string, cond func() bool, skip time.Duration) {
+	h.t.Helper()
+	start := time.Now()
+	last := start
+	for !cond() {
+		now := time.Now()
+		if now.Sub(start) > d {
+			h.t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		h.clk.Advance(now.Sub(last) + skip)
+		last = now
+		time.Sleep(5 * time.Millisecond) // polling, not synchronisation
 	}
 }
 
@@ -137,7 +186,7 @@ func (h *harness) produced() int { h.mu.Lock(); defer h.mu.Unlock(); return h.ne
 
 func (h *harness) waitState(st State, d time.Duration) {
 	h.t.Helper()
-	waitFor(h.t, d, "bridge state "+string(st), func() bool { return h.b.Status().State == st })
+	h.waitFor(d, "bridge state "+string(st), func() bool { return h.b.Status().State == st })
 }
 
 // counterValue is one "counter" metric value seen upstream.

@@ -4,13 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
+	"log/slog"
 	"sync"
 	"time"
 
-	mqtt "github.com/eclipse/paho.mqtt.golang"
-
 	"github.com/wellgate/wellgate/bridge/queue"
+	"github.com/wellgate/wellgate/internal/backoff"
+	"github.com/wellgate/wellgate/internal/clock"
+	"github.com/wellgate/wellgate/internal/logx"
 	"github.com/wellgate/wellgate/sparkplug"
 )
 
@@ -18,83 +19,122 @@ import (
 const tickInterval = 50 * time.Millisecond
 
 // loopState is the run loop's own state; only Run's goroutine touches it.
+//
+// Disk: the loop calls Queue.Add, Begin, Ack and Nack itself. queue.Disk never syncs inside
+// them (its group commit fsyncs on a goroutine of its own, without holding the lock Add
+// takes), so they cost a buffered write or read, not a wait for the disk.
 type loopState struct {
+	ctx         context.Context
 	gen         uint64
 	dialing     bool
-	bg          sync.WaitGroup // dialing and disconnecting goroutines
-	client      mqtt.Client
-	pub         *publisher
-	server      int // index of the server in use or next to try
-	bdSeq       uint64
+	bg          sync.WaitGroup // dialing goroutines and connections being shut
+	conn        *conn          // the connection in use; nil while disconnected
+	prev        *conn          // the last connection released (a new attempt waits for it)
+	server      int            // index of the server in use or next to try
 	connectedAt time.Time
-	live        bool // the session is started on client
-	dead        bool // NDEATH was published: disconnect cleanly (no will)
+	live        bool   // the session is started on conn
+	dead        bool   // NDEATH was published: disconnect cleanly (no will)
+	deathBatch  uint64 // the NDEATH's batch on conn, waited for before DISCONNECT
+	stopping    bool
 	host        *sparkplug.HostTracker
-	retry       *time.Timer
-	back        backoff
+	retry       clock.Timer
+	back        backoff.Backoff
 	ring        []ringEntry // published live, not yet confirmed
 	inflight    []flight    // replayed from the queue, not yet confirmed
+	ringDone    int         // ring entries at the front known written (proof.written set)
+	flightDone  int         // same for inflight
 	budget      float64     // replay budget in records
 	lastTick    time.Time
-	writes      mailbox[writeReq]
-	lastQErr    time.Time
 }
 
-// ringEntry is what one live publish carried, kept until confirmed: by PUBACK (tokens) or,
-// at QoS 0, by the detection window passing.
+// ringEntry is what one live publish carried, kept until confirmed.
 type ringEntry struct {
 	records [][]byte
-	at      time.Time
-	tokens  []mqtt.Token
+	proof
 }
 
 // flight is a replayed queue transaction, acked once confirmed like a ringEntry.
 type flight struct {
-	tx     *queue.Tx
-	at     time.Time
-	tokens []mqtt.Token
+	tx *queue.Tx
+	proof
 }
 
-type writeReq struct {
-	topic string
-	w     sparkplug.Write
+// lifecycle guards Run and Close.
+type lifecycle struct {
+	mu      sync.Mutex
+	started bool
+	closed  bool
+	stop    chan struct{} // closed by Close
+	done    chan struct{} // closed when Run returns
+}
+
+func (lc *lifecycle) init() {
+	lc.stop, lc.done = make(chan struct{}), make(chan struct{})
+}
+
+var errClosed = errors.New("bridge: closed")
+
+// closeTimeout bounds Close's wait for Run; Run's shutdown waits at most deathWait for the
+// NDEATH, paho's quiesce and a publish's write timeout.
+func (b *Bridge) closeTimeout() time.Duration {
+	return deathWait + b.opts.ConnectTimeout + 5*time.Second
 }
 
 // Run connects and keeps the upstream connection and the Sparkplug session going until ctx
-// is cancelled; then it publishes NDEATH, queues whatever was not confirmed, disconnects and
-// returns nil. It returns an error only when it cannot start (a local rule subscription
-// failed). Run is called once.
+// is cancelled or Close is called; then it publishes NDEATH, queues whatever was not
+// confirmed and whatever is still in the mailbox, disconnects and returns nil. It returns an
+// error only when it cannot start (a local rule subscription failed, or Run was called twice
+// or after Close).
 func (b *Bridge) Run(ctx context.Context) error {
+	b.life.mu.Lock()
+	if b.life.started || b.life.closed {
+		b.life.mu.Unlock()
+		return errors.New("bridge: Run called twice or after Close")
+	}
+	b.life.started = true
+	b.life.mu.Unlock()
+	defer close(b.life.done)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-b.life.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	if err := b.subscribeLocal(); err != nil {
+		b.drainOffline()
 		return err
 	}
+	b.loopRun(ctx)
+	return nil
+}
+
+func (b *Bridge) loopRun(ctx context.Context) {
 	l := &b.loop
-	l.back = backoff{min: b.opts.ReconnectMin, max: b.opts.ReconnectMax}
+	l.ctx = ctx
+	l.back = backoff.Backoff{Min: b.opts.ReconnectMin, Max: b.opts.ReconnectMax, Clock: b.clk}
 	if b.opts.PrimaryHostID != "" {
 		l.host = sparkplug.NewHostTracker(b.opts.PrimaryHostID)
 	}
-	l.writes.init()
-	l.retry = time.NewTimer(0)
+	l.retry = b.clk.NewTimer(0)
 	defer l.retry.Stop()
-	var writer sync.WaitGroup
-	writer.Add(1)
-	go func() { defer writer.Done(); b.runWrites(ctx) }()
-	defer writer.Wait()
-	tick := time.NewTicker(tickInterval)
+	tick := b.clk.NewTicker(tickInterval)
 	defer tick.Stop()
-	l.lastTick = time.Now()
+	l.lastTick = b.clk.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			b.shutdown()
-			return nil
-		case <-l.retry.C:
-			b.dial(ctx)
+			return
+		case <-l.retry.C():
+			b.dial()
 		case <-b.mail.notify:
 			for _, ev := range b.mail.take() {
-				b.handle(ctx, ev)
+				ev.apply(b)
 			}
-		case now := <-tick.C:
+		case now := <-tick.C():
 			b.retire(now)
 			b.replay(now)
 			l.lastTick = now
@@ -102,139 +142,186 @@ func (b *Bridge) Run(ctx context.Context) error {
 	}
 }
 
-func (b *Bridge) handle(ctx context.Context, ev any) {
-	if b.onData(ev) {
-		return
+// Close stops the bridge: it ends Run as a cancelled context does and waits for it, at most
+// a bounded time. On a bridge whose Run never started it queues what the mailbox holds. It is
+// idempotent; Run after Close returns an error.
+func (b *Bridge) Close() error {
+	b.life.mu.Lock()
+	first, started := !b.life.closed, b.life.started
+	if first {
+		b.life.closed = true
+		close(b.life.stop)
 	}
-	l := &b.loop
-	switch ev := ev.(type) {
-	case connEvent:
-		b.onConnect(ctx, ev)
-	case lostEvent:
-		if ev.client == l.client && l.client != nil {
-			b.lost(fmt.Errorf("connection lost: %w", ev.err), -1)
+	b.life.mu.Unlock()
+	if !started {
+		if first {
+			b.drainOffline()
 		}
-	case inboundEvent:
-		if ev.client == l.client && l.client != nil {
-			b.onInbound(ev)
-		}
-	case nextServerEvent:
-		b.nextServer()
+		return nil
+	}
+	t := time.NewTimer(b.closeTimeout())
+	defer t.Stop()
+	select {
+	case <-b.life.done:
+		return nil
+	case <-t.C:
+		return fmt.Errorf("bridge: close: Run did not return within %v", b.closeTimeout())
 	}
 }
 
-// onData handles what the drivers and the local broker deliver (samples, device states,
-// messages to forward) and reports whether ev was one of those.
-func (b *Bridge) onData(ev any) bool {
-	switch ev := ev.(type) {
-	case samplesEvent:
-		b.onSamples(ev)
-	case deviceEvent:
-		b.onDevice(ev)
-	case message:
-		b.onForward(ev)
-	default:
-		return false
+// drainOffline hands what the mailbox holds to the offline session and the queue, for a
+// bridge whose loop is not running (and never will).
+func (b *Bridge) drainOffline() {
+	b.loop.stopping = true
+	for _, ev := range b.mail.close() {
+		ev.apply(b)
 	}
-	return true
 }
 
-// dial starts one connection attempt on a goroutine; its result comes back as a connEvent.
-func (b *Bridge) dial(ctx context.Context) {
+// dial starts one connection attempt on a goroutine; its result comes back as a dialedEvent.
+// An attempt to the server of the previous connection first waits for that one to be closed,
+// so that the broker never sees the old client id taken over (and the old will published).
+func (b *Bridge) dial() {
 	l := &b.loop
-	if l.dialing || l.client != nil || ctx.Err() != nil {
+	if l.dialing || l.conn != nil || l.ctx.Err() != nil {
 		return
 	}
 	l.dialing = true
 	l.gen++
-	ev := connEvent{gen: l.gen, server: b.opts.Upstream.Servers[l.server]}
-	b.stat.setState(StateConnecting, ev.server)
+	c := b.newConn(l.gen, b.opts.Servers[l.server])
+	prev := l.prev
+	b.stat.setState(StateConnecting, c.server)
 	b.stat.update(func(s *Status) { s.Attempts++ })
+	ctx := l.ctx
 	l.bg.Add(1)
 	go func() {
 		defer l.bg.Done()
-		ev.bdSeq, ev.err = b.opts.BdSeq.Next()
-		if ev.err != nil {
-			ev.err = fmt.Errorf("next bdSeq: %w", ev.err)
-		} else {
-			ev.client, ev.err = b.connect(ctx, ev.server, ev.bdSeq)
+		if prev != nil && prev.server == c.server {
+			select {
+			case <-prev.closed:
+			case <-ctx.Done():
+			}
 		}
-		b.mail.put(ev)
+		var err error
+		if c.bdSeq, err = b.opts.BdSeq.Next(); err != nil {
+			err = fmt.Errorf("next bdSeq: %w", err)
+		} else {
+			err = b.connect(ctx, c)
+		}
+		b.mail.put(dialedEvent{c: c, err: err})
 	}()
 }
 
-func (b *Bridge) onConnect(ctx context.Context, ev connEvent) {
+func (b *Bridge) onDialed(ev dialedEvent) {
 	l := &b.loop
-	l.dialing = false
-	if ev.err == nil && (ev.gen != l.gen || ctx.Err() != nil) {
-		b.disconnect(ev.client, 0)
+	c := ev.c
+	if c.gen == l.gen {
+		l.dialing = false
+	}
+	if ev.err == nil && (c.gen != l.gen || l.stopping || l.ctx.Err() != nil) {
+		b.release(c, 0, 0)
 		return
+	}
+	if ev.err == nil {
+		ev.err = c.failed() // lost between CONNACK and now
+		if ev.err != nil {
+			b.release(c, 0, 0)
+		}
 	}
 	if ev.err != nil {
-		if ctx.Err() != nil {
-			return
-		}
-		l.server = (l.server + 1) % len(b.opts.Upstream.Servers)
-		delay := time.Duration(0)
-		if l.server == 0 { // a whole round failed
-			delay = l.back.next()
-		}
-		b.stat.setError(ev.err)
-		b.stat.setState(StateDisconnected, ev.server)
-		b.log.Warn("upstream connect failed", "server", ev.server, "err", ev.err, "retry_in", delay.Round(time.Millisecond))
-		l.retry.Reset(delay)
+		b.dialFailed(c, ev.err)
 		return
 	}
-	l.client, l.bdSeq, l.connectedAt = ev.client, ev.bdSeq, time.Now()
-	l.pub = &publisher{client: ev.client, timeout: b.opts.Upstream.ConnectTimeout.D()}
-	b.stat.update(func(s *Status) { s.Connects++; s.BdSeq = ev.bdSeq })
-	b.log.Info("upstream connected", "server", ev.server, "bdSeq", ev.bdSeq)
+	l.conn, l.connectedAt = c, b.clk.Now()
+	c.start()
+	b.stat.update(func(s *Status) { s.Connects++; s.BdSeq = c.bdSeq })
+	b.log.Info("upstream connected", "server", c.server, "bdSeq", c.bdSeq)
 	if l.host == nil {
 		b.goLive()
 		return
 	}
-	b.stat.setState(StateWaitingHost, ev.server)
+	b.stat.setState(StateWaitingHost, c.server)
+}
+
+// dialFailed schedules the next attempt: the next server at once, or after a whole round has
+// failed, the backoff's delay. One line per attempt: the backoff paces them.
+func (b *Bridge) dialFailed(c *conn, err error) {
+	l := &b.loop
+	if l.ctx.Err() != nil || l.stopping {
+		return
+	}
+	l.server = (l.server + 1) % len(b.opts.Servers)
+	delay := time.Duration(0)
+	if l.server == 0 {
+		delay = l.back.Next()
+	}
+	b.stat.setError(err)
+	b.stat.setState(StateDisconnected, c.server)
+	b.log.Warn("upstream connect failed", "server", c.server, "err", logx.Err(err), "retry_in", delay.Round(time.Millisecond))
+	l.retry.Reset(delay)
 }
 
 // goLive starts the session on the connection: births, then the backlog on the next ticks.
 func (b *Bridge) goLive() {
 	l := &b.loop
-	if err := b.opts.Session.Start(l.pub, l.bdSeq); err != nil {
+	c := l.conn
+	if err := b.opts.Session.Start(c, c.bdSeq); err != nil {
 		b.lost(fmt.Errorf("births: %w", err), -1)
 		return
 	}
-	l.pub.take()
+	c.seal()
 	l.live, l.budget = true, 0
-	b.stat.setState(StateOnline, b.opts.Upstream.Servers[l.server])
-	b.log.Info("sparkplug session online", "bdSeq", l.bdSeq, "backlog", b.opts.Queue.Stats().Records)
+	b.stat.setState(StateOnline, c.server)
+	b.log.Info("sparkplug session online", "bdSeq", c.bdSeq, "backlog", b.opts.Queue.Stats().Records)
+}
+
+// onProgress takes a connection's token progress: what was written or acknowledged is
+// stamped; a failure ends the connection.
+func (b *Bridge) onProgress(c *conn) {
+	c.noted.Store(false)
+	l := &b.loop
+	if c != l.conn {
+		return
+	}
+	if err := c.failed(); err != nil {
+		b.lost(err, -1)
+		return
+	}
+	acked, now := c.acked.Load(), b.clk.Now()
+	for ; l.ringDone < len(l.ring) && l.ring[l.ringDone].id <= acked; l.ringDone++ {
+		l.ring[l.ringDone].written = now
+	}
+	for ; l.flightDone < len(l.inflight) && l.inflight[l.flightDone].id <= acked; l.flightDone++ {
+		l.inflight[l.flightDone].written = now
+	}
 }
 
 // lost ends the connection: the session goes offline, everything not confirmed goes back to
 // the queue, and a reconnect is scheduled after delay (negative: the backoff's next delay).
 func (b *Bridge) lost(cause error, delay time.Duration) {
 	l := &b.loop
-	if l.client == nil {
+	c := l.conn
+	if c == nil {
 		return
 	}
 	b.opts.Session.Stop()
 	l.live = false
 	b.requeue()
-	server := b.opts.Upstream.Servers[l.server]
-	quiesce := uint(0)
-	if l.dead { // send DISCONNECT, so that the broker does not publish the will as well
-		quiesce = 500
+	quiesce, until := uint(0), uint64(0)
+	if l.dead { // send DISCONNECT after the NDEATH, so that the broker does not publish the will as well
+		quiesce, until = 500, l.deathBatch
 	}
-	b.disconnect(l.client, quiesce)
-	l.client, l.pub, l.dead = nil, nil, false
-	if time.Since(l.connectedAt) >= b.opts.ReconnectMax {
-		l.back.reset() // it was a good connection: start over at the shortest delay
+	b.release(c, until, quiesce)
+	l.conn, l.dead, l.deathBatch = nil, false, 0
+	if b.clk.Since(l.connectedAt) >= b.opts.ReconnectMax {
+		l.back.Reset() // it was a good connection: start over at the shortest delay
 	}
 	if delay < 0 {
-		delay = l.back.next()
+		delay = l.back.Next()
 	}
 	b.stat.setError(cause)
-	b.stat.setState(StateDisconnected, server)
-	b.log.Warn("upstream connection ended", "server", server, "err", cause, "retry_in", delay.Round(time.Millisecond))
+	b.stat.setState(StateDisconnected, c.server)
+	b.log.Warn("upstream connection ended", "server", c.server, "err", logx.Err(cause), "retry_in", delay.Round(time.Millisecond))
 	l.retry.Reset(delay)
 }
 
@@ -245,63 +332,57 @@ func (b *Bridge) requeue() {
 	if len(l.inflight) > 0 {
 		b.opts.Queue.Nack(l.inflight[0].tx)
 	}
-	l.inflight = nil
+	l.inflight, l.flightDone = nil, 0
 	for _, e := range l.ring {
 		b.enqueue(e.records)
 	}
-	l.ring = nil
+	l.ring, l.ringDone = nil, 0
 }
 
-// disconnect closes a paho client without blocking the run loop.
-func (b *Bridge) disconnect(c mqtt.Client, quiesce uint) {
-	if c == nil {
-		return
-	}
-	b.loop.bg.Add(1)
-	go func() { defer b.loop.bg.Done(); c.Disconnect(quiesce) }()
+// release shuts a connection on a goroutine of its own (see conn.shut).
+func (b *Bridge) release(c *conn, until uint64, quiesce uint) {
+	l := &b.loop
+	l.prev = c
+	l.bg.Add(1)
+	go func() { defer l.bg.Done(); c.shut(until, quiesce) }()
 }
 
-// death publishes NDEATH for an intentional disconnect and waits (briefly) for its PUBACK.
+// death publishes NDEATH for an intentional disconnect; lost then waits for its PUBACK (off
+// the loop, bounded) before DISCONNECT.
 func (b *Bridge) death() {
 	l := &b.loop
 	if err := b.opts.Session.Death(); err != nil {
-		b.log.Warn("NDEATH not published", "err", err)
+		b.limit.Log(b.log, slog.LevelWarn, "ndeath", "NDEATH not published", "err", logx.Err(err))
 	}
-	for _, t := range l.pub.take() {
-		t.WaitTimeout(2 * time.Second)
-	}
+	l.deathBatch = l.conn.seal().id
 	l.live, l.dead = false, true
 }
 
-func (b *Bridge) onInbound(ev inboundEvent) {
-	ncmd, dcmd := b.opts.Session.Topics()
-	switch {
-	case ev.topic == ncmd || strings.HasPrefix(ev.topic, strings.TrimSuffix(dcmd, "#")):
-		b.onCommand(ev)
-	case b.loop.host != nil && (ev.topic == sparkplug.StateTopic(b.opts.PrimaryHostID) ||
-		ev.topic == sparkplug.LegacyStateTopic(b.opts.PrimaryHostID)):
-		b.onState(ev)
-	case !b.forwardDown(ev.topic, ev.payload):
-		b.log.Debug("upstream message on no known topic", "topic", ev.topic)
-	}
-}
-
-var errHostOffline = errors.New("primary host went offline")
-
-func (b *Bridge) onState(ev inboundEvent) {
+// shutdown ends Run: NDEATH (its PUBACK awaited, bounded), everything unconfirmed and
+// everything still in the mailbox goes to the queue, then DISCONNECT.
+func (b *Bridge) shutdown() {
 	l := &b.loop
-	st, err := sparkplug.ParseState(ev.topic, ev.payload)
-	if err != nil {
-		b.log.Warn("ignoring STATE", "topic", ev.topic, "err", err)
-		return
-	}
-	_, online := l.host.Observe(st)
-	switch {
-	case online && !l.live:
-		b.goLive()
-	case !online && l.live:
-		b.log.Info("primary host offline: NDEATH, disconnect, wait for it", "host", st.HostID)
+	l.stopping = true
+	l.retry.Stop()
+	if l.live {
 		b.death()
-		b.lost(errHostOffline, b.opts.ReconnectMin)
 	}
+	b.opts.Session.Stop()
+	l.live = false
+	b.requeue()
+	if c := l.conn; c != nil {
+		l.conn = nil
+		until := uint64(0)
+		if l.dead {
+			until = l.deathBatch
+		}
+		c.shut(until, 250)
+	}
+	l.bg.Wait() // attempts in progress end with ctx; released connections finish closing
+	for _, ev := range b.mail.close() {
+		ev.apply(b) // data goes to the queue; a late connection is released
+	}
+	l.bg.Wait()
+	b.stat.setState(StateDisconnected, "")
+	b.log.Info("bridge stopped", "queued", b.opts.Queue.Stats().Records)
 }

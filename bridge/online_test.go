@@ -12,10 +12,10 @@ import (
 func TestBirthsAndLiveData(t *testing.T) {
 	m := peers.StartMosquitto(t)
 	col := newCollector(t, m.Addr)
-	h := newHarness(t, "", testUpstream(m.URL()), nil).start()
+	h := newHarness(t, "", testOptions(m.URL()), nil).start()
 	h.waitState(StateOnline, 10*time.Second)
 	h.produce(10)
-	waitFor(t, 10*time.Second, "10 live values", func() bool { return allArrived(col.all(), 10) })
+	h.waitFor(10*time.Second, "10 live values", func() bool { return allArrived(col.all(), 10) })
 	msgs := col.all()
 	if msgs[0].topic != "spBv1.0/G/NBIRTH/E" || msgs[1].topic != "spBv1.0/G/DBIRTH/E/well1" {
 		t.Fatalf("first messages %s, %s; want NBIRTH, DBIRTH", msgs[0].topic, msgs[1].topic)
@@ -48,11 +48,11 @@ func TestBirthsAndLiveData(t *testing.T) {
 func TestShutdownPublishesDeath(t *testing.T) {
 	m := peers.StartMosquitto(t)
 	col := newCollector(t, m.Addr)
-	h := newHarness(t, "", testUpstream(m.URL()), nil).start()
+	h := newHarness(t, "", testOptions(m.URL()), nil).start()
 	h.waitState(StateOnline, 10*time.Second)
 	bdSeq := h.b.Status().BdSeq
 	h.stop()
-	waitFor(t, 10*time.Second, "NDEATH", func() bool {
+	h.waitFor(10*time.Second, "NDEATH", func() bool {
 		for _, r := range col.all() {
 			if r.topic == "spBv1.0/G/NDEATH/E" && r.payload != nil && len(r.payload.Metrics) == 1 &&
 				r.payload.Metrics[0].Value.Bits == bdSeq {
@@ -66,25 +66,25 @@ func TestShutdownPublishesDeath(t *testing.T) {
 func TestCommands(t *testing.T) {
 	m := peers.StartMosquitto(t)
 	col := newCollector(t, m.Addr)
-	h := newHarness(t, "", testUpstream(m.URL()), nil).start()
+	h := newHarness(t, "", testOptions(m.URL()), nil).start()
 	h.waitState(StateOnline, 10*time.Second)
-	// DCMD write of a writable tag reaches OnWrite.
+	// DCMD write of a writable tag reaches OnCommand.
 	p := sparkplug.Payload{Metrics: []sparkplug.Metric{{Name: "setpoint", Datatype: sparkplug.TypeDouble}}}
 	p.Metrics[0].SetValue(drivers.DoubleValue(42.5))
 	col.c.Publish("spBv1.0/G/DCMD/E/well1", 1, false, p.Marshal()).Wait()
-	waitFor(t, 10*time.Second, "the write", func() bool {
+	h.waitFor(10*time.Second, "the write", func() bool {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		return len(h.writes) == 1 && h.writes[0].Tag == "setpoint" && h.writes[0].Value.Float64() == 42.5
 	})
 	// A malformed command is logged with its topic, never fatal.
 	col.c.Publish("spBv1.0/G/DCMD/E/well1", 1, false, []byte{0xff, 0xff}).Wait()
-	waitFor(t, 10*time.Second, "a log line", func() bool { return h.log.count("spBv1.0/G/DCMD/E/well1") > 0 })
+	h.waitFor(10*time.Second, "a log line", func() bool { return h.log.count("spBv1.0/G/DCMD/E/well1") > 0 })
 	// Rebirth.
 	rb := sparkplug.Payload{Metrics: []sparkplug.Metric{{Name: sparkplug.MetricRebirth, Datatype: sparkplug.TypeBoolean}}}
 	rb.Metrics[0].SetValue(drivers.BoolValue(true))
 	col.c.Publish("spBv1.0/G/NCMD/E", 1, false, rb.Marshal()).Wait()
-	waitFor(t, 10*time.Second, "a second NBIRTH", func() bool { nb, _ := analyze(col.all()); return len(nb) == 2 })
+	h.waitFor(10*time.Second, "a second NBIRTH", func() bool { nb, _ := analyze(col.all()); return len(nb) == 2 })
 	if h.b.Status().State != StateOnline {
 		t.Fatal("not online after the rebirth")
 	}

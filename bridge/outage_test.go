@@ -37,17 +37,17 @@ func TestWANOutage(t *testing.T) {
 	// restart before letting the bridge back in.
 	px := newProxy(t, m.Addr)
 	col := newCollector(t, m.Addr)
-	h := newHarness(t, "", testUpstream(px.url()), nil).start()
+	h := newHarness(t, "", testOptions(px.url()), nil).start()
 	h.waitState(StateOnline, 10*time.Second)
 	ctx, stop := context.WithCancel(context.Background())
 	done := h.producer(ctx)
-	waitFor(t, 10*time.Second, "live data", func() bool { return h.b.Status().PublishedLive > 100 })
+	h.waitFor(10*time.Second, "live data", func() bool { return h.b.Status().PublishedLive > 100 })
 
 	px.setMode("refuse")
 	m.Stop()
 	h.waitState(StateDisconnected, 10*time.Second)
 	before := h.produced()
-	waitFor(t, 10*time.Second, "an outage backlog", func() bool { return h.produced() > before+500 })
+	h.waitFor(10*time.Second, "an outage backlog", func() bool { return h.produced() > before+500 })
 	if h.b.Status().Queue.Records == 0 {
 		t.Fatal("nothing queued during the outage")
 	}
@@ -56,13 +56,13 @@ func TestWANOutage(t *testing.T) {
 	mark := len(col.all())
 	px.setMode("pass")
 	h.waitState(StateOnline, 10*time.Second)
-	waitFor(t, 20*time.Second, "the backlog replayed", func() bool { return h.b.Status().Queue.Records == 0 })
+	h.waitSkipping(20*time.Second, "the backlog replayed", func() bool { return h.b.Status().Queue.Records == 0 })
 	after := h.produced()
-	waitFor(t, 10*time.Second, "live data after the outage", func() bool { return h.produced() > after+100 })
+	h.waitFor(10*time.Second, "live data after the outage", func() bool { return h.produced() > after+100 })
 	stop()
 	<-done
 	n := h.produced()
-	waitFor(t, 20*time.Second, "every value", func() bool { return allArrived(col.all(), n) })
+	h.waitFor(20*time.Second, "every value", func() bool { return allArrived(col.all(), n) })
 
 	msgs := col.all()
 	live, hist := checkAllArrived(t, h, msgs, n)
@@ -87,21 +87,23 @@ func TestWANOutage(t *testing.T) {
 
 // TestBlackHole stops forwarding without closing the connection: the samples published into
 // the hole (detection window) arrive as historical after recovery.
+// The two cases wait for the keepalive to notice the hole (real time, a few seconds each):
+// they run side by side, each with its own broker and proxy.
 func TestBlackHole(t *testing.T) {
-	t.Run("qos0", func(t *testing.T) { testBlackHole(t, 0) })
+	t.Run("qos0", func(t *testing.T) { t.Parallel(); testBlackHole(t, 0) })
 	// With data_qos = 1 a sample is retired only on its PUBACK.
-	t.Run("qos1", func(t *testing.T) { testBlackHole(t, 1) })
+	t.Run("qos1", func(t *testing.T) { t.Parallel(); testBlackHole(t, 1) })
 }
 
 func testBlackHole(t *testing.T, qos byte) {
 	m := peers.StartMosquitto(t)
 	px := newProxy(t, m.Addr)
 	col := newCollector(t, m.Addr)
-	h := newHarness(t, "", testUpstream(px.url()), func(_ *Options, so *sparkplug.Options) { so.DataQoS = qos }).start()
+	h := newHarness(t, "", testOptions(px.url()), func(_ *Options, so *sparkplug.Options) { so.DataQoS = qos }).start()
 	h.waitState(StateOnline, 10*time.Second)
 	ctx, stop := context.WithCancel(context.Background())
 	done := h.producer(ctx)
-	waitFor(t, 10*time.Second, "live data", func() bool { return h.b.Status().PublishedLive > 100 })
+	h.waitFor(10*time.Second, "live data", func() bool { return h.b.Status().PublishedLive > 100 })
 
 	px.setMode("blackhole")
 	holeStart := h.b.Status().PublishedLive
@@ -113,11 +115,11 @@ func testBlackHole(t *testing.T, qos byte) {
 	}
 	px.setMode("pass")
 	h.waitState(StateOnline, 10*time.Second)
-	waitFor(t, 20*time.Second, "the backlog replayed", func() bool { return h.b.Status().Queue.Records == 0 })
+	h.waitSkipping(20*time.Second, "the backlog replayed", func() bool { return h.b.Status().Queue.Records == 0 })
 	stop()
 	<-done
 	n := h.produced()
-	waitFor(t, 20*time.Second, "every value", func() bool { return allArrived(col.all(), n) })
+	h.waitFor(20*time.Second, "every value", func() bool { return allArrived(col.all(), n) })
 	live, hist := checkAllArrived(t, h, col.all(), n)
 	t.Logf("%d values: %d live, %d historical", n, live, hist)
 

@@ -52,9 +52,9 @@ func TestPowerLoss(t *testing.T) {
 
 	m := peers.StartMosquitto(t)
 	col := newCollector(t, m.Addr)
-	h := newHarness(t, dir, testUpstream(m.URL()), nil).start()
+	h := newHarness(t, dir, testOptions(m.URL()), nil).start()
 	h.waitState(StateOnline, 10*time.Second)
-	waitFor(t, 20*time.Second, "the backlog", func() bool { return allArrived(col.all(), last+1) })
+	h.waitFor(20*time.Second, "the backlog", func() bool { return allArrived(col.all(), last+1) })
 	live, hist := checkAllArrived(t, h, col.all(), last+1)
 	if live != 0 {
 		t.Fatalf("%d values arrived live, want all historical", live)
@@ -63,18 +63,20 @@ func TestPowerLoss(t *testing.T) {
 }
 
 // powerLossChild queues samples forever (its upstream port has no listener) and prints the
-// number of each sample once the queue has it.
+// number of each sample once the queue has it. It produces in runs of 20 and waits for each
+// run to be queued, so that a run costs one poll, not one per sample.
 func powerLossChild(t *testing.T, dir string) {
-	h := newHarness(t, dir, testUpstream("tcp://"+os.Getenv("WELLGATE_BRIDGE_CHILD_ADDR")), nil).start()
+	h := newHarness(t, dir, testOptions("tcp://"+os.Getenv("WELLGATE_BRIDGE_CHILD_ADDR")), nil).start()
 	w := bufio.NewWriter(os.Stdout)
-	for i := 0; ; i++ {
-		h.produce(1)
-		for h.b.Status().Queued < uint64(i+1) {
+	const run = 20
+	for i := 0; ; i += run {
+		h.produce(run)
+		for h.b.Status().Queued < uint64(i+run) {
 			time.Sleep(100 * time.Microsecond) // polling the child's own progress
 		}
-		fmt.Fprintf(w, "queued %d\n", i)
-		if i%50 == 0 {
-			w.Flush()
+		for k := i; k < i+run; k++ {
+			fmt.Fprintf(w, "queued %d\n", k)
 		}
+		w.Flush()
 	}
 }

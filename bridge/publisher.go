@@ -3,65 +3,323 @@ package bridge
 import (
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 )
 
-// publisher is the sparkplug.Publisher of one connection. QoS 0 publishes wait until paho has
-// written them (bounded by the write timeout); QoS 1 publishes are tracked by their tokens so
-// that what they carry is retired only on PUBACK. After the first failure every publish fails
-// at once: the run loop then treats the connection as lost.
-type publisher struct {
-	client  mqtt.Client
+// conn is one MQTT connection to the upstream broker and the two goroutines that serve it, so
+// that the run loop never waits for the network:
+//
+//   - the loop publishes through conn (the session's sparkplug.Publisher), which only appends
+//     to the outbox, and seals what it published for one purpose (a batch of samples, a
+//     replayed transaction, births) into a numbered batch;
+//   - the sender hands the outbox to paho in order (paho's Publish may wait up to the write
+//     timeout for its outgoing goroutine);
+//   - the waiter waits for each batch's tokens in order (QoS 0: written, bounded by the write
+//     timeout; QoS 1: PUBACK) and reports progress, or the first failure, as a progressEvent.
+//
+// A failure (a token error, a write that timed out, paho's connection-lost callback) is kept
+// in failure; the loop then treats the connection as lost.
+type conn struct {
+	b       *Bridge
+	gen     uint64
+	server  string
+	bdSeq   uint64
+	client  mqtt.Client // set by connect, before the dialedEvent
 	timeout time.Duration
-	tokens  []mqtt.Token
-	err     error
+
+	// Owned by the run loop.
+	err    error  // the outbox refused a publish: the connection does not keep up
+	sealed uint64 // id of the last sealed batch
+	open   int    // publishes since the last seal
+	qos0   bool   // one of them is QoS 0
+
+	out    outbox
+	groups chan group // sender → waiter
+
+	acked    atomic.Uint64 // the last batch whose tokens all completed without error
+	noted    atomic.Bool   // a progressEvent is in the mailbox
+	progress chan struct{} // pinged on each report (shut waits on it)
+	mu       sync.Mutex
+	failure  error
+
+	stop   chan struct{} // closed by shut: the sender and waiter end
+	closed chan struct{} // closed when shut is done: the client is disconnected
+	wg     sync.WaitGroup
 }
 
-func (p *publisher) Publish(topic string, qos byte, retain bool, payload []byte) error {
-	if p.err != nil {
-		return p.err
+// deathWait bounds the wait for NDEATH's PUBACK before an intentional DISCONNECT.
+const deathWait = 2 * time.Second
+
+// groupBacklog is how many sealed batches may wait for the waiter.
+const groupBacklog = 4096
+
+var (
+	errBacklog = errors.New("publish: the connection does not keep up with what is published")
+	errStopped = errors.New("connection closed")
+)
+
+func (b *Bridge) newConn(gen uint64, server string) *conn {
+	c := &conn{
+		b: b, gen: gen, server: server, timeout: b.opts.ConnectTimeout,
+		groups: make(chan group, groupBacklog), progress: make(chan struct{}, 1),
+		stop: make(chan struct{}), closed: make(chan struct{}),
 	}
-	t := p.client.Publish(topic, qos, retain, payload)
-	if qos == 0 {
-		if !t.WaitTimeout(p.timeout) {
-			p.err = errors.New("publish: timed out")
-		} else if err := t.Error(); err != nil {
-			p.err = fmt.Errorf("publish: %w", err)
-		}
-		return p.err
+	c.out.init(b.opts.MailboxBytes)
+	return c
+}
+
+// Publish implements sparkplug.Publisher: it queues the message for the sender. It fails when
+// the outbox is full; every later publish then fails at once.
+func (c *conn) Publish(topic string, qos byte, retain bool, payload []byte) error {
+	if c.err != nil {
+		return c.err
 	}
-	select {
-	case <-t.Done():
-		if err := t.Error(); err != nil {
-			p.err = fmt.Errorf("publish: %w", err)
-			return p.err
-		}
-	default:
+	if !c.out.push(outItem{topic: topic, payload: payload, qos: qos, retain: retain}) {
+		c.err = errBacklog
+		return c.err
 	}
-	p.tokens = append(p.tokens, t)
+	c.open++
+	c.qos0 = c.qos0 || qos == 0
 	return nil
 }
 
-// take returns the QoS 1 tokens collected since the last take.
-func (p *publisher) take() []mqtt.Token {
-	t := p.tokens
-	p.tokens = nil
-	return t
+// proof identifies what confirms a batch of publishes: its id on the connection (the batch
+// is done once acked reaches it), whether it holds a QoS 0 publish (then the detection window
+// must also pass after it was written), when it was published and when the loop learnt that
+// it was written or acknowledged.
+type proof struct {
+	id      uint64
+	qos0    bool
+	written time.Time
 }
 
-// acked reports whether every token completed without error.
-func acked(tokens []mqtt.Token) bool {
-	for _, t := range tokens {
+// confirmed reports whether the batch is known delivered: QoS 1 by PUBACK, QoS 0 by the
+// connection surviving the detection window after the write.
+func (p proof) confirmed(now time.Time, window time.Duration) bool {
+	return !p.written.IsZero() && (!p.qos0 || now.Sub(p.written) >= window)
+}
+
+// seal closes the batch of what was published since the last seal. A seal with nothing
+// published gives the previous batch's id: it is confirmed with it.
+func (c *conn) seal() proof {
+	p := proof{id: c.sealed, qos0: c.qos0}
+	if c.open > 0 {
+		c.sealed++
+		p.id = c.sealed
+		c.out.push(outItem{mark: c.sealed})
+	}
+	c.open, c.qos0 = 0, false
+	return p
+}
+
+// start runs the sender and the waiter.
+func (c *conn) start() {
+	c.wg.Add(2)
+	go c.send()
+	go c.await()
+}
+
+// shut ends the connection: it waits (at most deathWait) for batch until when until > 0 (the
+// NDEATH), disconnects with quiesce milliseconds for paho, and stops the goroutines (a sender
+// inside paho's Publish returns within the write timeout). It runs off the loop.
+func (c *conn) shut(until uint64, quiesce uint) {
+	defer close(c.closed)
+	if until > 0 {
+		c.waitAcked(until, deathWait)
+	}
+	if c.client != nil {
+		c.client.Disconnect(quiesce)
+	}
+	close(c.stop)
+	c.wg.Wait()
+}
+
+func (c *conn) waitAcked(id uint64, d time.Duration) {
+	t := time.NewTimer(d) // a network wait: real time
+	defer t.Stop()
+	for c.acked.Load() < id && c.failed() == nil {
 		select {
-		case <-t.Done():
-			if t.Error() != nil {
-				return false
-			}
-		default:
-			return false
+		case <-c.progress:
+		case <-t.C:
+			return
 		}
 	}
+}
+
+// fail records the connection's first failure and tells the loop.
+func (c *conn) fail(err error) {
+	c.mu.Lock()
+	if c.failure == nil {
+		c.failure = err
+	}
+	c.mu.Unlock()
+	c.report()
+}
+
+func (c *conn) failed() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.failure
+}
+
+// report tells the loop that acked moved or that the connection failed, with at most one
+// progressEvent in the mailbox at a time.
+func (c *conn) report() {
+	select {
+	case c.progress <- struct{}{}:
+	default:
+	}
+	if c.noted.CompareAndSwap(false, true) {
+		c.b.mail.put(progressEvent{c})
+	}
+}
+
+// group is a sealed batch as the waiter sees it.
+type group struct {
+	id     uint64
+	tokens []pubToken
+}
+
+type pubToken struct {
+	t   mqtt.Token
+	qos byte
+}
+
+// send hands the outbox to paho in order, passing each sealed batch's tokens to the waiter.
+func (c *conn) send() {
+	defer c.wg.Done()
+	var g group
+	for {
+		items, ok := c.out.wait(c.stop)
+		if !ok {
+			return
+		}
+		for _, it := range items {
+			if it.mark == 0 {
+				g.tokens = append(g.tokens, pubToken{c.client.Publish(it.topic, it.qos, it.retain, it.payload), it.qos})
+				continue
+			}
+			g.id = it.mark
+			select {
+			case c.groups <- g:
+			case <-c.stop:
+				return
+			}
+			g = group{}
+		}
+	}
+}
+
+// await waits for each batch's tokens in order and reports progress or the first failure.
+func (c *conn) await() {
+	defer c.wg.Done()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case g := <-c.groups:
+			if err := c.waitGroup(g); err != nil {
+				if !errors.Is(err, errStopped) {
+					c.fail(err)
+				}
+				return
+			}
+			c.acked.Store(g.id)
+			c.report()
+		}
+	}
+}
+
+// waitGroup waits for a batch's tokens: QoS 0 ones at most the write timeout (paho has
+// written them or failed by then), QoS 1 ones until their PUBACK or the connection's end.
+func (c *conn) waitGroup(g group) error {
+	deadline := time.NewTimer(c.timeout) // a network wait: real time
+	defer deadline.Stop()
+	for _, pt := range g.tokens {
+		var timeout <-chan time.Time
+		if pt.qos == 0 {
+			timeout = deadline.C
+		}
+		select {
+		case <-pt.t.Done():
+			if err := pt.t.Error(); err != nil {
+				return fmt.Errorf("publish: %w", err)
+			}
+		case <-timeout:
+			return errors.New("publish: not written within the write timeout")
+		case <-c.stop:
+			return errStopped
+		}
+	}
+	return nil
+}
+
+// outItem is a publish waiting for the sender, or (mark > 0) the end of a sealed batch.
+type outItem struct {
+	topic   string
+	payload []byte
+	qos     byte
+	retain  bool
+	mark    uint64
+}
+
+// outbox carries publishes from the loop to the sender. It is bounded in bytes; marks always
+// fit.
+type outbox struct {
+	mu     sync.Mutex
+	items  []outItem
+	bytes  int
+	max    int
+	notify chan struct{}
+}
+
+func (o *outbox) init(maxBytes int) {
+	o.max = maxBytes
+	o.notify = make(chan struct{}, 1)
+}
+
+func (o *outbox) push(it outItem) bool {
+	size := len(it.topic) + len(it.payload)
+	o.mu.Lock()
+	if it.mark == 0 && o.bytes+size > o.max {
+		o.mu.Unlock()
+		return false
+	}
+	o.items = append(o.items, it)
+	o.bytes += size
+	o.mu.Unlock()
+	select {
+	case o.notify <- struct{}{}:
+	default:
+	}
 	return true
+}
+
+// wait returns what is queued, waiting for something; false once stop is closed.
+func (o *outbox) wait(stop <-chan struct{}) ([]outItem, bool) {
+	for {
+		o.mu.Lock()
+		items := o.items
+		o.items, o.bytes = nil, 0
+		o.mu.Unlock()
+		if len(items) > 0 {
+			return items, true
+		}
+		select {
+		case <-o.notify:
+		case <-stop:
+			return nil, false
+		}
+	}
+}
+
+// size returns the bytes waiting for the sender.
+func (o *outbox) size() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.bytes
 }

@@ -4,7 +4,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
+
+	"github.com/wellgate/wellgate/internal/logx"
 )
 
 // Direction says which way a Rule forwards.
@@ -110,15 +113,24 @@ func (b *Bridge) subscribeLocal() error {
 		if r.Direction != Up {
 			continue
 		}
-		r := r
 		err := b.opts.Local.Subscribe(r.Filter, func(topic string, payload []byte, _ byte, _ bool) {
-			b.mail.put(message{topic: r.Prefix + topic, payload: append([]byte(nil), payload...), qos: r.QoS, retain: r.Retain})
+			b.offerForward(message{topic: r.Prefix + topic, payload: append([]byte(nil), payload...), qos: r.QoS, retain: r.Retain})
 		})
 		if err != nil {
 			return fmt.Errorf("bridge: subscribe local %s: %w", r.Filter, err)
 		}
 	}
 	return nil
+}
+
+// offerForward hands a local message to the run loop; when the mailbox is full it is dropped,
+// counted and logged rate-limited (local clients must not crowd out the samples).
+func (b *Bridge) offerForward(m message) {
+	if b.mail.offer(m, len(m.topic)+len(m.payload)) {
+		return
+	}
+	b.stat.update(func(s *Status) { s.ForwardDropped++ })
+	b.limit.Log(b.log, slog.LevelWarn, "forward dropped", "bridge busy: local message not forwarded", "topic", logx.Value(m.topic))
 }
 
 // forwardDown delivers an upstream message that matched a Down rule to the embedded broker.
@@ -130,7 +142,7 @@ func (b *Bridge) forwardDown(topic string, payload []byte) bool {
 		}
 		local := topic[len(r.Prefix):]
 		if err := b.opts.Local.Publish(local, payload, r.Retain, r.QoS); err != nil {
-			b.log.Warn("bridge: forward down failed", "topic", local, "err", err)
+			b.limit.Log(b.log, slog.LevelWarn, "forward down", "forward down failed", "topic", logx.Value(local), "err", logx.Err(err))
 			return true
 		}
 		b.stat.update(func(s *Status) { s.ForwardedDown++ })

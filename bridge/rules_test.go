@@ -73,7 +73,7 @@ func TestForwardingRules(t *testing.T) {
 	px := newProxy(t, m.Addr)
 	local, localAddr := startMochi(t)
 	col := newCollector(t, m.Addr, "site7/#")
-	h := newHarness(t, "", testUpstream(px.url()), func(o *Options, _ *sparkplug.Options) {
+	h := newHarness(t, "", testOptions(px.url()), func(o *Options, _ *sparkplug.Options) {
 		o.Local = local
 		o.Rules = []Rule{
 			{Direction: Up, Filter: "sensors/#", Prefix: "site7/", QoS: 1},
@@ -97,15 +97,15 @@ func TestForwardingRules(t *testing.T) {
 		return out
 	}
 	send(0, 10)
-	waitFor(t, 10*time.Second, "forwarded messages", func() bool { return len(got()) >= 10 })
+	h.waitFor(10*time.Second, "forwarded messages", func() bool { return len(got()) >= 10 })
 
 	px.setMode("refuse")
 	h.waitState(StateDisconnected, 10*time.Second)
 	send(10, 30)
-	waitFor(t, 10*time.Second, "messages queued", func() bool { return h.b.Status().Queued >= 20 })
+	h.waitFor(10*time.Second, "messages queued", func() bool { return h.b.Status().Queued >= 20 })
 	px.setMode("pass")
 	// Duplicates count once: wait until every one of the 30 messages has arrived.
-	waitFor(t, 10*time.Second, "the backlog forwarded", func() bool {
+	h.waitFor(10*time.Second, "the backlog forwarded", func() bool {
 		seen := map[string]bool{}
 		for _, s := range got() {
 			seen[s] = true

@@ -24,7 +24,7 @@ func countTopic(msgs []received, topic string) int {
 func TestPrimaryHostState(t *testing.T) {
 	m := peers.StartMosquitto(t)
 	col := newCollector(t, m.Addr)
-	h := newHarness(t, "", testUpstream(m.URL()), func(o *Options, _ *sparkplug.Options) {
+	h := newHarness(t, "", testOptions(m.URL()), func(o *Options, _ *sparkplug.Options) {
 		o.PrimaryHostID = "scada"
 	}).start()
 	state := func(online bool, ts int) {
@@ -33,28 +33,28 @@ func TestPrimaryHostState(t *testing.T) {
 	}
 	h.waitState(StateWaitingHost, 10*time.Second)
 	h.produce(50)
-	waitFor(t, 10*time.Second, "samples queued while the host is away", func() bool { return h.b.Status().Queued == 50 })
+	h.waitFor(10*time.Second, "samples queued while the host is away", func() bool { return h.b.Status().Queued == 50 })
 	if n := countTopic(col.all(), "spBv1.0/G/NBIRTH/E"); n != 0 {
 		t.Fatalf("%d NBIRTH before the host was online", n)
 	}
 	state(true, 1000)
 	h.waitState(StateOnline, 10*time.Second)
-	waitFor(t, 10*time.Second, "the backlog", func() bool { return allArrived(col.all(), 50) })
+	h.waitFor(10*time.Second, "the backlog", func() bool { return allArrived(col.all(), 50) })
 
 	state(false, 500) // older than the last one: ignored
 	h.produce(10)
-	waitFor(t, 10*time.Second, "live data", func() bool { return allArrived(col.all(), 60) })
+	h.waitFor(10*time.Second, "live data", func() bool { return allArrived(col.all(), 60) })
 	if h.b.Status().State != StateOnline {
 		t.Fatal("a stale STATE offline was obeyed")
 	}
 
 	state(false, 2000)
-	waitFor(t, 10*time.Second, "NDEATH", func() bool { return countTopic(col.all(), "spBv1.0/G/NDEATH/E") == 1 })
+	h.waitFor(10*time.Second, "NDEATH", func() bool { return countTopic(col.all(), "spBv1.0/G/NDEATH/E") == 1 })
 	h.waitState(StateWaitingHost, 10*time.Second)
 	h.produce(40)
-	waitFor(t, 10*time.Second, "queued while the host is offline", func() bool { return h.b.Status().Queued >= 90 })
+	h.waitFor(10*time.Second, "queued while the host is offline", func() bool { return h.b.Status().Queued >= 90 })
 	state(true, 3000)
-	waitFor(t, 10*time.Second, "every value", func() bool { return allArrived(col.all(), 100) })
+	h.waitFor(10*time.Second, "every value", func() bool { return allArrived(col.all(), 100) })
 	msgs := col.all()
 	checkAllArrived(t, h, msgs, 100)
 	nb, values := analyze(msgs)
@@ -72,7 +72,7 @@ func TestPrimaryHostState(t *testing.T) {
 func TestNextServer(t *testing.T) {
 	m1, m2 := peers.StartMosquitto(t), peers.StartMosquitto(t)
 	col1, col2 := newCollector(t, m1.Addr), newCollector(t, m2.Addr)
-	h := newHarness(t, "", testUpstream(m1.URL(), m2.URL()), nil).start()
+	h := newHarness(t, "", testOptions(m1.URL(), m2.URL()), nil).start()
 	h.waitState(StateOnline, 10*time.Second)
 	if s := h.b.Status().Server; s != m1.URL() {
 		t.Fatalf("connected to %s, want the first server %s", s, m1.URL())
@@ -80,10 +80,10 @@ func TestNextServer(t *testing.T) {
 	p := sparkplug.Payload{Metrics: []sparkplug.Metric{{Name: "Node Control/Next Server", Datatype: sparkplug.TypeBoolean}}}
 	p.Metrics[0].Value = sparkplug.WireValue{Kind: sparkplug.KindBool, Bits: 1}
 	col1.c.Publish("spBv1.0/G/NCMD/E", 1, false, p.Marshal()).Wait()
-	waitFor(t, 10*time.Second, "NBIRTH on the second server", func() bool {
+	h.waitFor(10*time.Second, "NBIRTH on the second server", func() bool {
 		return countTopic(col2.all(), "spBv1.0/G/NBIRTH/E") == 1
 	})
-	waitFor(t, 10*time.Second, "NDEATH on the first server", func() bool {
+	h.waitFor(10*time.Second, "NDEATH on the first server", func() bool {
 		return countTopic(col1.all(), "spBv1.0/G/NDEATH/E") >= 1
 	})
 	h.waitState(StateOnline, 10*time.Second)
@@ -101,10 +101,10 @@ func TestConnectFailuresRetry(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			up := testUpstream(tc.url)
+			up := testOptions(tc.url)
 			up.Username, up.Password = "gw", "wrong"
 			h := newHarness(t, "", up, nil).start()
-			waitFor(t, 10*time.Second, "three attempts", func() bool { return h.log.count("upstream connect failed") >= 3 })
+			h.waitFor(10*time.Second, "three attempts", func() bool { return h.log.count("upstream connect failed") >= 3 })
 			st := h.b.Status()
 			if st.State == StateOnline || st.LastError == "" {
 				t.Fatalf("status %+v", st)
@@ -115,9 +115,9 @@ func TestConnectFailuresRetry(t *testing.T) {
 		})
 	}
 	t.Run("missing CA file", func(t *testing.T) {
-		up := testUpstream("ssl://" + m.Addr)
+		up := testOptions("ssl://" + m.Addr)
 		up.TLS.CAFile = "/nonexistent/ca.pem"
 		h := newHarness(t, "", up, nil).start()
-		waitFor(t, 10*time.Second, "two attempts", func() bool { return h.log.count("read CA file") >= 2 })
+		h.waitFor(10*time.Second, "two attempts", func() bool { return h.log.count("read CA file") >= 2 })
 	})
 }

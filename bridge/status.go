@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/wellgate/wellgate/bridge/queue"
+	"github.com/wellgate/wellgate/internal/clock"
+	"github.com/wellgate/wellgate/internal/logx"
 )
 
 // State is the upstream connection's state.
@@ -25,7 +27,7 @@ type Status struct {
 	Since     time.Time // when State last changed
 	Connects  uint64    // successful CONNECTs since start
 	Attempts  uint64    // connection attempts since start
-	LastError string
+	LastError string    // cut to logx.MaxValue bytes
 	LastErrAt time.Time
 	BdSeq     uint64 // of the current or last connection
 
@@ -37,12 +39,23 @@ type Status struct {
 	ForwardedDown       uint64 // upstream messages forwarded to the local broker
 	Commands            uint64 // NCMD/DCMD received
 	CommandErrors       uint64
-	Queue               queue.Stats
+
+	// The mailbox's policy when full (see Options.MailboxEntries): samples and written values
+	// go straight to the queue (MailboxOverflow, also counted in Queued); local messages to
+	// forward and upstream commands or down-rule messages are dropped.
+	MailboxOverflow uint64 // samples queued directly because the mailbox was full
+	ForwardDropped  uint64 // local messages not forwarded because the mailbox was full
+	InboundDropped  uint64 // upstream messages dropped because the mailbox was full
+	MailboxEntries  int    // events waiting for the run loop now
+	MailboxBytes    int
+
+	Queue queue.Stats
 }
 
 type statusBox struct {
-	mu sync.Mutex
-	s  Status
+	clk clock.Clock
+	mu  sync.Mutex
+	s   Status
 }
 
 func (b *statusBox) update(fn func(*Status)) {
@@ -54,13 +67,14 @@ func (b *statusBox) update(fn func(*Status)) {
 func (b *statusBox) setState(st State, server string) {
 	b.update(func(s *Status) {
 		if s.State != st || s.Server != server {
-			s.State, s.Server, s.Since = st, server, time.Now()
+			s.State, s.Server, s.Since = st, server, b.clk.Now()
 		}
 	})
 }
 
 func (b *statusBox) setError(err error) {
-	b.update(func(s *Status) { s.LastError, s.LastErrAt = err.Error(), time.Now() })
+	now := b.clk.Now()
+	b.update(func(s *Status) { s.LastError, s.LastErrAt = logx.Err(err), now })
 }
 
 // Status returns a snapshot of the bridge's state and counters. Safe for concurrent use.
@@ -69,5 +83,6 @@ func (b *Bridge) Status() Status {
 	s := b.stat.s
 	b.stat.mu.Unlock()
 	s.Queue = b.opts.Queue.Stats()
+	s.MailboxEntries, s.MailboxBytes = b.mail.size()
 	return s
 }

@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wellgate/wellgate/config"
 	"github.com/wellgate/wellgate/internal/peers"
 )
 
@@ -61,27 +60,27 @@ func TestTLS(t *testing.T) {
 	m := peers.StartMosquitto(t, "certfile "+cert, "keyfile "+key, "user root")
 	url := "ssl://" + m.Addr
 	t.Run("unknown authority retries", func(t *testing.T) {
-		h := newHarness(t, "", testUpstream(url), nil).start()
-		waitFor(t, 10*time.Second, "three attempts", func() bool { return h.log.count("certificate signed by unknown authority") >= 3 })
+		h := newHarness(t, "", testOptions(url), nil).start()
+		h.waitFor(10*time.Second, "three attempts", func() bool { return h.log.count("certificate signed by unknown authority") >= 3 })
 		if h.b.Status().State == StateOnline {
 			t.Fatal("online with an untrusted certificate")
 		}
 	})
 	t.Run("wrong server name retries", func(t *testing.T) {
-		up := testUpstream(url)
-		up.TLS = config.TLS{CAFile: ca, ServerName: "scada.example"}
+		up := testOptions(url)
+		up.TLS = TLS{CAFile: ca, ServerName: "scada.example"}
 		h := newHarness(t, "", up, nil).start()
-		waitFor(t, 10*time.Second, "two attempts", func() bool { return h.log.count("scada.example") >= 2 })
+		h.waitFor(10*time.Second, "two attempts", func() bool { return h.log.count("scada.example") >= 2 })
 	})
 	t.Run("trusted CA", func(t *testing.T) {
-		up := testUpstream(url)
-		up.TLS = config.TLS{CAFile: ca, ServerName: "localhost"}
+		up := testOptions(url)
+		up.TLS = TLS{CAFile: ca, ServerName: "localhost"}
 		h := newHarness(t, "", up, nil).start()
 		h.waitState(StateOnline, 10*time.Second)
 	})
 	t.Run("insecure", func(t *testing.T) {
-		up := testUpstream(url)
-		up.TLS = config.TLS{InsecureSkipVerify: true}
+		up := testOptions(url)
+		up.TLS = TLS{InsecureSkipVerify: true}
 		h := newHarness(t, "", up, nil).start()
 		h.waitState(StateOnline, 10*time.Second)
 	})

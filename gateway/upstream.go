@@ -8,7 +8,7 @@ import (
 	"github.com/wellgate/wellgate/bridge"
 	"github.com/wellgate/wellgate/bridge/queue"
 	"github.com/wellgate/wellgate/broker"
-	"github.com/wellgate/wellgate/drivers"
+	"github.com/wellgate/wellgate/config"
 	"github.com/wellgate/wellgate/sparkplug"
 )
 
@@ -38,19 +38,15 @@ func (g *Gateway) startUpstream(ctx context.Context, fail func(error)) (<-chan e
 		_ = q.Close()
 		return nil, err
 	}
-	opts := bridge.Options{
-		Upstream: up, PrimaryHostID: g.cfg.Sparkplug.PrimaryHostID, LegacyState: g.cfg.Sparkplug.LegacyState,
-		Session: sess, Queue: q, BdSeq: bd, Logger: g.log,
-		OnWrite: func(_ context.Context, w sparkplug.Write) error { return g.write(w) },
-	}
+	opts := upstreamOptions(up)
+	opts.PrimaryHostID, opts.LegacyState = g.cfg.Sparkplug.PrimaryHostID, g.cfg.Sparkplug.LegacyState
+	opts.Session, opts.Queue, opts.BdSeq, opts.Logger = sess, q, bd, g.log
+	opts.OnCommand = func(ws []sparkplug.Write) { g.route(originUpstream, ws) }
 	if b := g.currentBroker(); b != nil {
 		opts.Local = localBroker{b}
 	}
-	for _, f := range up.Forward {
-		opts.Rules = append(opts.Rules, bridge.Rule{Direction: bridge.Direction(f.Direction),
-			Filter: f.Filter, Prefix: f.Prefix, QoS: byte(f.QoS), Retain: f.Retain})
-	}
 	if len(opts.Rules) > 0 && opts.Local == nil {
+		_ = q.Close()
 		return nil, fmt.Errorf("upstream.forward rules need the embedded broker ([broker] enabled = true)")
 	}
 	br, err := bridge.New(opts)
@@ -60,10 +56,11 @@ func (g *Gateway) startUpstream(ctx context.Context, fail func(error)) (<-chan e
 	}
 	g.mu.Lock()
 	g.bridge = br
-	g.sinks = append(g.sinks, bridgeSink{br})
+	g.sinks = append(g.sinks, br)
 	g.mu.Unlock()
 	go func() {
 		err := br.Run(ctx)
+		_ = br.Close() // Run has returned: Close only marks the bridge closed
 		if cerr := q.Close(); cerr != nil {
 			g.log.Warn("close store-and-forward queue", "err", cerr)
 		}
@@ -91,12 +88,21 @@ func (g *Gateway) currentBroker() *broker.Broker {
 	return g.broker
 }
 
-// bridgeSink feeds the bridge. A written value goes through the bridge's session like any.
-type bridgeSink struct{ b *bridge.Bridge }
-
-func (s bridgeSink) Samples(batch []drivers.Sample)                { s.b.Samples(batch) }
-func (s bridgeSink) Written(batch []drivers.Sample)                { s.b.Samples(batch) }
-func (s bridgeSink) DeviceState(device string, up bool, err error) { s.b.DeviceState(device, up, err) }
+// upstreamOptions translates the [upstream] table into the bridge's own options.
+func upstreamOptions(up config.Upstream) bridge.Options {
+	o := bridge.Options{
+		Servers: up.Servers, ClientID: up.ClientID, Username: up.Username, Password: up.Password,
+		Keepalive: up.Keepalive.D(), ConnectTimeout: up.ConnectTimeout.D(),
+		TLS: bridge.TLS{CAFile: up.TLS.CAFile, CertFile: up.TLS.CertFile, KeyFile: up.TLS.KeyFile,
+			ServerName: up.TLS.ServerName, InsecureSkipVerify: up.TLS.InsecureSkipVerify},
+		DetectionWindow: up.Queue.DetectionWindow.D(), ReplayRate: up.Queue.ReplayRate,
+	}
+	for _, f := range up.Forward {
+		o.Rules = append(o.Rules, bridge.Rule{Direction: bridge.Direction(f.Direction),
+			Filter: f.Filter, Prefix: f.Prefix, QoS: byte(f.QoS), Retain: f.Retain})
+	}
+	return o
+}
 
 // localBroker adapts the embedded broker to the bridge's forwarding rules.
 type localBroker struct{ b *broker.Broker }
@@ -127,8 +133,8 @@ func (g *Gateway) upstreamStats() upstreamStats {
 		connected: st.State == bridge.StateOnline || st.State == bridge.StateWaitingHost}
 }
 
-// nextServer moves the upstream connection to its next server (an NCMD on the local broker;
-// the bridge takes the upstream one itself).
+// nextServer moves the upstream connection to its next server: "Node Control/Next Server"
+// from either session, through the command router.
 func (g *Gateway) nextServer() {
 	g.mu.RLock()
 	br := g.bridge

@@ -225,3 +225,38 @@ func TestNextServerFromLocalBroker(t *testing.T) {
 		t.Errorf("upstream server %q, want %q", up.Server, m2.URL())
 	}
 }
+
+// An upstream DCMD that writes a value inside the tag's deadband: the PLC gets it and the host
+// that sent the command sees the value read back in DDATA (report by exception would hold it
+// back; a written value is always reported).
+func TestUpstreamWriteInsideDeadband(t *testing.T) {
+	mq := peers.StartMosquitto(t)
+	host := sphost.Connect(t, mq.URL())
+	p := &plc{}
+	p.Set(func(p *plc) { p.Holding[0] = 40 })
+	startGateway(t, upstreamConfig(t, startPLC(t, p), mq.URL(), "", `
+  [[device.tag]]
+  name = "Choke/Setpoint"
+  address = "40002"
+  type = "uint16"
+  writable = true
+  deadband = 5
+`))
+	_, i := host.WaitFrom(0, 20*time.Second, "DBIRTH upstream", isType(sparkplug.DBIRTH, "PLC1"))
+	p.Set(func(p *plc) { p.Holding[1] = 40 })
+	carries := func(v uint64) func(sphost.Message) bool {
+		return func(m sphost.Message) bool {
+			got, ok := metricValue(host, m, "Choke/Setpoint")
+			return m.Topic.Type == sparkplug.DDATA && ok && got.Bits == v
+		}
+	}
+	_, i = host.WaitFrom(i, 20*time.Second, "DDATA with the polled setpoint 40", carries(40))
+	topic := sparkplug.DeviceTopic("Field", sparkplug.DCMD, "PAD-3", "PLC1")
+	host.Publish(topic, 1, false, dcmd("Choke/Setpoint", 42)) // inside the deadband of 5
+	host.WaitFrom(i, 20*time.Second, "DDATA with the written setpoint 42", carries(42))
+	p.Lock()
+	defer p.Unlock()
+	if p.Holding[1] != 42 {
+		t.Errorf("setpoint register = %d, want 42", p.Holding[1])
+	}
+}

@@ -1,0 +1,60 @@
+package bridge
+
+import (
+	"github.com/wellgate/wellgate/drivers"
+)
+
+// event is something the run loop reacts to. Every event type says how it is handled, so that
+// an event without a handler does not compile. apply runs on the loop's goroutine only (or,
+// for a bridge whose Run never started, in Close, which then owns the loop state).
+type event interface {
+	apply(b *Bridge)
+}
+
+type (
+	// samplesEvent is a driver batch (Samples).
+	samplesEvent []drivers.Sample
+	// writtenEvent is the values read back after a command's write (Written).
+	writtenEvent []drivers.Sample
+	// deviceEvent is a device's communications going up or down (DeviceState).
+	deviceEvent struct {
+		device string
+		up     bool
+	}
+	// dialedEvent is a finished connection attempt, from the dialing goroutine.
+	dialedEvent struct {
+		c   *conn
+		err error
+	}
+	// progressEvent says that c's tokens completed (c.acked moved) or that c failed: a publish
+	// was refused or paho lost the connection. The waiter coalesces them: one at a time.
+	progressEvent struct{ c *conn }
+	// inboundEvent is a message received from upstream on c (commands, STATE, down rules).
+	inboundEvent struct {
+		c       *conn
+		topic   string
+		payload []byte
+	}
+	// nextServerEvent asks the loop to move to the next server (NextServer).
+	nextServerEvent struct{}
+)
+
+func (ev samplesEvent) apply(b *Bridge)    { b.onSamples(ev, false) }
+func (ev writtenEvent) apply(b *Bridge)    { b.onSamples(ev, true) }
+func (ev deviceEvent) apply(b *Bridge)     { b.onDevice(ev) }
+func (ev message) apply(b *Bridge)         { b.onForward(ev) }
+func (ev dialedEvent) apply(b *Bridge)     { b.onDialed(ev) }
+func (ev progressEvent) apply(b *Bridge)   { b.onProgress(ev.c) }
+func (ev inboundEvent) apply(b *Bridge)    { b.onInbound(ev) }
+func (ev nextServerEvent) apply(b *Bridge) { b.nextServer() }
+
+var (
+	_ event = samplesEvent(nil)
+	_ event = writtenEvent(nil)
+	_ event = deviceEvent{}
+	_ event = message{}
+	_ event = dialedEvent{}
+	_ event = progressEvent{}
+	_ event = inboundEvent{}
+	_ event = nextServerEvent{}
+)
