@@ -83,6 +83,9 @@ func (s *lineScanner) header() {
 		}
 	}
 	if array {
+		if _, seen := s.lines[s.ctx.key()]; !seen {
+			s.lines[s.ctx.key()] = s.line // the array itself is where its first element starts
+		}
 		s.ctx = append(s.ctx, index(s.counts[name]))
 		s.counts[name]++
 		for k := range s.counts { // nested arrays start again in the new element

@@ -44,10 +44,12 @@ func TestKeyLines(t *testing.T) {
 		{path{"gateway", "data_dir"}, 4},
 		{path{"gateway", "multi"}, 5},
 		{path{"gateway", "fake"}, 3}, // inside a string: not a key, so the table's line
+		{path{"device"}, 9},          // an array of tables is where its first element starts
 		{path{"device", "[0]"}, 9},
 		{path{"device", "[0]", "name"}, 10},
 		{path{"device", "[0]", "arr"}, 11},
 		{path{"device", "[0]", "fake"}, 9},
+		{path{"device", "[0]", "tag"}, 15},
 		{path{"device", "[0]", "tag", "[0]"}, 15},
 		{path{"device", "[0]", "tag", "[0]", "quoted.key"}, 16},
 		{path{"device", "[1]"}, 17},
