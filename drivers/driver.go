@@ -2,6 +2,7 @@ package drivers
 
 import (
 	"context"
+	"io"
 	"strconv"
 	"time"
 )
@@ -60,6 +61,20 @@ type Driver interface {
 // publishes. It refuses tags that are not writable and values out of range, writing nothing.
 type Writer interface {
 	Write(ctx context.Context, device, tag string, v Value) (Value, error)
+}
+
+// ScanRater is implemented by drivers whose poll rate can be changed while they run (the
+// Sparkplug Node Control/Scan Rate metric). SetScanRate makes every device poll at rate from
+// its next poll on; 0 restores each device's configured interval. It is safe to call while
+// Run runs.
+type ScanRater interface {
+	SetScanRate(rate time.Duration)
+}
+
+// Planner is implemented by drivers that plan their requests before they poll. WritePlan
+// prints the plan, for `wellgate check -plan`, without any I/O to the devices.
+type Planner interface {
+	WritePlan(w io.Writer)
 }
 
 // ErrNotWritable and friends are returned by Writer implementations; match with errors.Is.
