@@ -10,6 +10,7 @@ require (
 	github.com/goburrow/serial v0.1.0
 	github.com/mochi-mqtt/server/v2 v2.7.9
 	github.com/simonvetter/modbus v1.6.4
+	golang.org/x/crypto v0.42.0
 	golang.org/x/sync v0.25.0
 	google.golang.org/protobuf v1.36.12
 )

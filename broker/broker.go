@@ -2,8 +2,18 @@
 // Ignition MQTT Engine connecting in to the gateway use. The gateway publishes into it and
 // subscribes to it in process, through mochi's inline client, never through a loopback socket.
 //
-// Persistent sessions (clean session = false) and their queued QoS 1/2 messages live on disk in
-// pebble, in sync mode, so that they survive a restart of the gateway.
+// Who may connect, subscribe and publish is decided here (users with bcrypt passwords, topic
+// ACLs, anonymous access only where the options say so), and nobody but the gateway may
+// publish under its own Sparkplug edge node. Every denial is logged and counted; every
+// accepted command under the edge node is logged and counted with who sent it.
+//
+// Listeners (TCP, TLS, WebSocket) survive accept errors, bound the open sockets and drop those
+// that send no CONNECT in time; packets, retained messages and session queues are bounded.
+//
+// Persistent sessions (clean session = false) and their queued QoS 1/2 messages, and the
+// retained messages, live on disk in pebble, in sync mode, so that they survive a restart of
+// the gateway; a returning session gets its messages in the order they were published. A
+// failing disk degrades the store to memory and never stops the broker (see store.go).
 package broker
 
 import (
@@ -16,99 +26,209 @@ import (
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/hooks/auth"
-	"github.com/mochi-mqtt/server/v2/hooks/storage/pebble"
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 
-	pebbledb "github.com/cockroachdb/pebble"
+	"github.com/wellgate/wellgate/internal/logx"
 )
-
-// Options configure the broker.
-type Options struct {
-	// Listen is the TCP address to serve MQTT on, e.g. "127.0.0.1:1883" (":0" picks a port).
-	Listen string
-	// DataDir, when set, holds persistent sessions (DataDir/broker). Empty: in memory only.
-	DataDir string
-	// SessionExpiry bounds how long a disconnected persistent session is kept. MQTT 3.1.1 has no
-	// expiry of its own and mochi would keep such sessions forever. Default 7 days.
-	SessionExpiry time.Duration
-	Logger        *slog.Logger
-}
 
 // Handler receives messages published into the broker that match a subscription. It runs in
 // the subscription's own goroutine, never in the publisher's, so it may take its time.
 type Handler func(topic string, payload []byte, qos byte, retain bool)
 
+// Message is a message published into the broker, with who published it.
+type Message struct {
+	Topic   string
+	Payload []byte
+	QoS     byte
+	Retain  bool
+	Sender  Sender
+}
+
+// Sender is who published a message: a network client (its client id, user name — empty
+// for an anonymous client — and remote address), or the gateway itself.
+type Sender struct {
+	ClientID string
+	User     string
+	Remote   string
+	Gateway  bool // published in process by the gateway (or by the broker itself)
+}
+
 // Broker is the embedded MQTT broker.
 type Broker struct {
-	srv  *mqtt.Server
-	ln   net.Listener
-	log  *slog.Logger
-	subs []*subscription
+	opts     Options
+	srv      *mqtt.Server
+	log      *slog.Logger
+	limit    *logx.Limiter
+	stats    *counters
+	conns    *conns
+	access   *access
+	sessions *sessions
+	store    *store // nil without a data dir
+
+	tcp, tls, ws net.Addr
+	lns          []listeners.Listener
+	served       bool
 
 	mu     sync.Mutex
+	subs   []*subscription
 	nextID int
 	closed bool
 }
 
-// New creates a broker and binds its listener, so that an address in use is reported at start.
-// Call Serve to accept clients and Close to stop.
+// New creates a broker: it checks the options, loads TLS files, opens (or, on a failing disk,
+// degrades) the session store and binds its listeners, so that a bad address or certificate
+// is reported at start. Call Serve to accept clients and Close to stop.
 func New(opts Options) (*Broker, error) {
-	if opts.Logger == nil {
-		opts.Logger = slog.Default()
+	o := opts.withDefaults()
+	if err := o.Validate(); err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
 	}
-	if opts.SessionExpiry <= 0 {
-		opts.SessionExpiry = 7 * 24 * time.Hour
+	log := o.Logger.With("part", "broker")
+	b := &Broker{opts: o, log: log, limit: logx.NewLimiter(time.Minute), stats: newCounters(),
+		conns: newConns(o.MaxClients + DefaultMaxPending)}
+	caps := mqtt.NewDefaultServerCapabilities()
+	caps.MaximumClients = int64(o.MaxClients)
+	caps.MaximumPacketSize = uint32(o.MaxPacketSize)
+	caps.MaximumSessionExpiryInterval = uint32(o.SessionExpiry / time.Second)
+	caps.MaximumInflight = uint16(o.MaxQueued)
+	caps.MaximumClientWritesPending = 1024
+	// mochi's default drops queued and retained messages after a day whatever the session
+	// expiry; sessions and retained values live as long as their own bounds say.
+	caps.MaximumMessageExpiryInterval = 0
+	b.srv = mqtt.New(&mqtt.Options{InlineClient: true, Logger: mochiLogger(log), Capabilities: caps})
+
+	b.access = newAccess(o, b.srv, log, b.stats)
+	if o.DataDir != "" {
+		b.store = openStore(filepath.Join(o.DataDir, "broker"), o.storeFS, o.storeRetry, log)
 	}
-	log := opts.Logger.With("part", "broker")
-	srv := mqtt.New(&mqtt.Options{InlineClient: true, Logger: mochiLogger(log)})
-	srv.Options.Capabilities.MaximumSessionExpiryInterval = uint32(opts.SessionExpiry / time.Second)
-	if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
-		return nil, fmt.Errorf("broker: auth hook: %w", err)
+	b.sessions = newSessions(o, b.srv, b.store, log, b.stats)
+	var pending []kv
+	if b.store != nil {
+		b.store.snapshot = b.sessions.snapshot
+		pending = b.sessions.load()
 	}
-	if opts.DataDir != "" {
-		err := srv.AddHook(new(pebble.Hook), &pebble.Options{
-			Path:    filepath.Join(opts.DataDir, "broker"),
-			Mode:    pebble.Sync,
-			Options: &pebbledb.Options{Logger: pebbleLogger{log}},
-		})
-		if err != nil {
-			return nil, fmt.Errorf("broker: open session store in %s: %w", opts.DataDir, err)
+	for _, h := range []mqtt.Hook{b.access, b.sessions} {
+		if err := b.srv.AddHook(h, nil); err != nil {
+			b.abort()
+			return nil, fmt.Errorf("broker: %s hook: %w", h.ID(), err)
 		}
 	}
-	ln, err := net.Listen("tcp", opts.Listen)
-	if err != nil {
-		_ = srv.Close()
-		return nil, fmt.Errorf("broker: listen on %s: %w", opts.Listen, err)
+	if err := b.listen(); err != nil {
+		b.abort()
+		return nil, err
 	}
-	if err := srv.AddListener(listeners.NewNet("tcp", ln)); err != nil {
-		_ = ln.Close()
-		_ = srv.Close()
-		return nil, fmt.Errorf("broker: add listener: %w", err)
+	if b.store != nil {
+		b.store.start(pending)
 	}
-	return &Broker{srv: srv, ln: ln, log: log}, nil
+	return b, nil
 }
 
-// mochiLogger quietens mochi's own info lines (one per client connect) to debug.
-func mochiLogger(log *slog.Logger) *slog.Logger {
-	return slog.New(levelShift{log.Handler()})
-}
-
-// Addr is the address the broker listens on.
-func (b *Broker) Addr() net.Addr { return b.ln.Addr() }
-
-// Serve starts accepting clients. It returns at once; mochi serves in its own goroutines.
-func (b *Broker) Serve() error {
-	if err := b.srv.Serve(); err != nil {
-		return fmt.Errorf("broker: serve: %w", err)
+// listen binds the configured listeners and adds them to mochi.
+func (b *Broker) listen() error {
+	o := b.opts
+	for _, l := range []struct {
+		id, addr string
+		kind     string
+	}{{"tcp", o.Listen, "tcp"}, {"tls", o.TLSListen, "tls"}, {"ws", o.WSListen, "ws"}} {
+		if l.addr == "" {
+			continue
+		}
+		listen := func(addr string) (net.Listener, error) { return net.Listen("tcp", addr) }
+		if o.listenFn != nil {
+			listen = o.listenFn
+		}
+		ln, err := listen(l.addr)
+		if err != nil {
+			return fmt.Errorf("broker: listen on %s: %w", l.addr, err)
+		}
+		acc := newAcceptor(ln, l.id, b)
+		var ml listeners.Listener
+		switch l.kind {
+		case "tcp":
+			b.tcp, ml = ln.Addr(), &tcpListener{id: l.id, acc: acc, b: b}
+		case "tls":
+			cfg, err := loadTLS(o)
+			if err != nil {
+				_ = acc.Close()
+				return err
+			}
+			b.tls, ml = ln.Addr(), &tcpListener{id: l.id, acc: acc, b: b, tls: cfg}
+		case "ws":
+			b.ws, ml = ln.Addr(), newWSListener(l.id, acc, b)
+		}
+		b.lns = append(b.lns, ml)
+		if err := b.srv.AddListener(ml); err != nil {
+			return fmt.Errorf("broker: add listener %s: %w", l.addr, err)
+		}
 	}
-	b.log.Info("mqtt broker listening", "addr", b.ln.Addr().String())
 	return nil
 }
 
+// abort undoes a New that failed half-way.
+func (b *Broker) abort() {
+	for _, l := range b.lns {
+		l.Close(func(string) {})
+	}
+	if b.store != nil {
+		_ = b.store.close()
+	}
+}
+
+// Addr is the address of the plain TCP listener (or, without one, of the TLS or else the
+// WebSocket listener).
+func (b *Broker) Addr() net.Addr {
+	for _, a := range []net.Addr{b.tcp, b.tls, b.ws} {
+		if a != nil {
+			return a
+		}
+	}
+	return nil
+}
+
+// TLSAddr is the TLS listener's address, nil without one.
+func (b *Broker) TLSAddr() net.Addr { return b.tls }
+
+// WSAddr is the WebSocket listener's address, nil without one.
+func (b *Broker) WSAddr() net.Addr { return b.ws }
+
+// Serve loads the stored sessions into mochi and starts accepting clients. It returns at
+// once; mochi serves in its own goroutines.
+func (b *Broker) Serve() error {
+	b.mu.Lock()
+	if b.closed || b.served {
+		b.mu.Unlock()
+		return errors.New("broker: serve: closed or serving already")
+	}
+	b.served = true
+	b.mu.Unlock()
+	if err := b.srv.Serve(); err != nil {
+		return fmt.Errorf("broker: serve: %w", err)
+	}
+	args := []any{"addr", b.Addr().String(), "max_clients", b.opts.MaxClients, "anonymous", b.anonymousMode()}
+	if b.tls != nil {
+		args = append(args, "tls", b.tls.String())
+	}
+	if b.ws != nil {
+		args = append(args, "ws", b.ws.String())
+	}
+	b.log.Info("mqtt broker listening", args...)
+	return nil
+}
+
+func (b *Broker) anonymousMode() string {
+	switch {
+	case b.access.anonFull:
+		return "full access (loopback only, no users)"
+	case b.access.anonymous:
+		return "allowed, with the anonymous read/write lists"
+	}
+	return "refused"
+}
+
 // Publish publishes a message into the broker as the gateway itself. It implements
-// sparkplug.Publisher.
+// sparkplug.Publisher. A QoS 1/2 message queued for an away persistent session is on disk
+// (when the store is healthy) by the time Publish returns.
 func (b *Broker) Publish(topic string, qos byte, retain bool, payload []byte) error {
 	if err := b.srv.Publish(topic, payload, retain, qos); err != nil {
 		return fmt.Errorf("broker: publish %s: %w", topic, err)
@@ -121,6 +241,12 @@ func (b *Broker) Publish(topic string, qos byte, retain bool, payload []byte) er
 // of the subscription's own: mochi calls inline handlers in the publisher's goroutine, and a
 // slow handler there would stall that client.
 func (b *Broker) Subscribe(filter string, fn Handler) error {
+	return b.SubscribeMessages(filter, func(m Message) { fn(m.Topic, m.Payload, m.QoS, m.Retain) })
+}
+
+// SubscribeMessages is Subscribe with who sent each message, for command handlers that audit
+// writes.
+func (b *Broker) SubscribeMessages(filter string, fn func(Message)) error {
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
@@ -133,13 +259,26 @@ func (b *Broker) Subscribe(filter string, fn Handler) error {
 	b.mu.Unlock()
 
 	err := b.srv.Subscribe(filter, id, func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
-		sub.push(message{topic: pk.TopicName, payload: pk.Payload, qos: pk.FixedHeader.Qos, retain: pk.FixedHeader.Retain})
+		sub.push(Message{Topic: pk.TopicName, Payload: pk.Payload, QoS: pk.FixedHeader.Qos,
+			Retain: pk.FixedHeader.Retain, Sender: b.sender(pk.Origin)})
 	})
 	if err != nil {
 		sub.close()
 		return fmt.Errorf("broker: subscribe %q: %w", filter, err)
 	}
 	return nil
+}
+
+// sender resolves a message's origin (a client id) while its publisher is still attached.
+func (b *Broker) sender(origin string) Sender {
+	if origin == "" || origin == mqtt.InlineClientId { // no network client may use that id
+		return Sender{Gateway: true}
+	}
+	s := Sender{ClientID: origin}
+	if cl, ok := b.srv.Clients.Get(origin); ok {
+		s.User, s.Remote = string(cl.Properties.Username), cl.Net.Remote
+	}
+	return s
 }
 
 // Clients is the number of connected MQTT clients (the gateway's inline client excluded).
@@ -153,7 +292,7 @@ func (b *Broker) Clients() int {
 	return n
 }
 
-// Close stops the listener, disconnects clients, flushes the session store and stops the
+// Close stops the listeners, disconnects clients, closes the session store and stops the
 // subscription goroutines. It is idempotent.
 func (b *Broker) Close() error {
 	b.mu.Lock()
@@ -162,23 +301,25 @@ func (b *Broker) Close() error {
 		return nil
 	}
 	b.closed = true
-	subs := b.subs
+	subs, served := b.subs, b.served
 	b.mu.Unlock()
-	err := b.srv.Close()
+	var err error
+	if served {
+		err = b.srv.Close()
+	} else {
+		b.abort()
+	}
+	b.conns.closeAll("")
+	for _, l := range b.lns {
+		if tl, ok := l.(*tcpListener); ok {
+			tl.wg.Wait()
+		}
+	}
+	if b.store != nil {
+		err = errors.Join(err, b.store.close())
+	}
 	for _, s := range subs {
 		s.close()
 	}
 	return err
-}
-
-// pebbleLogger sends pebble's chatter (WAL replays, compactions) to debug.
-type pebbleLogger struct{ log *slog.Logger }
-
-func (p pebbleLogger) Infof(format string, args ...any) {
-	p.log.Debug("session store: " + fmt.Sprintf(format, args...))
-}
-
-func (p pebbleLogger) Fatalf(format string, args ...any) {
-	p.log.Error("session store: " + fmt.Sprintf(format, args...))
-	panic(fmt.Sprintf(format, args...)) // pebble's contract: Fatalf does not return
 }

@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"context"
 	"log/slog"
 	"sync"
 )
@@ -11,36 +10,29 @@ import (
 // on a 256 MB box, and a publisher must never be blocked by an in-process consumer.
 const maxPending = 100_000
 
-type message struct {
-	topic   string
-	payload []byte
-	qos     byte
-	retain  bool
-}
-
 // subscription hands messages from mochi's publisher goroutines to one handler goroutine, in
 // the order they were published.
 type subscription struct {
 	filter string
-	fn     Handler
+	fn     func(Message)
 	log    *slog.Logger
 
 	mu      sync.Mutex
 	cond    *sync.Cond
-	queue   []message
+	queue   []Message
 	closed  bool
 	dropped uint64
 	done    chan struct{}
 }
 
-func newSubscription(filter string, fn Handler, log *slog.Logger) *subscription {
+func newSubscription(filter string, fn func(Message), log *slog.Logger) *subscription {
 	s := &subscription{filter: filter, fn: fn, log: log, done: make(chan struct{})}
 	s.cond = sync.NewCond(&s.mu)
 	go s.loop()
 	return s
 }
 
-func (s *subscription) push(m message) {
+func (s *subscription) push(m Message) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -73,7 +65,7 @@ func (s *subscription) loop() {
 		s.queue = nil
 		s.mu.Unlock()
 		for _, m := range batch {
-			s.fn(m.topic, m.payload, m.qos, m.retain)
+			s.fn(m)
 		}
 	}
 }
@@ -86,23 +78,3 @@ func (s *subscription) close() {
 	s.mu.Unlock()
 	<-s.done
 }
-
-// levelShift lowers mochi's info records to debug: mochi logs every client connection at info.
-type levelShift struct{ h slog.Handler }
-
-func (l levelShift) Enabled(ctx context.Context, lv slog.Level) bool {
-	if lv == slog.LevelInfo {
-		lv = slog.LevelDebug
-	}
-	return l.h.Enabled(ctx, lv)
-}
-
-func (l levelShift) Handle(ctx context.Context, r slog.Record) error {
-	if r.Level == slog.LevelInfo {
-		r.Level = slog.LevelDebug
-	}
-	return l.h.Handle(ctx, r)
-}
-
-func (l levelShift) WithAttrs(as []slog.Attr) slog.Handler { return levelShift{l.h.WithAttrs(as)} }
-func (l levelShift) WithGroup(n string) slog.Handler       { return levelShift{l.h.WithGroup(n)} }
