@@ -74,15 +74,19 @@ func (b *Bridge) onState(ev inboundEvent) {
 // rate-limited: a flood of garbage writes a line per logEvery, not per message.
 func (b *Bridge) onCommand(ev inboundEvent) {
 	l := &b.loop
-	b.stat.update(func(s *Status) { s.Commands++ })
 	writes, err := b.opts.Session.HandleCommand(ev.topic, ev.payload)
+	b.stat.update(func(s *Status) {
+		s.Commands++
+		if err != nil {
+			s.CommandErrors++
+		}
+	})
 	if l.live && l.conn.err != nil { // a rebirth could not be published
 		b.lost(l.conn.err, -1)
 		return
 	}
 	l.conn.seal()
 	if err != nil {
-		b.stat.update(func(s *Status) { s.CommandErrors++ })
 		b.limit.Log(b.log, slog.LevelWarn, "command refused", "command not fully applied",
 			"topic", logx.Value(ev.topic), "err", logx.Err(err))
 	}

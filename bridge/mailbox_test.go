@@ -147,15 +147,15 @@ func TestCloseStopsRun(t *testing.T) {
 	if err := h.b.Close(); err != nil {
 		t.Fatal(err)
 	}
-	select {
+	select { // Run has returned; its goroutine hands the result over just after
 	case err := <-h.done:
 		if err != nil {
 			t.Fatalf("Run: %v", err)
 		}
 		h.cancel()
 		h.cancel = nil
-	default:
-		t.Fatal("Close returned before Run did")
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return after Close")
 	}
 	if n := countTopic(col.all(), "spBv1.0/G/NDEATH/E"); n != 1 {
 		waitFor(t, 10*time.Second, "NDEATH", func() bool { return countTopic(col.all(), "spBv1.0/G/NDEATH/E") == 1 })
