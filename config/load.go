@@ -21,34 +21,32 @@ func Load(path string) (*Config, error) {
 	return parse(path, string(data))
 }
 
-// parse loads a configuration from text; file is used in messages and stored in Config.File.
-func parse(file, text string) (*Config, error) {
+// parse loads a configuration from text with the registered drivers; file is used in
+// messages and stored in Config.File.
+func parse(file, text string) (*Config, error) { return parseWith(&registered, file, text) }
+
+// parseWith loads a configuration with the drivers of reg. A parse error ends it; after that,
+// every problem is collected: keys and types first (the schema checker), then the values of
+// every table that had none, including each driver's part.
+func parseWith(reg *registry, file, text string) (*Config, error) {
 	var raw map[string]any
 	if _, err := toml.Decode(text, &raw); err != nil {
 		return nil, Errors{decodeError(file, err)}
 	}
-	ck := &checker{file: file, lines: keyLines(text)}
+	ck := newChecker(file, keyLines(text), reg)
 	ck.table(raw, reflect.TypeFor[Config](), nil, owner{})
-	if len(ck.errs) > 0 {
-		ck.errs.sort()
-		return nil, ck.errs
-	}
 
-	c := defaultConfig()
-	md, err := toml.Decode(text, c)
+	var top map[string]toml.Primitive
+	md, err := toml.Decode(text, &top)
 	if err != nil {
 		return nil, Errors{decodeError(file, err)}
 	}
+	c := defaultConfig()
 	c.File = file
-	for _, k := range md.Undecoded() {
-		// The schema checker refuses unknown keys first; this only guards against the two
-		// disagreeing.
-		ck.add(path(k), owner{}, "unknown key %q", k.String())
-	}
-	devices := tablesAt(raw, "device")
-	c.applyDefaults(&md, devices, ck.lines)
+	(&decoder{md: &md, ck: ck, reg: reg}).config(top, c)
+	c.applyDefaults(&md)
 
-	v := &validator{c: c, lines: ck.lines, devices: devices, errs: ck.errs}
+	v := &validator{c: c, lines: ck.lines, ck: ck, reg: reg, errs: ck.errs}
 	v.validate()
 	if len(v.errs) > 0 {
 		v.errs.sort()
@@ -86,75 +84,14 @@ func defaultConfig() *Config {
 	}
 }
 
-// tablesAt returns the tables of the array of tables raw[key] (from [[key]] headers or an
-// inline array of tables).
-func tablesAt(raw map[string]any, key string) []map[string]any {
-	switch v := raw[key].(type) {
-	case []map[string]any:
-		return v
-	case []any:
-		ts := make([]map[string]any, 0, len(v))
-		for _, e := range v {
-			m, _ := e.(map[string]any)
-			ts = append(ts, m)
-		}
-		return ts
-	}
-	return nil
-}
-
-// applyDefaults fills in the defaults that depend on other keys or live in arrays of tables,
-// which cannot be set before decoding, and records the line of every device and tag. A key
-// written in the file is never replaced, even when its value is zero: validation judges it.
-// (MetaData.IsDefined does not look inside arrays of tables, so device keys are looked up in
-// the device's own table.)
-func (c *Config) applyDefaults(md *toml.MetaData, devices []map[string]any, lines lineMap) {
+// applyDefaults fills in the defaults that depend on other keys, which cannot be set before
+// decoding. A key written in the file is never replaced, even when its value is zero:
+// validation judges it.
+func (c *Config) applyDefaults(md *toml.MetaData) {
 	if !md.IsDefined("upstream", "client_id") {
 		c.Upstream.ClientID = "wellgate-" + c.Sparkplug.GroupID + "-" + c.Sparkplug.EdgeNodeID
 	}
 	if !md.IsDefined("upstream", "queue", "detection_window") {
 		c.Upstream.Queue.DetectionWindow = c.Upstream.Keepalive * 3 / 2
 	}
-	for i := range c.Devices {
-		d := &c.Devices[i]
-		p := path{"device", index(i)}
-		d.Line = lines.line(p)
-		if i < len(devices) {
-			d.applyDefaults(devices[i])
-		}
-		for j := range d.Tags {
-			d.Tags[j].Line = lines.line(p.with("tag", index(j)))
-		}
-	}
-}
-
-// applyDefaults sets the device's keys that are missing from its table m.
-func (d *Device) applyDefaults(m map[string]any) {
-	set := func(key string, field *int, v int) {
-		if _, ok := m[key]; !ok {
-			*field = v
-		}
-	}
-	setDuration := func(key string, field *Duration, v time.Duration) {
-		if _, ok := m[key]; !ok {
-			*field = Duration(v)
-		}
-	}
-	setDuration("poll_interval", &d.PollInterval, time.Second)
-	setDuration("timeout", &d.Timeout, time.Second)
-	if d.Driver != DriverModbusTCP && d.Driver != DriverModbusRTU {
-		return
-	}
-	if _, ok := m["byte_order"]; !ok {
-		d.ByteOrder = "ABCD"
-	}
-	set("max_registers", &d.MaxRegisters, 125)
-	set("max_bits", &d.MaxBits, 2000)
-	if d.Driver == DriverModbusTCP {
-		set("unit_id", &d.UnitID, 1)
-		return
-	}
-	set("baud", &d.Baud, 9600)
-	set("data_bits", &d.DataBits, 8)
-	set("stop_bits", &d.StopBits, 1)
 }

@@ -20,8 +20,6 @@ func load(t *testing.T, text string) (*Config, error) {
 	return Load(file)
 }
 
-func ptr(f float64) *float64 { return &f }
-
 const minimal = `
 [sparkplug]
 group_id = "Wellsite"
@@ -91,60 +89,6 @@ replay_rate = 100
 		{"explicit detection window", minimal + "[upstream.queue]\ndetection_window = \"5s\"\n", func(c *Config) {
 			c.Upstream.Queue.DetectionWindow = Duration(5 * time.Second)
 		}},
-		{"device defaults", minimal + `
-[[device]]
-name = "TCP"
-driver = "modbus-tcp"
-address = "plc.local"
-[[device.tag]]
-name = "A/B"
-address = 40001
-[[device]]
-name = "RTU"
-driver = "modbus-rtu"
-port = "/dev/ttyS0"
-parity = "e"
-unit_id = 3
-`, func(c *Config) {
-			c.Devices = []Device{{
-				Name: "TCP", Driver: DriverModbusTCP, Address: "plc.local:502", Line: 6,
-				PollInterval: Duration(time.Second), Timeout: Duration(time.Second),
-				UnitID: 1, ByteOrder: "ABCD", MaxRegisters: 125, MaxBits: 2000,
-				Tags: []Tag{{Name: "A/B", Address: "40001", Line: 10}},
-			}, {
-				Name: "RTU", Driver: DriverModbusRTU, Port: "/dev/ttyS0", Parity: "E", UnitID: 3, Line: 13,
-				PollInterval: Duration(time.Second), Timeout: Duration(time.Second),
-				ByteOrder: "ABCD", MaxRegisters: 125, MaxBits: 2000, Baud: 9600, DataBits: 8, StopBits: 1,
-			}}
-		}},
-		{"device explicit values", minimal + `
-[[device]]
-name = "TCP"
-driver = "modbus-tcp"
-address = "[fe80::1]"
-unit_id = 0
-disabled = true
-poll_interval = "250ms"
-timeout = "2s"
-byte_order = "cdab"
-max_registers = 60
-max_bits = 16
-max_gap = 4
-tag = [
-  { name = "T", address = "hr:0", type = "float32", byte_order = "dcba", length = 0, scale = 2, offset = -1.5,
-    units = "psi", description = "d", writable = true, min = 0, max = 10.5, deadband = 1, deadband_percent = 2.5,
-    max_interval = "1m" },
-]
-`, func(c *Config) {
-			c.Devices = []Device{{
-				Name: "TCP", Driver: DriverModbusTCP, Address: "[fe80::1]:502", Line: 6, Disabled: true,
-				PollInterval: Duration(250 * time.Millisecond), Timeout: Duration(2 * time.Second),
-				UnitID: 0, ByteOrder: "CDAB", MaxRegisters: 60, MaxBits: 16, MaxGap: 4,
-				Tags: []Tag{{Name: "T", Address: "hr:0", Type: "float32", ByteOrder: "DCBA", Scale: ptr(2), Offset: ptr(-1.5),
-					Units: "psi", Description: "d", Writable: true, Min: ptr(0), Max: ptr(10.5), Deadband: 1,
-					DeadbandPercent: 2.5, MaxInterval: Duration(time.Minute), Line: 18}}, // the "tag = [" line
-			}}
-		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -162,21 +106,6 @@ tag = [
 				t.Errorf("got  %+v\nwant %+v", *got, want)
 			}
 		})
-	}
-}
-
-func TestLoadExample(t *testing.T) {
-	c, err := Load("../config.example.toml")
-	if err != nil {
-		t.Fatalf("config.example.toml: %v", err)
-	}
-	if len(c.Devices) != 2 || c.Upstream.Enabled() {
-		t.Errorf("example: %d devices, upstream enabled %v; want 2 devices and no upstream", len(c.Devices), c.Upstream.Enabled())
-	}
-	for _, d := range c.Devices {
-		if len(d.Tags) == 0 || d.Line == 0 {
-			t.Errorf("example device %q: %d tags, line %d", d.Name, len(d.Tags), d.Line)
-		}
 	}
 }
 

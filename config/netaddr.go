@@ -30,26 +30,6 @@ func (v *validator) listen(p path, addr string) {
 	}
 }
 
-// modbusTCPAddress checks a Modbus TCP device address, "host" or "host:port", and returns it
-// with the port (502 when missing), or what is wrong.
-func modbusTCPAddress(addr string) (string, string) {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		if strings.Contains(err.Error(), "missing port") {
-			host, port = strings.TrimSuffix(strings.TrimPrefix(addr, "["), "]"), "502"
-		} else {
-			return "", "must be host or host:port, such as \"10.0.0.5:502\" (IPv6 in brackets: \"[fe80::1]:502\")"
-		}
-	}
-	if host == "" || strings.ContainsAny(host, " /[]") {
-		return "", "must be host or host:port, such as \"10.0.0.5:502\""
-	}
-	if msg := checkPort(port, false); msg != "" {
-		return "", msg
-	}
-	return net.JoinHostPort(host, port), ""
-}
-
 var serverSchemes = []string{"tcp", "ssl", "tls", "mqtt", "mqtts", "ws", "wss"}
 
 // checkServerURL returns what is wrong with an upstream server URL, or "".

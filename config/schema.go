@@ -14,8 +14,11 @@ import (
 // The decoder stops at the first value of the wrong type, places every key of the second and
 // later [[device]] tables at the line of the last one, and matches key names case-insensitively
 // when no name matches exactly. So before decoding, the schema checker walks the parsed file
-// against the Config struct and reports every unknown key and every value of the wrong type,
-// each at its own line. Only a file that passes is decoded.
+// against the Config struct, and each device's and tag's driver keys against that driver's
+// settings struct, and reports every unknown key and every value of the wrong type, each at
+// its own line. The decoder then skips the keys it reported, and validation skips the tables
+// they are in (a section, a device's own table, a tag's table): one bad table never hides the
+// problems of another.
 
 // owner names the device and tag a key belongs to, for error messages.
 type owner struct{ device, tag string }
@@ -24,7 +27,14 @@ type owner struct{ device, tag string }
 type checker struct {
 	file  string
 	lines lineMap
+	reg   *registry
 	errs  Errors
+	keys  map[string]bool // paths of the keys with a problem, which the decoder skips
+	units map[string]bool // paths of the tables with a problem, which validation skips
+}
+
+func newChecker(file string, lines lineMap, reg *registry) *checker {
+	return &checker{file: file, lines: lines, reg: reg, keys: map[string]bool{}, units: map[string]bool{}}
 }
 
 func (c *checker) add(p path, o owner, format string, args ...any) {
@@ -32,7 +42,26 @@ func (c *checker) add(p path, o owner, format string, args ...any) {
 		File: c.file, Line: c.lines.line(p), Device: o.device, Tag: o.tag,
 		Msg: fmt.Sprintf(format, args...),
 	})
+	c.keys[p.key()] = true
+	c.units[unitOf(p).key()] = true
 }
+
+// bad reports whether the table at p had a problem of key or type.
+func (c *checker) bad(p path) bool { return c.units[p.key()] }
+
+// unitOf returns the table a problem at p belongs to: a tag's table, a device's own table, or
+// else the top-level section (or key).
+func unitOf(p path) path {
+	if len(p) >= 2 && p[0] == "device" && isIndex(p[1]) {
+		if len(p) >= 4 && p[2] == "tag" && isIndex(p[3]) {
+			return p[:4]
+		}
+		return p[:2]
+	}
+	return p[:min(len(p), 1)]
+}
+
+func isIndex(seg string) bool { return strings.HasPrefix(seg, "[") }
 
 // dotted returns p as written in the file, without array indices: "device.tag.address".
 func (p path) dotted() string {
@@ -45,27 +74,40 @@ func (p path) dotted() string {
 	return strings.Join(names, ".")
 }
 
-// fieldsByKey maps the TOML names of a struct's fields to their types.
+// fieldsByKey maps the TOML names of a struct's fields (promoted ones included) to their types.
 func fieldsByKey(t reflect.Type) map[string]reflect.Type {
 	m := map[string]reflect.Type{}
-	for i := range t.NumField() {
-		f := t.Field(i)
-		if name := f.Tag.Get("toml"); name != "" && name != "-" && f.IsExported() {
+	for _, f := range reflect.VisibleFields(t) {
+		if name := tomlName(f); name != "" {
 			m[name] = f.Type
 		}
 	}
 	return m
 }
 
-// table checks a table against struct type t.
-func (c *checker) table(raw map[string]any, t reflect.Type, p path, o owner) {
-	fields := fieldsByKey(t)
-	keys := make([]string, 0, len(raw))
-	for k := range raw {
+// tomlName is the key of a struct field, or "" for a field that is not one.
+func tomlName(f reflect.StructField) string {
+	name := f.Tag.Get("toml")
+	if name == "-" || !f.IsExported() || f.Anonymous {
+		return ""
+	}
+	return name
+}
+
+// sortedKeys returns the keys of a table in order, so that messages come in a stable order.
+func sortedKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	for _, k := range keys {
+	return keys
+}
+
+// table checks a table against struct type t.
+func (c *checker) table(raw map[string]any, t reflect.Type, p path, o owner) {
+	fields := fieldsByKey(t)
+	for _, k := range sortedKeys(raw) {
 		ft, ok := fields[k]
 		if !ok {
 			c.add(p.with(k), o, "unknown key %q", p.with(k).dotted())
@@ -118,38 +160,117 @@ func (c *checker) value(v any, t reflect.Type, p path, o owner) {
 
 // slice checks an array, or an array of tables when t's elements are structs.
 func (c *checker) slice(v any, t reflect.Type, p path, o owner) {
-	elems, ok := v.([]any)
-	if tables, isTables := v.([]map[string]any); isTables {
-		elems, ok = make([]any, len(tables)), true
-		for i, m := range tables {
-			elems[i] = m
-		}
-	}
-	if !ok {
-		c.mismatch(v, t, p, o)
-		return
-	}
 	et := t.Elem()
-	for i, e := range elems {
-		if et.Kind() != reflect.Struct {
-			c.value(e, et, p, o)
-			continue
-		}
-		m, ok := e.(map[string]any)
+	if et.Kind() == reflect.Struct {
+		tables, ok := tableArray(v)
 		if !ok {
 			c.mismatch(v, t, p, o)
 			return
 		}
-		name, _ := m["name"].(string)
-		eo := o
-		switch et {
-		case reflect.TypeFor[Device]():
-			eo = owner{device: name}
-		case reflect.TypeFor[Tag]():
-			eo.tag = name
+		for i, m := range tables {
+			if et == reflect.TypeFor[Device]() {
+				c.device(m, p.with(index(i)))
+			} else {
+				c.table(m, et, p.with(index(i)), o)
+			}
 		}
-		c.table(m, et, p.with(index(i)), eo)
+		return
 	}
+	elems, ok := v.([]any)
+	if !ok {
+		c.mismatch(v, t, p, o)
+		return
+	}
+	for _, e := range elems {
+		c.value(e, et, p, o)
+	}
+}
+
+// tableArray returns the tables of an array of tables ([[x]] headers or an inline array of
+// tables); false when v is something else.
+func tableArray(v any) ([]map[string]any, bool) {
+	if tables, ok := v.([]map[string]any); ok {
+		return tables, true
+	}
+	elems, ok := v.([]any)
+	if !ok {
+		return nil, false
+	}
+	tables := make([]map[string]any, len(elems))
+	for i, e := range elems {
+		if tables[i], ok = e.(map[string]any); !ok {
+			return nil, false
+		}
+	}
+	return tables, true
+}
+
+// device checks one [[device]] table: the common keys against Device, the others against the
+// device settings of the driver its driver key names, and its tags likewise. The keys of a
+// device whose driver is missing or unknown are not judged: validation reports the driver.
+func (c *checker) device(m map[string]any, p path) {
+	o := owner{device: stringAt(m, "name")}
+	spec, known := c.reg.lookup(stringAt(m, "driver"))
+	common := fieldsByKey(reflect.TypeFor[Device]())
+	var own map[string]reflect.Type
+	if known {
+		own = fieldsByKey(settingsType(spec.NewDevice))
+	}
+	for _, k := range sortedKeys(m) {
+		ft, isCommon := common[k]
+		switch {
+		case k == "tag":
+			c.tags(m[k], p.with(k), o, spec, known)
+		case isCommon:
+			c.value(m[k], ft, p.with(k), o)
+		case known:
+			c.driverKey(m[k], own, p.with(k), o, spec.Name, false)
+		}
+	}
+}
+
+// tags checks the [[device.tag]] tables of a device whose driver is spec (if known).
+func (c *checker) tags(v any, p path, o owner, spec DriverSpec, known bool) {
+	tables, ok := tableArray(v)
+	if !ok {
+		c.mismatch(v, reflect.TypeFor[[]Tag](), p, o)
+		return
+	}
+	common := fieldsByKey(reflect.TypeFor[Tag]())
+	var own map[string]reflect.Type
+	if known {
+		own = fieldsByKey(settingsType(spec.NewTag))
+	}
+	for j, m := range tables {
+		to := owner{device: o.device, tag: stringAt(m, "name")}
+		tp := p.with(index(j))
+		for _, k := range sortedKeys(m) {
+			if ft, isCommon := common[k]; isCommon {
+				c.value(m[k], ft, tp.with(k), to)
+			} else if known {
+				c.driverKey(m[k], own, tp.with(k), to, spec.Name, true)
+			}
+		}
+	}
+}
+
+// driverKey checks a key that is not a common one against the driver's settings own.
+func (c *checker) driverKey(v any, own map[string]reflect.Type, p path, o owner, driver string, tag bool) {
+	key := p[len(p)-1]
+	switch ft, ok := own[key]; {
+	case ok:
+		c.value(v, ft, p, o)
+	case c.reg.otherHas(driver, key, tag):
+		c.add(p, o, "key %q does not apply to driver %s", key, driver)
+	default:
+		c.add(p, o, "unknown key %q", p.dotted())
+	}
+}
+
+// stringAt returns m[key] when it is a string, else "".
+func stringAt(m map[string]any, key string) string {
+	s, _ := m[key].(string)
+	return s
 }
 
 // scalarFits reports whether TOML value v can be stored in a Go value of kind t.Kind().

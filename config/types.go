@@ -94,53 +94,40 @@ type Web struct {
 	Listen  string `toml:"listen"`  // default "127.0.0.1:8080"
 }
 
-// Driver names.
-const (
-	DriverModbusTCP = "modbus-tcp"
-	DriverModbusRTU = "modbus-rtu"
-	DriverOPCUA     = "opcua"
-)
-
-// Device is one field device and its tags. Keys that apply to one driver only are refused for
-// the others.
+// Device is one field device and its tags: the keys every device has, whatever its driver.
+// The other keys of its [[device]] table belong to the driver that its Driver key names,
+// which decodes them into its own settings struct (see DriverSpec).
 type Device struct {
 	Name         string   `toml:"name"`          // unique; becomes the Sparkplug device id
-	Driver       string   `toml:"driver"`        // modbus-tcp, modbus-rtu (opcua later)
-	Disabled     bool     `toml:"disabled"`      // keep in the file but do not poll
+	Driver       string   `toml:"driver"`        // a registered driver's name
+	Disabled     bool     `toml:"disabled"`      // keep in the file (still checked) but do not poll
 	PollInterval Duration `toml:"poll_interval"` // default 1s
 	Timeout      Duration `toml:"timeout"`       // per request, default 1s
 
-	// Modbus TCP.
-	Address string `toml:"address"` // host:port (port defaults to 502)
-	// Modbus TCP and RTU.
-	UnitID       int    `toml:"unit_id"`       // 0..247 (TCP default 1; RTU required 1..247)
-	ByteOrder    string `toml:"byte_order"`    // ABCD (default), CDAB, BADC, DCBA
-	MaxRegisters int    `toml:"max_registers"` // per read, default 125
-	MaxBits      int    `toml:"max_bits"`      // per read, default 2000
-	MaxGap       int    `toml:"max_gap"`       // unused registers a merged read may span, default 0
-
-	// Modbus RTU.
-	Port     string `toml:"port"`      // serial device, e.g. /dev/ttyUSB0
-	Baud     int    `toml:"baud"`      // default 9600
-	DataBits int    `toml:"data_bits"` // default 8
-	Parity   string `toml:"parity"`    // N, E or O: required for RTU (no silent default)
-	StopBits int    `toml:"stop_bits"` // default 1
-
 	Tags []Tag `toml:"tag"`
+
+	// Settings is the driver's part of the table: the pointer its DriverSpec.NewDevice returned,
+	// with the table's keys decoded over the driver's defaults. It is nil when the driver is not
+	// registered, and when a key of the table was unknown or of the wrong type: that problem is
+	// reported, and the driver checks nothing that needs the settings.
+	Settings any `toml:"-"`
 
 	// Line is the line of the device's [[device]] header in File.
 	Line int `toml:"-"`
+
+	file  string  // the file the device was loaded from, for Errorf
+	lines lineMap // the line of every key of that file
+	path  path    // the device's table: device.[i]
 }
 
-// Tag is one value on a device.
+// Tag is one value on a device: the keys every driver's tags have. The other keys of its
+// [[device.tag]] table belong to the device's driver (see DriverSpec.NewTag).
+//
+// min and max are common rather than the driver's: a write range in engineering units means
+// the same for every driver, and belongs with the other keys that describe the metric to
+// Sparkplug (units, writable, deadbands) rather than with how the driver reaches the value.
 type Tag struct {
-	Name        string   `toml:"name"`       // unique per device; '/' makes folders in Ignition
-	Address     Address  `toml:"address"`    // "40001", "400001", "30001", "10001", "00001", "hr:0", "40001.3"; an integer is accepted too
-	Type        string   `toml:"type"`       // bool, int16, uint16, int32, uint32, int64, uint64, float32, float64, string
-	ByteOrder   string   `toml:"byte_order"` // overrides the device's
-	Length      int      `toml:"length"`     // registers, for strings
-	Scale       *float64 `toml:"scale"`      // value = raw*scale + offset, published as a float
-	Offset      *float64 `toml:"offset"`
+	Name        string   `toml:"name"` // unique per device; '/' makes folders in Ignition
 	Units       string   `toml:"units"`
 	Description string   `toml:"description"`
 	Writable    bool     `toml:"writable"`
@@ -152,8 +139,13 @@ type Tag struct {
 	DeadbandPercent float64  `toml:"deadband_percent"` // of the last reported value
 	MaxInterval     Duration `toml:"max_interval"`     // re-send unchanged values after this long (0: never)
 
+	// Settings is the driver's part of the table, as for Device.Settings.
+	Settings any `toml:"-"`
+
 	// Line is the line of the tag's [[device.tag]] header in File.
 	Line int `toml:"-"`
+
+	path path // the tag's table: device.[i].tag.[j]
 }
 
 // Duration is a time.Duration written in TOML as a string such as "500ms" or "1m30s".
@@ -164,8 +156,3 @@ func (d Duration) D() time.Duration { return time.Duration(d) }
 
 // Size is a byte count written in TOML as an integer or a string such as "512MiB" or "1GB".
 type Size int64
-
-// Address is a tag's register address as written in the file. TOML may give it as a string
-// ("40001", "hr:0") or an integer (40001); either way it is kept as text, and the driver parses
-// it. Convert with string(a).
-type Address string

@@ -85,16 +85,3 @@ func (s Size) String() string {
 	}
 	return strconv.FormatInt(int64(s), 10) + "B"
 }
-
-// UnmarshalTOML accepts a string or an integer; an integer is kept as its decimal text.
-func (a *Address) UnmarshalTOML(v any) error {
-	switch v := v.(type) {
-	case string:
-		*a = Address(v)
-		return nil
-	case int64:
-		*a = Address(strconv.FormatInt(v, 10))
-		return nil
-	}
-	return errors.New("an address must be a string such as \"40001\" or \"hr:0\", or an integer")
-}

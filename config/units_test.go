@@ -49,16 +49,3 @@ func TestSize(t *testing.T) {
 		}
 	}
 }
-
-func TestAddress(t *testing.T) {
-	for in, want := range map[any]Address{"hr:0": "hr:0", int64(40001): "40001"} {
-		var a Address
-		if err := a.UnmarshalTOML(in); err != nil || a != want {
-			t.Errorf("%v: got %q, %v", in, a, err)
-		}
-	}
-	var a Address
-	if err := a.UnmarshalTOML(1.5); err == nil {
-		t.Error("float address: no error")
-	}
-}

@@ -9,10 +9,11 @@ import (
 
 // validator checks a decoded configuration. It never touches the network or the file system.
 type validator struct {
-	c       *Config
-	lines   lineMap
-	devices []map[string]any // each device's table as written, to tell set keys from defaults
-	errs    Errors
+	c     *Config
+	lines lineMap
+	ck    *checker  // what the schema checker found: tables with problems are not judged further
+	reg   *registry // the drivers
+	errs  Errors
 }
 
 // add reports a problem at the line of p (or its closest ancestor in the file).
@@ -32,17 +33,35 @@ func (v *validator) top(p path, format string, args ...any) {
 	v.add(p, nil, nil, "%s "+format, append([]any{p.dotted()}, args...)...)
 }
 
+// validate checks every section that had no problem of key or type, then the devices.
 func (v *validator) validate() {
-	v.gateway()
-	v.sparkplug()
-	if b := v.c.Broker; b.Enabled {
-		v.listen(path{"broker", "listen"}, b.Listen)
+	checks := []struct {
+		section string
+		check   func()
+	}{
+		{"gateway", v.gateway},
+		{"sparkplug", v.sparkplug},
+		{"broker", func() {
+			if b := v.c.Broker; b.Enabled {
+				v.listen(path{"broker", "listen"}, b.Listen)
+			}
+		}},
+		{"web", func() {
+			if w := v.c.Web; w.Enabled {
+				v.listen(path{"web", "listen"}, w.Listen)
+			}
+		}},
+		{"upstream", v.upstream},
 	}
-	if w := v.c.Web; w.Enabled {
-		v.listen(path{"web", "listen"}, w.Listen)
+	for _, c := range checks {
+		if !v.ck.bad(path{c.section}) {
+			c.check()
+		}
 	}
-	v.upstream()
-	v.allDevices()
+	if !v.ck.bad(path{"device"}) {
+		v.allDevices()
+		v.drivers()
+	}
 }
 
 var logLevels = []string{"debug", "info", "warn", "error"}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/wellgate/wellgate/config"
+	_ "github.com/wellgate/wellgate/drivers/all"
 	"github.com/wellgate/wellgate/gateway"
 	"github.com/wellgate/wellgate/internal/peers"
 	"github.com/wellgate/wellgate/internal/sphost"

@@ -10,6 +10,8 @@ package main
 
 import (
 	"os"
+
+	_ "github.com/wellgate/wellgate/drivers/all" // the built-in drivers register themselves
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }

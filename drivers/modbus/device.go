@@ -3,23 +3,17 @@ package modbus
 import (
 	"fmt"
 	"log/slog"
+	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/wellgate/wellgate/config"
 )
 
-// serialSettings is one RTU bus's line settings; every device on a port must agree on them.
-type serialSettings struct {
-	port     string
-	baud     int
-	dataBits int
-	parity   string // "N", "E" or "O"
-	stopBits int
-}
+// defaultTCPPort is the port of a Modbus TCP address that names none.
+const defaultTCPPort = "502"
 
 // baudRates are the rates goburrow/serial accepts on Linux.
 var baudRates = []int{50, 75, 110, 134, 150, 200, 300, 600, 1200, 1800, 2400, 4800, 9600, 19200,
@@ -27,19 +21,9 @@ var baudRates = []int{50, 75, 110, 134, 150, 200, 300, 600, 1200, 1800, 2400, 48
 	2000000, 2500000, 3000000, 3500000, 4000000}
 
 // device is one validated device with its poll state.
-// pollInterval is the interval in force: the scan rate override, else the configured one.
-func (d *device) pollInterval() time.Duration {
-	if d.override != nil {
-		if o := d.override.Load(); o > 0 {
-			return time.Duration(o)
-		}
-	}
-	return d.interval
-}
-
 type device struct {
 	name     string
-	driver   string
+	driver   string // NameTCP or NameRTU
 	unit     byte
 	interval time.Duration // as configured
 	override *atomic.Int64 // the driver's scan rate override (ns), when set; may be nil
@@ -47,9 +31,10 @@ type device struct {
 	maxRegs  int
 	maxBits  int
 	maxGap   int
-	endpoint string         // "tcp host:port" or "rtu /dev/tty…": devices sharing it share a goroutine
-	addr     string         // host:port for TCP
-	serial   serialSettings // for RTU
+	endpoint string        // "tcp host:port" or "rtu /dev/tty…": devices sharing it share a goroutine
+	addr     string        // host:port for TCP
+	order    byteOrder     // the tags' byte order unless they set their own
+	serial   SerialOptions // for RTU, with the parity in upper case
 	tags     []*tag
 	byName   map[string]*tag
 	log      *slog.Logger
@@ -76,134 +61,137 @@ const (
 	stateDown
 )
 
-// parseDevice validates one device and its tags; it returns every problem it finds.
-func parseDevice(cfg *config.Config, cd *config.Device, log *slog.Logger) (*device, config.Errors) {
-	var errs config.Errors
-	bad := func(format string, args ...any) { errs = append(errs, cfg.DeviceError(cd, format, args...)) }
-	d := &device{
-		name: cd.Name, driver: cd.Driver, interval: cd.PollInterval.D(), timeout: cd.Timeout.D(),
-		maxRegs: cd.MaxRegisters, maxBits: cd.MaxBits, maxGap: cd.MaxGap,
-		byName: map[string]*tag{}, cuts: map[table][]int{},
-		log: log.With("device", cd.Name),
-	}
-	if cd.Name == "" {
-		bad("device has no name")
-	}
-	for _, msg := range d.limits() {
-		bad("%s", msg)
-	}
-	if cd.Driver == config.DriverModbusTCP {
-		errs = append(errs, d.tcpSettings(cfg, cd)...)
-	} else {
-		errs = append(errs, d.rtuSettings(cfg, cd)...)
-	}
-	order, err := parseOrder(cd.ByteOrder, orderABCD)
-	if err != nil {
-		bad("%v", err)
-	}
-	for i := range cd.Tags {
-		ct := &cd.Tags[i]
-		t, terrs := parseTag(cfg, cd, ct, order)
-		errs = append(errs, terrs...)
-		if t == nil || ct.Name == "" {
-			continue
+// pollInterval is the interval in force: the scan rate override, else the configured one.
+func (d *device) pollInterval() time.Duration {
+	if d.override != nil {
+		if o := d.override.Load(); o > 0 {
+			return time.Duration(o)
 		}
-		if _, dup := d.byName[t.name]; dup {
-			errs = append(errs, cfg.TagError(cd, ct, "tag name is used twice in this device"))
-			continue
-		}
-		t.index = len(d.tags)
-		d.tags = append(d.tags, t)
-		d.byName[t.name] = t
 	}
-	return d, errs
+	return d.interval
 }
 
-// limits applies defaults to the device's timing and read limits and checks them.
-func (d *device) limits() []string {
-	var msgs []string
-	if d.interval == 0 {
-		d.interval = defaultInterval
+// newDevice checks a device's own options (not its tags) and returns the device with every
+// problem it finds. A value that breaks a rule is replaced by a usable one, so that the tags
+// can still be checked against the device.
+func newDevice(o *DeviceOptions, log *slog.Logger) (*device, problems) {
+	d := &device{
+		name: o.Name, driver: NameTCP, interval: o.PollInterval, timeout: o.Timeout,
+		maxRegs: o.MaxRegisters, maxBits: o.MaxBits, maxGap: o.MaxGap,
+		byName: map[string]*tag{}, cuts: map[table][]int{},
+		log: log.With("device", o.Name),
 	}
-	if d.timeout == 0 {
-		d.timeout = defaultTimeout
+	ps := d.limits(o.ByteOrder)
+	if o.Serial == nil {
+		ps = append(ps, d.tcpSettings(o)...)
+	} else {
+		ps = append(ps, d.rtuSettings(o)...)
 	}
-	if d.interval < time.Millisecond || d.timeout < time.Millisecond {
-		msgs = append(msgs, "poll_interval and timeout must be at least 1ms")
+	return d, ps
+}
+
+// limits checks the device's byte order and read limits.
+func (d *device) limits(order string) problems {
+	var ps problems
+	var err error
+	if d.order, err = parseOrder(order); err != nil {
+		ps.add("byte_order", "%v", err)
 	}
-	if d.maxRegs == 0 {
-		d.maxRegs = defaultMaxRegisters
+	if d.maxRegs < 1 || d.maxRegs > maxReadRegisters {
+		ps.add("max_registers", "max_registers must be from 1 to %d, not %d", maxReadRegisters, d.maxRegs)
+		d.maxRegs = maxReadRegisters
 	}
-	if d.maxBits == 0 {
-		d.maxBits = defaultMaxBits
-	}
-	if d.maxRegs < 1 || d.maxRegs > defaultMaxRegisters {
-		msgs = append(msgs, fmt.Sprintf("max_registers %d must be 1…%d", d.maxRegs, defaultMaxRegisters))
-		d.maxRegs = defaultMaxRegisters
-	}
-	if d.maxBits < 1 || d.maxBits > defaultMaxBits {
-		msgs = append(msgs, fmt.Sprintf("max_bits %d must be 1…%d", d.maxBits, defaultMaxBits))
-		d.maxBits = defaultMaxBits
+	if d.maxBits < 1 || d.maxBits > maxReadBits {
+		ps.add("max_bits", "max_bits must be from 1 to %d, not %d", maxReadBits, d.maxBits)
+		d.maxBits = maxReadBits
 	}
 	if d.maxGap < 0 {
-		msgs = append(msgs, fmt.Sprintf("max_gap %d must not be negative", d.maxGap))
+		ps.add("max_gap", "max_gap must not be negative")
 		d.maxGap = 0
 	}
-	return msgs
+	return ps
 }
 
-func (d *device) tcpSettings(cfg *config.Config, cd *config.Device) config.Errors {
-	var errs config.Errors
-	addr, err := tcpEndpoint(cd.Address)
+// tcpSettings checks a Modbus TCP device's address and unit id.
+func (d *device) tcpSettings(o *DeviceOptions) problems {
+	var ps problems
+	if o.Address == "" {
+		ps.add("address", "address is required for modbus-tcp (host or host:port)")
+	} else if addr, msg := tcpAddress(o.Address); msg != "" {
+		ps.add("address", "address %q: %s", o.Address, msg)
+	} else {
+		d.addr = addr
+	}
+	d.endpoint = "tcp " + d.addr
+	if o.UnitID < 0 || o.UnitID > 247 {
+		ps.add("unit_id", "unit_id must be from 0 to 247, not %d", o.UnitID)
+	}
+	d.unit = byte(o.UnitID)
+	return ps
+}
+
+// rtuSettings checks a Modbus RTU device's serial line and unit id, in the order the
+// configuration lists them.
+func (d *device) rtuSettings(o *DeviceOptions) problems {
+	var ps problems
+	s := *o.Serial
+	d.driver = NameRTU
+	if s.Port == "" {
+		ps.add("port", "port is required for modbus-rtu (a serial device such as \"/dev/ttyUSB0\")")
+	}
+	switch p := strings.ToUpper(s.Parity); {
+	case s.Parity == "":
+		ps.add("parity", "parity is required for modbus-rtu: N, E or O")
+	case p == "N" || p == "E" || p == "O":
+		s.Parity = p
+	default:
+		ps.add("parity", "parity %q is not one of N, E, O", s.Parity)
+	}
+	switch {
+	case s.Baud <= 0:
+		ps.add("baud", "baud must be greater than 0")
+	case !slices.Contains(baudRates, s.Baud):
+		ps.add("baud", "baud %d is not a standard rate such as 9600, 19200 or 115200", s.Baud)
+	}
+	if s.DataBits != 7 && s.DataBits != 8 {
+		ps.add("data_bits", "data_bits must be 7 or 8, not %d", s.DataBits)
+	}
+	if s.StopBits != 1 && s.StopBits != 2 {
+		ps.add("stop_bits", "stop_bits must be 1 or 2, not %d", s.StopBits)
+	}
+	if o.UnitID < 1 || o.UnitID > 247 {
+		ps.add("unit_id", "unit_id must be from 1 to 247 for modbus-rtu, not %d", o.UnitID)
+	}
+	d.unit = byte(o.UnitID)
+	d.serial, d.endpoint = s, "rtu "+s.Port
+	return ps
+}
+
+// sharesBusWith returns what is wrong when d shares a serial port with first, the first
+// device on that port, with other line settings; "" when nothing is.
+func (d *device) sharesBusWith(first *device) string {
+	if d.driver != NameRTU || d.serial == first.serial {
+		return ""
+	}
+	return fmt.Sprintf("port %s is shared with device %q, whose baud, data_bits, parity or stop_bits differ",
+		d.serial.Port, first.name)
+}
+
+// tcpAddress checks a Modbus TCP address, "host" or "host:port", and returns it with the port
+// (502 when missing), or what is wrong.
+func tcpAddress(addr string) (string, string) {
+	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		errs = append(errs, cfg.DeviceError(cd, "%v", err))
+		if !strings.Contains(err.Error(), "missing port") {
+			return "", "must be host or host:port, such as \"10.0.0.5:502\" (IPv6 in brackets: \"[fe80::1]:502\")"
+		}
+		host, port = strings.TrimSuffix(strings.TrimPrefix(addr, "["), "]"), defaultTCPPort
 	}
-	d.addr, d.endpoint = addr, "tcp "+addr
-	if cd.UnitID < 0 || cd.UnitID > 255 {
-		errs = append(errs, cfg.DeviceError(cd, "unit_id %d must be 0…255", cd.UnitID))
+	if host == "" || strings.ContainsAny(host, " /[]") {
+		return "", "must be host or host:port, such as \"10.0.0.5:502\""
 	}
-	d.unit = byte(cd.UnitID)
-	if cd.Port != "" || cd.Parity != "" || cd.Baud != 0 || cd.DataBits != 0 || cd.StopBits != 0 {
-		errs = append(errs, cfg.DeviceError(cd, "port, baud, data_bits, parity and stop_bits apply to modbus-rtu only"))
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 || strings.HasPrefix(port, "+") {
+		return "", "port " + strconv.Quote(port) + " is not a number from 1 to 65535"
 	}
-	return errs
-}
-
-func (d *device) rtuSettings(cfg *config.Config, cd *config.Device) config.Errors {
-	var errs config.Errors
-	bad := func(format string, args ...any) { errs = append(errs, cfg.DeviceError(cd, format, args...)) }
-	s := serialSettings{port: cd.Port, baud: cd.Baud, dataBits: cd.DataBits, parity: strings.ToUpper(cd.Parity), stopBits: cd.StopBits}
-	if s.port == "" {
-		bad("modbus-rtu needs port, such as \"/dev/ttyUSB0\"")
-	}
-	if cd.Address != "" {
-		bad("address applies to modbus-tcp only; a serial device has port")
-	}
-	if cd.UnitID < 1 || cd.UnitID > 247 {
-		bad("unit_id %d must be 1…247 on a serial bus", cd.UnitID)
-	}
-	d.unit = byte(cd.UnitID)
-	if s.baud == 0 {
-		s.baud = defaultBaud
-	}
-	if !slices.Contains(baudRates, s.baud) {
-		bad("baud %d is not a standard rate such as 9600, 19200 or 115200", s.baud)
-	}
-	if s.dataBits == 0 {
-		s.dataBits = 8
-	}
-	if s.dataBits < 5 || s.dataBits > 8 {
-		bad("data_bits %d must be 5…8", s.dataBits)
-	}
-	if s.stopBits == 0 {
-		s.stopBits = 1
-	}
-	if s.stopBits != 1 && s.stopBits != 2 {
-		bad("stop_bits %d must be 1 or 2", s.stopBits)
-	}
-	if s.parity != "N" && s.parity != "E" && s.parity != "O" {
-		bad("parity must be set to N, E or O (there is no default: the bus's devices decide)")
-	}
-	d.serial, d.endpoint = s, "rtu "+s.port
-	return errs
+	return net.JoinHostPort(host, port), ""
 }

@@ -1,21 +1,20 @@
 package modbus
 
 import (
-	"cmp"
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/wellgate/wellgate/config"
 	"github.com/wellgate/wellgate/drivers"
 )
 
-// Driver polls every Modbus TCP and RTU device of a configuration.
+// Driver polls Modbus TCP and RTU devices.
 type Driver struct {
 	log       *slog.Logger
 	devices   []*device
@@ -34,28 +33,25 @@ var (
 	_ drivers.Describer      = (*Driver)(nil)
 	_ drivers.Writer         = (*Driver)(nil)
 	_ drivers.StatusReporter = (*Driver)(nil)
+	_ drivers.ScanRater      = (*Driver)(nil)
+	_ drivers.Planner        = (*Driver)(nil)
 )
 
-// New builds the driver for every device in cfg whose Driver is "modbus-tcp" or "modbus-rtu"
-// and that is not Disabled. It parses and validates every tag (address notation, type, byte
-// order, length, scale, bit index, table and type fit, writability) without any I/O and returns
-// all problems at once as config.Errors naming file, line, device and tag.
-func New(cfg *config.Config, log *slog.Logger) (*Driver, error) {
+// New builds the driver for the devices of opts. It checks every device and tag (address
+// notation, type, byte order, length, scale, bit index, table and type fit, writability, read
+// limits, serial settings) with the rules the configuration reports with lines, without any
+// I/O, and returns every problem at once.
+func New(opts Options, log *slog.Logger) (*Driver, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	d := &Driver{log: log, byName: map[string]*device{}, byDevice: map[*device]*endpoint{}}
-	var errs config.Errors
+	var errs []error
 	byKey := map[string]*endpoint{}
-	for i := range cfg.Devices {
-		cd := &cfg.Devices[i]
-		if cd.Disabled || (cd.Driver != config.DriverModbusTCP && cd.Driver != config.DriverModbusRTU) {
-			continue
-		}
-		dev, derrs := parseDevice(cfg, cd, d.log)
-		errs = append(errs, derrs...)
-		if _, dup := d.byName[dev.name]; dup && dev.name != "" {
-			errs = append(errs, cfg.DeviceError(cd, "device name is used twice"))
+	for i := range opts.Devices {
+		dev, err := buildDevice(&opts.Devices[i], d.log)
+		if err != nil {
+			errs = append(errs, err)
 			continue
 		}
 		e := byKey[dev.endpoint]
@@ -63,9 +59,9 @@ func New(cfg *config.Config, log *slog.Logger) (*Driver, error) {
 			e = newEndpoint(dev, d.log)
 			byKey[dev.endpoint] = e
 			d.endpoints = append(d.endpoints, e)
-		} else if dev.driver == config.DriverModbusRTU && e.devices[0].serial != dev.serial {
-			errs = append(errs, cfg.DeviceError(cd, "port %s is shared with device %q, whose baud, data_bits, parity or stop_bits differ",
-				dev.serial.port, e.devices[0].name))
+		} else if msg := dev.sharesBusWith(e.devices[0]); msg != "" {
+			errs = append(errs, fmt.Errorf("device %q: %s", dev.name, msg))
+			continue
 		}
 		e.devices = append(e.devices, dev)
 		d.byDevice[dev] = e
@@ -75,10 +71,36 @@ func New(cfg *config.Config, log *slog.Logger) (*Driver, error) {
 		dev.replan()
 	}
 	if len(errs) > 0 {
-		slices.SortStableFunc(errs, func(a, b *config.Error) int { return cmp.Compare(a.Line, b.Line) })
-		return nil, errs
+		return nil, errors.Join(errs...)
 	}
 	return d, nil
+}
+
+// buildDevice makes one device and its tags, or returns an error naming every problem.
+func buildDevice(o *DeviceOptions, log *slog.Logger) (*device, error) {
+	dev, ps := newDevice(o, log)
+	var errs []error
+	if o.PollInterval <= 0 || o.Timeout <= 0 {
+		errs = append(errs, fmt.Errorf("device %q: poll interval and timeout must be greater than 0", o.Name))
+	}
+	for _, p := range ps {
+		errs = append(errs, fmt.Errorf("device %q: %s", o.Name, p.msg))
+	}
+	for j := range o.Tags {
+		t, ps := newTag(&o.Tags[j], dev)
+		for _, p := range ps {
+			errs = append(errs, fmt.Errorf("device %q: tag %q: %s", o.Name, o.Tags[j].Name, p.msg))
+		}
+		if t != nil {
+			t.index = len(dev.tags)
+			dev.tags = append(dev.tags, t)
+			dev.byName[t.name] = t
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return dev, nil
 }
 
 // SetScanRate makes every device poll at rate from its next poll on; 0 restores each

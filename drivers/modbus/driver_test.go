@@ -4,7 +4,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wellgate/wellgate/config"
 	"github.com/wellgate/wellgate/drivers"
 )
 
@@ -17,12 +16,12 @@ func TestPollTCPBasic(t *testing.T) {
 		b.input[9] = 0xFFFF
 		b.discrete[0] = true
 	})
-	cfg := &config.Config{File: "test.toml", Devices: []config.Device{tcpDevice("plc", srv, 1,
-		config.Tag{Name: "a", Address: "40001"},
-		config.Tag{Name: "pi", Address: "40002", Type: "float32"},
-		config.Tag{Name: "c", Address: "00005"},
-		config.Tag{Name: "i", Address: "ir:9", Type: "int16"},
-		config.Tag{Name: "d", Address: "10001"},
+	cfg := Options{Devices: []DeviceOptions{tcpDevice("plc", srv, 1,
+		TagOptions{Name: "a", Address: "40001"},
+		TagOptions{Name: "pi", Address: "40002", Type: "float32"},
+		TagOptions{Name: "c", Address: "00005"},
+		TagOptions{Name: "i", Address: "ir:9", Type: "int16"},
+		TagOptions{Name: "d", Address: "10001"},
 	)}}
 	_, sink := startDriver(t, cfg)
 	eventually(t, 5*time.Second, "device up", func() bool { return sink.lastState("plc") == 1 })

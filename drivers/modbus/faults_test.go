@@ -8,7 +8,6 @@ import (
 
 	smodbus "github.com/simonvetter/modbus"
 
-	"github.com/wellgate/wellgate/config"
 	"github.com/wellgate/wellgate/drivers"
 )
 
@@ -38,8 +37,8 @@ func isBad(sink *testSink, dev, tag string) func() bool {
 func TestExceptionReply(t *testing.T) {
 	srv := newTestServer(t, 1)
 	srv.with(1, func(b *bank) { b.exception, b.holding[0] = smodbus.ErrServerDeviceFailure, 7 })
-	d, sink := startDriver(t, &config.Config{Devices: []config.Device{
-		tcpDevice("plc", srv, 1, config.Tag{Name: "a", Address: "40001"}, config.Tag{Name: "c", Address: "00001"}),
+	d, sink := startDriver(t, Options{Devices: []DeviceOptions{
+		tcpDevice("plc", srv, 1, TagOptions{Name: "a", Address: "40001"}, TagOptions{Name: "c", Address: "00001"}),
 	}})
 	eventually(t, 5*time.Second, "bad quality", isBad(sink, "plc", "a"))
 	if s, _ := sink.sample("plc", "a"); s.Value.Type() != drivers.UInt16 {
@@ -58,9 +57,9 @@ func TestExceptionReply(t *testing.T) {
 // succeeds.
 func TestSlowDevice(t *testing.T) {
 	srv := newTestServer(t, 1)
-	dev := tcpDevice("plc", srv, 1, config.Tag{Name: "a", Address: "40001"})
-	dev.Timeout = config.Duration(100 * time.Millisecond)
-	d, sink := startDriver(t, &config.Config{Devices: []config.Device{dev}})
+	dev := tcpDevice("plc", srv, 1, TagOptions{Name: "a", Address: "40001"})
+	dev.Timeout = 100 * time.Millisecond
+	d, sink := startDriver(t, Options{Devices: []DeviceOptions{dev}})
 	eventually(t, 5*time.Second, "first value", good(sink, "plc", "a", drivers.UintValue(drivers.UInt16, 0)))
 	srv.with(1, func(b *bank) { b.delay = 250 * time.Millisecond })
 	eventually(t, 5*time.Second, "a timeout", func() bool { return statusOf(d, "plc").ErrorsByKind["timeout"] >= 1 })
@@ -75,8 +74,8 @@ func TestSlowDevice(t *testing.T) {
 func TestServerRestart(t *testing.T) {
 	srv := newTestServer(t, 1)
 	srv.with(1, func(b *bank) { b.holding[0] = 1 })
-	d, sink := startDriver(t, &config.Config{Devices: []config.Device{
-		tcpDevice("plc", srv, 1, config.Tag{Name: "a", Address: "40001"}),
+	d, sink := startDriver(t, Options{Devices: []DeviceOptions{
+		tcpDevice("plc", srv, 1, TagOptions{Name: "a", Address: "40001"}),
 	}})
 	eventually(t, 5*time.Second, "up", func() bool { return sink.lastState("plc") == 1 })
 	srv.stop()
@@ -93,10 +92,9 @@ func TestServerRestart(t *testing.T) {
 
 func TestConnectionRefusedAtStart(t *testing.T) {
 	addr := freeAddr(t)
-	dev := config.Device{Name: "plc", Driver: config.DriverModbusTCP, Address: addr, UnitID: 1,
-		PollInterval: config.Duration(50 * time.Millisecond), Timeout: config.Duration(500 * time.Millisecond),
-		Tags: []config.Tag{{Name: "a", Address: "40001"}}}
-	d, sink := startDriver(t, &config.Config{Devices: []config.Device{dev}})
+	dev := tcpOptions("plc", addr, 1, TagOptions{Name: "a", Address: "40001"})
+	dev.PollInterval, dev.Timeout = 50*time.Millisecond, 500*time.Millisecond
+	d, sink := startDriver(t, Options{Devices: []DeviceOptions{dev}})
 	eventually(t, 5*time.Second, "down", func() bool { return sink.lastState("plc") == -1 })
 	if n := statusOf(d, "plc").ErrorsByKind["connection"]; n < 2 {
 		t.Errorf("connection errors %d", n)
@@ -112,13 +110,13 @@ func TestConnectionRefusedAtStart(t *testing.T) {
 // per cycle, then less and less as its quarantine grows. Rates are measured with counters.
 func TestDeadSlaveAmongThree(t *testing.T) {
 	srv := newTestServer(t, 1, 2, 3)
-	var devs []config.Device
+	var devs []DeviceOptions
 	for i, name := range []string{"u1", "u2", "u3"} {
-		dev := tcpDevice(name, srv, i+1, config.Tag{Name: "a", Address: "40001"})
-		dev.PollInterval, dev.Timeout = config.Duration(100*time.Millisecond), config.Duration(100*time.Millisecond)
+		dev := tcpDevice(name, srv, i+1, TagOptions{Name: "a", Address: "40001"})
+		dev.PollInterval, dev.Timeout = 100*time.Millisecond, 100*time.Millisecond
 		devs = append(devs, dev)
 	}
-	d, sink := startDriver(t, &config.Config{Devices: devs})
+	d, sink := startDriver(t, Options{Devices: devs})
 	eventually(t, 5*time.Second, "all up", func() bool {
 		return sink.lastState("u1") == 1 && sink.lastState("u2") == 1 && sink.lastState("u3") == 1
 	})
@@ -152,11 +150,11 @@ func TestDeadSlaveAmongThree(t *testing.T) {
 // and the split is remembered: later cycles make the same three reads without retrying.
 func TestIllegalAddressSplit(t *testing.T) {
 	srv := newTestServer(t, 1)
-	var tags []config.Tag
+	var tags []TagOptions
 	for i := range 10 {
-		tags = append(tags, config.Tag{Name: string(rune('a' + i)), Address: config.Address("hr:" + string(rune('0'+i)))})
+		tags = append(tags, TagOptions{Name: string(rune('a' + i)), Address: "hr:" + string(rune('0'+i))})
 	}
-	tags = append(tags, config.Tag{Name: "g1", Address: "hr:20"}, config.Tag{Name: "g2", Address: "hr:22"})
+	tags = append(tags, TagOptions{Name: "g1", Address: "hr:20"}, TagOptions{Name: "g2", Address: "hr:22"})
 	srv.with(1, func(b *bank) {
 		b.illegal[holdingRegisters] = map[uint16]bool{4: true, 21: true}
 		for i := range 23 {
@@ -165,7 +163,7 @@ func TestIllegalAddressSplit(t *testing.T) {
 	})
 	dev := tcpDevice("plc", srv, 1, tags...)
 	dev.MaxGap = 1
-	d, sink := startDriver(t, &config.Config{Devices: []config.Device{dev}})
+	d, sink := startDriver(t, Options{Devices: []DeviceOptions{dev}})
 	eventually(t, 5*time.Second, "up", func() bool { return sink.lastState("plc") == 1 })
 	for i := range 10 {
 		name := string(rune('a' + i))

@@ -12,8 +12,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/wellgate/wellgate/config"
 )
 
 // Load harness: 50 devices × 200 tags polled every second over loopback. The servers run in a
@@ -50,15 +48,14 @@ func TestPollLoad(t *testing.T) {
 		t.Skip("set WELLGATE_LOAD=20s to measure polling 50 devices × 200 tags at 1 s")
 	}
 	addrs := startLoadServers(t)
-	cfg := &config.Config{}
+	var cfg Options
 	types := []string{"uint16", "int16", "float32", "int32", "uint32"}
 	for i, addr := range addrs {
-		dev := config.Device{Name: "dev" + strconv.Itoa(i), Driver: config.DriverModbusTCP, Address: addr, UnitID: 1,
-			PollInterval: config.Duration(time.Second), Timeout: config.Duration(time.Second), MaxGap: 0}
+		dev := tcpOptions("dev"+strconv.Itoa(i), addr, 1)
 		at := 0
 		for j := range loadTags {
 			typ := types[j%len(types)]
-			dev.Tags = append(dev.Tags, config.Tag{Name: fmt.Sprintf("tag%03d", j), Address: config.Address(fmt.Sprintf("hr:%d", at)), Type: typ})
+			dev.Tags = append(dev.Tags, TagOptions{Name: fmt.Sprintf("tag%03d", j), Address: fmt.Sprintf("hr:%d", at), Type: typ})
 			at += map[string]int{"uint16": 1, "int16": 1, "float32": 2, "int32": 2, "uint32": 2}[typ]
 		}
 		cfg.Devices = append(cfg.Devices, dev)

@@ -236,7 +236,13 @@ func TestPlanGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			d, err := New(cfg, testLogger())
+			// Both drivers' devices in one plan, so that one total covers the file.
+			var opts Options
+			for _, cd := range append(cfg.Enabled(NameTCP), cfg.Enabled(NameRTU)...) {
+				o, _ := deviceOptions(cd)
+				opts.Devices = append(opts.Devices, o)
+			}
+			d, err := New(opts, testLogger())
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -9,7 +9,6 @@ import (
 
 	"github.com/goburrow/modbus"
 
-	"github.com/wellgate/wellgate/config"
 	"github.com/wellgate/wellgate/drivers"
 )
 
@@ -38,7 +37,7 @@ func newEndpoint(first *device, log *slog.Logger) *endpoint {
 	e := &endpoint{key: first.endpoint, jobs: make(chan *writeJob), stopped: make(chan struct{}),
 		rescan: make(chan struct{}, 1),
 		log:    log.With("endpoint", first.endpoint)}
-	if first.driver == config.DriverModbusTCP {
+	if first.driver == NameTCP {
 		e.link = newTCPLink(first.addr)
 	} else {
 		e.link = newRTULink(first.serial)

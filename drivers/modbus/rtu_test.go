@@ -4,15 +4,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wellgate/wellgate/config"
 	"github.com/wellgate/wellgate/drivers"
 )
 
-func rtuDevice(name, port string, unit int, tags ...config.Tag) config.Device {
-	return config.Device{
-		Name: name, Driver: config.DriverModbusRTU, Port: port, Baud: 19200, DataBits: 8, Parity: "N", StopBits: 1,
-		UnitID: unit, PollInterval: config.Duration(50 * time.Millisecond), Timeout: config.Duration(150 * time.Millisecond),
-		Tags: tags,
+func rtuDevice(name, port string, unit int, tags ...TagOptions) DeviceOptions {
+	return DeviceOptions{
+		Name: name, Serial: &SerialOptions{Port: port, Baud: 19200, DataBits: 8, Parity: "N", StopBits: 1},
+		UnitID: unit, PollInterval: 50 * time.Millisecond, Timeout: 150 * time.Millisecond,
+		ByteOrder: "ABCD", MaxRegisters: maxReadRegisters, MaxBits: maxReadBits, Tags: tags,
 	}
 }
 
@@ -26,10 +25,10 @@ func TestRTU(t *testing.T) {
 		bk.holding[0], bk.holding[1], bk.input[3], bk.coils[2] = 0x4049, 0x0FDB, 0xFFFE, true
 	})
 	slave.with(2, func(bk *bank, _ *rtuSlave) { bk.holding[10] = 77; bk.discrete[0] = true })
-	tags1 := []config.Tag{{Name: "pi", Address: "40001", Type: "float32"}, {Name: "neg", Address: "30004", Type: "int16"},
+	tags1 := []TagOptions{{Name: "pi", Address: "40001", Type: "float32"}, {Name: "neg", Address: "30004", Type: "int16"},
 		{Name: "coil", Address: "00003"}, {Name: "sp", Address: "hr:20", Type: "uint16", Writable: true}}
-	tags2 := []config.Tag{{Name: "v", Address: "40011"}, {Name: "di", Address: "10001"}}
-	d, sink := startDriver(t, &config.Config{Devices: []config.Device{
+	tags2 := []TagOptions{{Name: "v", Address: "40011"}, {Name: "di", Address: "10001"}}
+	d, sink := startDriver(t, Options{Devices: []DeviceOptions{
 		rtuDevice("s1", a, 1, tags1...), rtuDevice("s2", a, 2, tags2...),
 	}})
 	eventually(t, 5*time.Second, "both up", func() bool { return sink.lastState("s1") == 1 && sink.lastState("s2") == 1 })

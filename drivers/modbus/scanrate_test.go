@@ -3,17 +3,15 @@ package modbus
 import (
 	"testing"
 	"time"
-
-	"github.com/wellgate/wellgate/config"
 )
 
 // Node Control/Scan Rate: SetScanRate overrides every device's poll interval while running,
 // and 0 restores the configured one.
 func TestSetScanRate(t *testing.T) {
 	srv := newTestServer(t, 1)
-	dev := tcpDevice("plc", srv, 1, config.Tag{Name: "a", Address: "40001"})
-	dev.PollInterval = config.Duration(time.Hour)
-	d, _ := startDriver(t, &config.Config{Devices: []config.Device{dev}})
+	dev := tcpDevice("plc", srv, 1, TagOptions{Name: "a", Address: "40001"})
+	dev.PollInterval = time.Hour
+	d, _ := startDriver(t, Options{Devices: []DeviceOptions{dev}})
 	eventually(t, 5*time.Second, "first poll", func() bool { return statusOf(d, "plc").Requests >= 1 })
 	before := statusOf(d, "plc").Requests
 	d.SetScanRate(20 * time.Millisecond)

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wellgate/wellgate/config"
 	"github.com/wellgate/wellgate/drivers"
 )
 
@@ -91,10 +90,10 @@ func testLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
-// startDriver builds the driver for cfg and runs it until the test ends.
-func startDriver(t testing.TB, cfg *config.Config) (*Driver, *testSink) {
+// startDriver builds the driver for opts and runs it until the test ends.
+func startDriver(t testing.TB, opts Options) (*Driver, *testSink) {
 	t.Helper()
-	d, err := New(cfg, testLogger())
+	d, err := New(opts, testLogger())
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -117,11 +116,17 @@ func startDriver(t testing.TB, cfg *config.Config) (*Driver, *testSink) {
 }
 
 // tcpDevice returns a modbus-tcp device for server s.
-func tcpDevice(name string, s *testServer, unit int, tags ...config.Tag) config.Device {
-	return config.Device{
-		Name: name, Driver: config.DriverModbusTCP, Address: s.addr, UnitID: unit,
-		PollInterval: config.Duration(50 * time.Millisecond), Timeout: config.Duration(500 * time.Millisecond),
-		Tags: tags, Line: 1,
+func tcpDevice(name string, s *testServer, unit int, tags ...TagOptions) DeviceOptions {
+	o := tcpOptions(name, s.addr, unit, tags...)
+	o.PollInterval, o.Timeout = 50*time.Millisecond, 500*time.Millisecond
+	return o
+}
+
+// tcpOptions returns a modbus-tcp device at addr with the configuration's defaults.
+func tcpOptions(name, addr string, unit int, tags ...TagOptions) DeviceOptions {
+	return DeviceOptions{
+		Name: name, Address: addr, UnitID: unit, PollInterval: time.Second, Timeout: time.Second,
+		ByteOrder: "ABCD", MaxRegisters: maxReadRegisters, MaxBits: maxReadBits, Tags: tags,
 	}
 }
 

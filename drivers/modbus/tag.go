@@ -3,25 +3,29 @@ package modbus
 import (
 	"fmt"
 	"math"
-	"net"
-	"strconv"
 	"strings"
-	"time"
 
-	"github.com/wellgate/wellgate/config"
 	"github.com/wellgate/wellgate/drivers"
 )
 
-// Defaults applied when a device leaves a key at its zero value.
+// The protocol's limits.
 const (
-	defaultInterval     = time.Second
-	defaultTimeout      = time.Second
-	defaultMaxRegisters = 125  // the protocol's limit for a read
-	defaultMaxBits      = 2000 // likewise for coils and discrete inputs
-	defaultBaud         = 9600
-	defaultTCPPort      = "502"
-	maxWriteRegisters   = 123 // the protocol's limit for a write
+	maxReadRegisters  = 125  // registers in one read
+	maxReadBits       = 2000 // coils or discrete inputs in one read
+	maxWriteRegisters = 123  // registers in one write
 )
+
+// problem is one thing wrong with a device's or a tag's options: the configuration key it is
+// about ("" when it is about the table as a whole) and what is wrong. New reports problems
+// as errors; the configuration's validation reports the same problems at the key's line.
+type problem struct{ key, msg string }
+
+// problems collects the problems of one device or tag.
+type problems []problem
+
+func (ps *problems) add(key, format string, args ...any) {
+	*ps = append(*ps, problem{key: key, msg: fmt.Sprintf(format, args...)})
+}
 
 // tag is one validated tag.
 type tag struct {
@@ -48,47 +52,42 @@ type tag struct {
 // end is one past the last register or bit the tag occupies.
 func (t *tag) end() int { return int(t.start) + int(t.size) }
 
-// parseTag validates one tag's configuration. It returns every problem it finds.
-func parseTag(cfg *config.Config, cd *config.Device, ct *config.Tag, devOrder byteOrder) (*tag, config.Errors) {
-	var errs config.Errors
-	bad := func(format string, args ...any) { errs = append(errs, cfg.TagError(cd, ct, format, args...)) }
-	t := &tag{name: ct.Name, writable: ct.Writable, min: ct.Min, max: ct.Max, bit: -1}
-	if ct.Name == "" {
-		bad("tag has no name")
-	}
-	a, err := parseAddress(string(ct.Address))
+// newTag checks one tag's options against its device (byte order, read limit) and returns
+// the tag, or nil when its address or type leaves nothing to build; it returns every problem
+// it finds. Problems of the tag's layout (type against address, length, size) are about the
+// tag as a whole.
+func newTag(o *TagOptions, dev *device) (*tag, problems) {
+	var ps problems
+	t := &tag{name: o.Name, writable: o.Writable, min: o.Min, max: o.Max, bit: -1}
+	a, err := parseAddress(o.Address)
 	if err != nil {
-		bad("%v", err)
-		return nil, errs
+		ps.add("address", "%v", err)
+		return nil, ps
 	}
 	t.table, t.start, t.bit = a.table, a.offset, a.bit
-	if t.kind, err = tagKind(ct.Type, a); err != nil {
-		bad("%v", err)
-		return nil, errs
+	if t.kind, err = tagKind(o.Type, a); err != nil {
+		ps.add("", "%v", err)
+		return nil, ps
 	}
-	if t.order, err = parseOrder(ct.ByteOrder, devOrder); err != nil {
-		bad("%v", err)
+	t.order = dev.order
+	if o.ByteOrder != "" {
+		if t.order, err = parseOrder(o.ByteOrder); err != nil {
+			ps.add("byte_order", "%v", err)
+		}
 	}
-	for _, msg := range t.layout(ct.Length, cd) {
-		bad("%s", msg)
+	ps = append(ps, t.layout(o.Length, dev.maxRegs)...)
+	ps = append(ps, t.scaling(o)...)
+	if o.Writable && !t.table.writable() {
+		ps.add("", "%s cannot be written (only coils and holding registers can)", t.table)
 	}
-	for _, msg := range t.scaling(ct) {
-		bad("%s", msg)
-	}
-	if ct.Writable && !t.table.writable() {
-		bad("%s cannot be written (only coils and holding registers can)", t.table)
-	}
-	if ct.Writable && t.kind == kString && t.size > maxWriteRegisters {
-		bad("a writable string may have at most %d registers (one write request)", maxWriteRegisters)
-	}
-	if ct.Min != nil && ct.Max != nil && *ct.Min > *ct.Max {
-		bad("min %g is greater than max %g", *ct.Min, *ct.Max)
+	if o.Writable && t.kind == kString && t.size > maxWriteRegisters {
+		ps.add("", "a writable string may have at most %d registers (one write request)", maxWriteRegisters)
 	}
 	t.info = drivers.TagInfo{
-		Name: ct.Name, Type: t.typ, Units: ct.Units, Description: ct.Description, Writable: ct.Writable,
-		Deadband: ct.Deadband, DeadbandPercent: ct.DeadbandPercent, MaxInterval: ct.MaxInterval.D(),
+		Name: o.Name, Type: t.typ, Units: o.Units, Description: o.Description, Writable: o.Writable,
+		Deadband: o.Deadband, DeadbandPercent: o.DeadbandPercent, MaxInterval: o.MaxInterval,
 	}
-	return t, errs
+	return t, ps
 }
 
 // tagKind resolves the tag's type, defaulting by table, and checks it fits the address.
@@ -114,15 +113,19 @@ func tagKind(s string, a address) (kind, error) {
 	return k, nil
 }
 
-// layout sets the tag's size and checks it against the device's read limits and the table.
-func (t *tag) layout(length int, cd *config.Device) []string {
-	var msgs []string
+// layout sets the tag's size and checks its length, and its size against the device's read
+// limit (limit registers) and the end of the table.
+func (t *tag) layout(length, limit int) problems {
+	var ps problems
 	switch {
-	case t.kind == kString && length <= 0:
-		msgs = append(msgs, "a string needs length = number of registers (two characters each)")
+	case length < 0:
+		ps.add("length", "length must not be negative")
+		length = 1
+	case t.kind == kString && length == 0:
+		ps.add("", "a string needs length = number of registers (two characters each)")
 		length = 1
 	case t.kind != kString && length != 0:
-		msgs = append(msgs, fmt.Sprintf("length applies to strings only, not %s", t.kind))
+		ps.add("", "length applies to strings only, not %s", t.kind)
 	}
 	n := t.kind.registers()
 	if t.kind == kString {
@@ -131,63 +134,43 @@ func (t *tag) layout(length int, cd *config.Device) []string {
 	if t.table.isBit() || t.bit >= 0 {
 		n = 1
 	}
-	limit := cd.MaxRegisters
-	if limit <= 0 || limit > defaultMaxRegisters {
-		limit = defaultMaxRegisters
-	}
 	if !t.table.isBit() && n > limit {
-		msgs = append(msgs, fmt.Sprintf("%d registers do not fit one read (max_registers %d)", n, limit))
+		ps.add("", "%d registers do not fit one read (max_registers %d)", n, limit)
 	}
 	if int(t.start)+n > 65536 {
-		msgs = append(msgs, fmt.Sprintf("%d registers from offset %d run past the end of the table", n, t.start))
+		ps.add("", "%d registers from offset %d run past the end of the table", n, t.start)
 		n = 65536 - int(t.start)
 	}
 	t.size = uint16(min(n, math.MaxUint16))
-	return msgs
+	return ps
 }
 
-// scaling validates scale and offset and sets the published type.
-func (t *tag) scaling(ct *config.Tag) []string {
+// scaling checks scale and offset and sets the published type.
+func (t *tag) scaling(o *TagOptions) problems {
 	t.typ = t.kind.sparkplug()
-	if ct.Scale == nil && ct.Offset == nil {
+	if o.Scale == nil && o.Offset == nil {
 		return nil
 	}
+	var ps problems
 	if !t.kind.numeric() {
-		return []string{fmt.Sprintf("scale and offset apply to numbers, not %s", t.kind)}
+		ps.add("", "scale and offset apply to numbers, not %s", t.kind)
+		return ps
 	}
 	t.scaled, t.scale, t.offset, t.typ = true, 1, 0, drivers.Double
-	if ct.Scale != nil {
-		t.scale = *ct.Scale
+	if o.Scale != nil {
+		t.scale = *o.Scale
 	}
-	if ct.Offset != nil {
-		t.offset = *ct.Offset
+	if o.Offset != nil {
+		t.offset = *o.Offset
 	}
-	if t.scale == 0 || math.IsNaN(t.scale) || math.IsInf(t.scale, 0) {
-		return []string{fmt.Sprintf("scale %g must be a finite number other than 0", t.scale)}
+	switch {
+	case math.IsNaN(t.scale) || math.IsInf(t.scale, 0):
+		ps.add("scale", "scale must be a finite number")
+	case t.scale == 0:
+		ps.add("scale", "scale 0 is not allowed: every value would read as the offset")
 	}
 	if math.IsNaN(t.offset) || math.IsInf(t.offset, 0) {
-		return []string{fmt.Sprintf("offset %g must be a finite number", t.offset)}
+		ps.add("offset", "offset must be a finite number")
 	}
-	return nil
-}
-
-// tcpEndpoint normalises a Modbus TCP address to host:port.
-func tcpEndpoint(addr string) (string, error) {
-	if addr == "" {
-		return "", fmt.Errorf("modbus-tcp needs address = \"host:port\"")
-	}
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		if strings.Contains(err.Error(), "missing port") {
-			return net.JoinHostPort(strings.Trim(addr, "[]"), defaultTCPPort), nil
-		}
-		return "", fmt.Errorf("address %q: %w", addr, err)
-	}
-	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-		return "", fmt.Errorf("address %q: port must be 1…65535", addr)
-	}
-	if host == "" {
-		return "", fmt.Errorf("address %q has no host", addr)
-	}
-	return addr, nil
+	return ps
 }

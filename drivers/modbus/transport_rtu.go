@@ -29,15 +29,15 @@ type rtuLink struct {
 	buf     [256]byte
 }
 
-func newRTULink(s serialSettings) *rtuLink {
+func newRTULink(s SerialOptions) *rtuLink {
 	l := &rtuLink{
-		cfg: serial.Config{Address: s.port, BaudRate: s.baud, DataBits: s.dataBits,
-			StopBits: s.stopBits, Parity: s.parity, Timeout: readSlice},
+		cfg: serial.Config{Address: s.Port, BaudRate: s.Baud, DataBits: s.DataBits,
+			StopBits: s.StopBits, Parity: s.Parity, Timeout: readSlice},
 		clients: map[byte]modbus.Client{},
 	}
 	// 3.5 characters of 11 bits; the spec fixes 1.75 ms above 19200 baud.
-	l.gap = time.Duration(3.5 * 11 * float64(time.Second) / float64(s.baud))
-	if s.baud > 19200 {
+	l.gap = time.Duration(3.5 * 11 * float64(time.Second) / float64(s.Baud))
+	if s.Baud > 19200 {
 		l.gap = 1750 * time.Microsecond
 	}
 	return l

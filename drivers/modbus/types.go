@@ -81,15 +81,12 @@ func (o byteOrder) wordSwap() bool { return o == orderCDAB || o == orderDCBA }
 // byteSwap reports whether the bytes inside each register are swapped.
 func (o byteOrder) byteSwap() bool { return o == orderBADC || o == orderDCBA }
 
-// parseOrder parses a byte order name; "" gives def.
-func parseOrder(s string, def byteOrder) (byteOrder, error) {
-	if s == "" {
-		return def, nil
-	}
+// parseOrder parses a byte order name, in either case.
+func parseOrder(s string) (byteOrder, error) {
 	for i, n := range orderNames {
 		if strings.EqualFold(s, n) {
 			return byteOrder(i), nil
 		}
 	}
-	return 0, fmt.Errorf("byte order %q is not one of ABCD, CDAB, BADC, DCBA", s)
+	return 0, fmt.Errorf("byte_order %q is not one of ABCD, CDAB, BADC, DCBA", s)
 }

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wellgate/wellgate/config"
 	"github.com/wellgate/wellgate/drivers"
 )
 
@@ -113,7 +112,7 @@ func layoutCases() []layoutCase {
 // exactly. Half the tags take the device's byte order, half override it.
 func TestLayouts(t *testing.T) {
 	srv := newTestServer(t, 1)
-	var tags []config.Tag
+	var tags []TagOptions
 	want := map[string]drivers.Value{}
 	at := 0
 	for _, tb := range []string{"hr", "ir"} {
@@ -128,7 +127,7 @@ func TestLayouts(t *testing.T) {
 					}
 				})
 				name := fmt.Sprintf("%s/%s/%d-%s", tb, o, i, c.typ)
-				ct := config.Tag{Name: name, Address: config.Address(fmt.Sprintf("%s:%d", tb, at)), Type: c.typ,
+				ct := TagOptions{Name: name, Address: fmt.Sprintf("%s:%d", tb, at), Type: c.typ,
 					Length: c.length, Scale: c.scale, Offset: c.offset}
 				if o != "DCBA" || i%2 == 0 { // odd DCBA cases take it from the device
 					ct.ByteOrder = o
@@ -142,7 +141,7 @@ func TestLayouts(t *testing.T) {
 	tags = append(tags, bitTags(srv, want)...)
 	dev := tcpDevice("plc", srv, 1, tags...)
 	dev.ByteOrder = "DCBA"
-	_, sink := startDriver(t, &config.Config{Devices: []config.Device{dev}})
+	_, sink := startDriver(t, Options{Devices: []DeviceOptions{dev}})
 	eventually(t, 10*time.Second, "device up", func() bool { return sink.lastState("plc") == 1 })
 	for name, w := range want {
 		s, ok := sink.sample("plc", name)
@@ -158,15 +157,15 @@ func TestLayouts(t *testing.T) {
 }
 
 // bitTags adds coils, discrete inputs and bits in registers to the server and returns tags.
-func bitTags(srv *testServer, want map[string]drivers.Value) []config.Tag {
+func bitTags(srv *testServer, want map[string]drivers.Value) []TagOptions {
 	srv.with(1, func(b *bank) {
 		b.coils[0], b.coils[7], b.coils[8], b.coils[1999] = true, true, false, true
 		b.discrete[3], b.discrete[100] = true, true
 		b.holding[5000], b.input[5000] = 0x8001, 0x0100
 	})
-	var tags []config.Tag
+	var tags []TagOptions
 	add := func(name, addr string, v bool) {
-		tags = append(tags, config.Tag{Name: name, Address: config.Address(addr)})
+		tags = append(tags, TagOptions{Name: name, Address: addr})
 		want[name] = drivers.BoolValue(v)
 	}
 	add("c0", "00001", true)

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wellgate/wellgate/config"
 	"github.com/wellgate/wellgate/drivers"
 )
 
@@ -23,7 +22,7 @@ func TestWriteRoundTrip(t *testing.T) {
 		o    string
 	}
 	var cases []wcase
-	var tags []config.Tag
+	var tags []TagOptions
 	at := 0
 	for _, o := range []string{"ABCD", "CDAB", "BADC", "DCBA"} {
 		for i, c := range layoutCases() {
@@ -31,13 +30,13 @@ func TestWriteRoundTrip(t *testing.T) {
 				continue
 			}
 			name := fmt.Sprintf("%s/%d-%s", o, i, c.typ)
-			tags = append(tags, config.Tag{Name: name, Address: config.Address(fmt.Sprintf("hr:%d", at)), Type: c.typ,
+			tags = append(tags, TagOptions{Name: name, Address: fmt.Sprintf("hr:%d", at), Type: c.typ,
 				ByteOrder: o, Scale: c.scale, Offset: c.offset, Writable: true})
 			cases = append(cases, wcase{name, at, c, o})
 			at += len(c.be) / 2
 		}
 	}
-	d, sink := startDriver(t, &config.Config{Devices: []config.Device{tcpDevice("plc", srv, 1, tags...)}})
+	d, sink := startDriver(t, Options{Devices: []DeviceOptions{tcpDevice("plc", srv, 1, tags...)}})
 	eventually(t, 5*time.Second, "up", func() bool { return sink.lastState("plc") == 1 })
 	for _, wc := range cases {
 		got, err := d.Write(t.Context(), "plc", wc.name, wc.c.want)
@@ -66,14 +65,14 @@ func TestWriteRoundTrip(t *testing.T) {
 func TestWriteKinds(t *testing.T) {
 	srv := newTestServer(t, 1)
 	srv.with(1, func(b *bank) { b.holding[100] = 0x00F0 })
-	tags := []config.Tag{
+	tags := []TagOptions{
 		{Name: "coil", Address: "00010", Writable: true},
 		{Name: "bit0", Address: "40101.0", Writable: true},
 		{Name: "bit4", Address: "hr:100.4", Writable: true},
 		{Name: "name", Address: "hr:200", Type: "string", Length: 3, Writable: true},
 		{Name: "swapped", Address: "hr:210", Type: "string", Length: 2, ByteOrder: "BADC", Writable: true},
 	}
-	d, sink := startDriver(t, &config.Config{Devices: []config.Device{tcpDevice("plc", srv, 1, tags...)}})
+	d, sink := startDriver(t, Options{Devices: []DeviceOptions{tcpDevice("plc", srv, 1, tags...)}})
 	eventually(t, 5*time.Second, "up", func() bool { return sink.lastState("plc") == 1 })
 	write := func(tag string, v drivers.Value, want drivers.Value) {
 		t.Helper()
@@ -115,7 +114,7 @@ func TestWriteKinds(t *testing.T) {
 // refused before anything reaches the device.
 func TestWriteRefused(t *testing.T) {
 	srv := newTestServer(t, 1)
-	tags := []config.Tag{
+	tags := []TagOptions{
 		{Name: "ro", Address: "40001"},
 		{Name: "u16", Address: "40002", Writable: true},
 		{Name: "i16", Address: "40003", Type: "int16", Writable: true},
@@ -131,7 +130,7 @@ func TestWriteRefused(t *testing.T) {
 			b.holding[i] = 0x5A5A
 		}
 	})
-	d, sink := startDriver(t, &config.Config{Devices: []config.Device{tcpDevice("plc", srv, 1, tags...)}})
+	d, sink := startDriver(t, Options{Devices: []DeviceOptions{tcpDevice("plc", srv, 1, tags...)}})
 	eventually(t, 5*time.Second, "up", func() bool { return sink.lastState("plc") == 1 })
 	cases := []struct {
 		tag  string

@@ -1,0 +1,121 @@
+package config
+
+import (
+	"encoding"
+	"reflect"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// decoder decodes what the schema checker accepted: every key into the field of exactly its
+// name (BurntSushi's decoder alone would also take a key that differs in case, which the
+// checker refuses), skipping the keys the checker reported, so that a bad value leaves every
+// other one decoded.
+type decoder struct {
+	md  *toml.MetaData
+	ck  *checker
+	reg *registry
+}
+
+// config decodes the top-level tables into c, which holds the defaults, and the devices with
+// their drivers' settings.
+func (d *decoder) config(top map[string]toml.Primitive, c *Config) {
+	devices, hasDevices := top["device"]
+	delete(top, "device")
+	d.keys(top, reflect.ValueOf(c).Elem(), nil)
+	if hasDevices && !d.ck.keys[path{"device"}.key()] {
+		d.devices(devices, c)
+	}
+}
+
+// devices decodes every [[device]] table: its common keys over the common defaults, its
+// driver's keys over the driver's defaults, and likewise for its tags.
+func (d *decoder) devices(prim toml.Primitive, c *Config) {
+	var tables []map[string]toml.Primitive
+	if !d.decode(prim, &tables, path{"device"}) {
+		return
+	}
+	c.Devices = make([]Device, len(tables))
+	for i, keys := range tables {
+		p := path{"device", index(i)}
+		dev := &c.Devices[i]
+		*dev = Device{PollInterval: Duration(time.Second), Timeout: Duration(time.Second),
+			Line: d.ck.lines.line(p), file: c.File, lines: d.ck.lines, path: p}
+		d.keys(keys, reflect.ValueOf(dev).Elem(), p)
+		spec, known := d.reg.lookup(dev.Driver)
+		if known && !d.ck.bad(p) {
+			dev.Settings = d.settings(spec.NewDevice, keys, p)
+		}
+		var tagKeys []map[string]toml.Primitive
+		if tp, ok := keys["tag"]; ok && !d.ck.keys[p.with("tag").key()] {
+			d.decode(tp, &tagKeys, p.with("tag"))
+		}
+		for j := range dev.Tags {
+			t, tp := &dev.Tags[j], p.with("tag", index(j))
+			t.Line, t.path = d.ck.lines.line(tp), tp
+			if known && !d.ck.bad(tp) && j < len(tagKeys) {
+				t.Settings = d.settings(spec.NewTag, tagKeys[j], tp)
+			}
+		}
+	}
+}
+
+// settings decodes the keys of a table that belong to a driver into a new settings struct.
+func (d *decoder) settings(newSettings func() any, keys map[string]toml.Primitive, p path) any {
+	s := newSettings()
+	d.keys(keys, reflect.ValueOf(s).Elem(), p)
+	return s
+}
+
+// keys decodes the keys of a table at p that are fields of the struct v.
+func (d *decoder) keys(keys map[string]toml.Primitive, v reflect.Value, p path) {
+	for _, f := range reflect.VisibleFields(v.Type()) {
+		name := tomlName(f)
+		prim, ok := keys[name]
+		if name == "" || !ok || d.ck.keys[p.with(name).key()] {
+			continue
+		}
+		d.value(prim, v.FieldByIndex(f.Index), p.with(name))
+	}
+}
+
+var (
+	unmarshalerPtr     = reflect.TypeFor[toml.Unmarshaler]()
+	textUnmarshalerPtr = reflect.TypeFor[encoding.TextUnmarshaler]()
+)
+
+// value decodes one key's value into v: a table key by key, an array of tables table by
+// table, anything else as BurntSushi decodes it.
+func (d *decoder) value(prim toml.Primitive, v reflect.Value, p path) {
+	t := v.Type()
+	custom := reflect.PointerTo(t).Implements(unmarshalerPtr) || reflect.PointerTo(t).Implements(textUnmarshalerPtr)
+	switch {
+	case !custom && t.Kind() == reflect.Struct:
+		var keys map[string]toml.Primitive
+		if d.decode(prim, &keys, p) {
+			d.keys(keys, v, p)
+		}
+	case !custom && t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Struct:
+		var elems []toml.Primitive
+		if !d.decode(prim, &elems, p) {
+			return
+		}
+		v.Set(reflect.MakeSlice(t, len(elems), len(elems)))
+		for i, e := range elems {
+			d.value(e, v.Index(i), p.with(index(i)))
+		}
+	default:
+		d.decode(prim, v.Addr().Interface(), p)
+	}
+}
+
+// decode decodes prim into out. The schema checker has accepted the value, so a failure means
+// the two disagree; it is reported rather than ignored.
+func (d *decoder) decode(prim toml.Primitive, out any, p path) bool {
+	if err := d.md.PrimitiveDecode(prim, out); err != nil {
+		d.ck.add(p, owner{}, "key %q: %v", p.dotted(), err)
+		return false
+	}
+	return true
+}
