@@ -4,12 +4,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"time"
 
 	"github.com/goburrow/modbus"
 
 	"github.com/wellgate/wellgate/drivers"
+	"github.com/wellgate/wellgate/internal/backoff"
 )
 
 // Backoff and quarantine.
@@ -174,7 +174,7 @@ func (e *endpoint) do(d *device, req func(modbus.Client) ([]byte, error)) ([]byt
 // connFailed backs the endpoint off after a failed connect, with jitter.
 func (e *endpoint) connFailed(err error) {
 	e.connFails++
-	wait := backoff(connBackoffMin, e.connFails-1, backoffMax)
+	wait := backoff.Delay(connBackoffMin, e.connFails-1, backoffMax)
 	e.notBefore = time.Now().Add(wait)
 	if e.connFails == 1 {
 		e.log.Warn("cannot connect", "err", err, "retry_in", wait.Round(time.Millisecond))
@@ -223,7 +223,7 @@ func (e *endpoint) finish(d *device, samples []drivers.Sample, err error, sink d
 		sink.DeviceState(d.name, false, fmt.Errorf("%w: %w", errNoAnswer, err))
 	}
 	if d.state == stateDown {
-		d.next = now.Add(backoff(d.pollInterval(), d.fails-downAfter, max(backoffMax, d.pollInterval())))
+		d.next = now.Add(backoff.Delay(d.pollInterval(), d.fails-downAfter, max(backoffMax, d.pollInterval())))
 		return
 	}
 	d.next = nextTick(d.next, d.pollInterval(), now)
@@ -236,16 +236,6 @@ func nextTick(prev time.Time, interval time.Duration, now time.Time) time.Time {
 		return next
 	}
 	return prev.Add((now.Sub(prev)/interval + 1) * interval)
-}
-
-// backoff returns base·2^n, at most limit, with ±20% jitter.
-func backoff(base time.Duration, n int, limit time.Duration) time.Duration {
-	d := base
-	for i := 0; i < n && d < limit; i++ {
-		d *= 2
-	}
-	d = min(d, limit)
-	return d + time.Duration((rand.Float64()*0.4-0.2)*float64(d))
 }
 
 func later(a, b time.Time) time.Time {
