@@ -92,4 +92,12 @@
 // tag's min/max, encoded with the tag's type, byte order and scale, written (function 5 for a
 // coil, 6 for one register, 16 for several, read-modify-write with 3 and 6 for a bit in a
 // register) and read back; Write returns the value read back for the caller to publish.
+//
+// # Configuration
+//
+// The package registers two drivers with the configuration, modbus-tcp and modbus-rtu
+// (configuration.go): it owns their keys of a [[device]] and a [[device.tag]] table, their
+// defaults and their validation, which reports each problem at its key's line. The rules are
+// the ones New applies to Options (device.go, tag.go), so the driver can also be built and
+// tested in code without the configuration; Close stops a running driver.
 package modbus

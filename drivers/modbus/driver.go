@@ -21,9 +21,14 @@ type Driver struct {
 	byName    map[string]*device
 	endpoints []*endpoint
 	byDevice  map[*device]*endpoint
+	closeWait time.Duration // how long Close waits for the endpoints to stop
 
 	mu   sync.Mutex
-	sink drivers.Sink // set by Run
+	sink drivers.Sink  // set by Run
+	done chan struct{} // made by Run, closed when it returns
+
+	closeOnce sync.Once
+	closing   chan struct{} // closed by Close
 
 	scanRate atomic.Int64 // ns; > 0 overrides every device's poll interval (Node Control/Scan Rate)
 }
@@ -45,7 +50,8 @@ func New(opts Options, log *slog.Logger) (*Driver, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	d := &Driver{log: log, byName: map[string]*device{}, byDevice: map[*device]*endpoint{}}
+	d := &Driver{log: log, byName: map[string]*device{}, byDevice: map[*device]*endpoint{},
+		closing: make(chan struct{}), closeWait: time.Second}
 	var errs []error
 	byKey := map[string]*endpoint{}
 	for i := range opts.Devices {
@@ -69,6 +75,8 @@ func New(opts Options, log *slog.Logger) (*Driver, error) {
 		d.byName[dev.name] = dev
 		dev.override = &d.scanRate
 		dev.replan()
+		// A request in flight ends within its timeout; an RTU line may first drain as long.
+		d.closeWait = max(d.closeWait, 2*dev.timeout+time.Second)
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -115,12 +123,24 @@ func (d *Driver) SetScanRate(rate time.Duration) {
 	}
 }
 
-// Run polls every device until ctx is cancelled, then returns nil. Devices that cannot be
-// reached are retried with backoff; Run never fails because of them. Run is called once.
+// Run polls every device until ctx is cancelled or Close is called, then returns nil. Devices
+// that cannot be reached are retried with backoff; Run never fails because of them. Run is
+// called once.
 func (d *Driver) Run(ctx context.Context, sink drivers.Sink) error {
+	done := make(chan struct{})
+	defer close(done)
 	d.mu.Lock()
-	d.sink = sink
+	d.sink, d.done = sink, done
 	d.mu.Unlock()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func(ctx context.Context) {
+		select {
+		case <-d.closing:
+			cancel()
+		case <-ctx.Done():
+		}
+	}(ctx)
 	if len(d.endpoints) == 0 {
 		<-ctx.Done()
 		return nil
@@ -133,6 +153,25 @@ func (d *Driver) Run(ctx context.Context, sink drivers.Sink) error {
 		})
 	}
 	return g.Wait()
+}
+
+// Close stops Run, if it runs, and waits until every endpoint has closed its connection or
+// port: at most about twice the longest request timeout (a request in flight ends within its
+// timeout). It is idempotent; a Run that starts after Close returns at once.
+func (d *Driver) Close() error {
+	d.closeOnce.Do(func() { close(d.closing) })
+	d.mu.Lock()
+	done := d.done
+	d.mu.Unlock()
+	if done == nil {
+		return nil
+	}
+	select {
+	case <-done:
+		return nil
+	case <-time.After(d.closeWait):
+		return fmt.Errorf("modbus: endpoints still busy %v after close", d.closeWait)
+	}
 }
 
 // Devices describes every device and tag (drivers.Describer).
