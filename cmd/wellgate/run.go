@@ -33,19 +33,27 @@ commands:
   version                        print the version
 `
 
-// run dispatches a command and returns the process exit code.
+// run dispatches a command and returns the process exit code. SIGINT and SIGTERM stop a
+// running gateway.
 func run(args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return runContext(ctx, args, stdout, stderr)
+}
+
+// runContext dispatches a command; a running gateway stops when ctx ends.
+func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
 	}
 	switch args[0] {
 	case "run":
-		return cmdRun(args[1:], stderr)
+		return cmdRun(ctx, args[1:], stderr)
 	case "check":
 		return cmdCheck(args[1:], stdout, stderr)
 	case "demo":
-		return cmdDemo(args[1:], stderr)
+		return cmdDemo(ctx, args[1:], stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "wellgate", buildVersion())
 		return 0
@@ -71,18 +79,18 @@ func buildVersion() string {
 	return version
 }
 
-func cmdRun(args []string, stderr io.Writer) int {
+func cmdRun(ctx context.Context, args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", "/etc/wellgate/wellgate.toml", "configuration file")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	return runConfig(*path, stderr)
+	return runConfig(ctx, *path, stderr)
 }
 
-// runConfig loads the configuration and runs the gateway until SIGINT or SIGTERM.
-func runConfig(path string, stderr io.Writer) int {
+// runConfig loads the configuration and runs the gateway until ctx ends.
+func runConfig(ctx context.Context, path string, stderr io.Writer) int {
 	cfg, err := config.Load(path)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -94,8 +102,6 @@ func runConfig(path string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	if err := g.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		log.Error("wellgate stopped", "err", err)
 		return 1
@@ -115,7 +121,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", "/etc/wellgate/wellgate.toml", "configuration file")
-	plan := fs.Bool("plan", false, "print the Modbus request plan")
+	plan := fs.Bool("plan", false, "print the drivers' request plans")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -140,7 +146,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func cmdDemo(args []string, stderr io.Writer) int {
+func cmdDemo(ctx context.Context, args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	mqttListen := fs.String("mqtt-listen", "127.0.0.1:1883", "embedded MQTT broker address")
@@ -165,7 +171,7 @@ func cmdDemo(args []string, stderr io.Writer) int {
 		"  status page  http://%s/\n  MQTT         %s (try: mosquitto_sub -h %s -p %s -t 'spBv1.0/#' -v)\n"+
 		"  config       %s\n", site.Addr(), *webListen, *mqttListen,
 		hostOf(*mqttListen), portOf(*mqttListen), path)
-	return runConfig(path, stderr)
+	return runConfig(ctx, path, stderr)
 }
 
 func hostOf(addr string) string { h, _, _ := net.SplitHostPort(addr); return h }
