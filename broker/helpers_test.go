@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"os/exec"
 	"strconv"
@@ -51,8 +52,11 @@ func (l *logBuffer) lines(subs ...string) []string {
 	return out
 }
 
-func (l *logBuffer) logger() *slog.Logger {
-	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
+func (l *logBuffer) logger() *slog.Logger { return sloggerTo(l) }
+
+// sloggerTo logs every level as text to w.
+func sloggerTo(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 // start creates and serves a broker with o (on 127.0.0.1:0 unless o names listeners) and
