@@ -1,0 +1,162 @@
+package broker
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const queuedMessages = 1000
+
+// subscribeAway makes mosquitto_sub (an independent client) subscribe historian with a
+// persistent session, and go away.
+func subscribeAway(t *testing.T, addr string) {
+	t.Helper()
+	if out, err := mosquitto(t, "mosquitto_sub", addr, "-c", "-i", "historian", "-q", "1", "-t", "tags/#", "-E"); err != nil {
+		t.Fatalf("mosquitto_sub -E: %v: %s", err, out)
+	}
+}
+
+// receiveAll brings historian back with mosquitto_sub and returns the n payloads it prints.
+func receiveAll(t *testing.T, addr string, n int) []string {
+	t.Helper()
+	out, err := mosquitto(t, "mosquitto_sub", addr, "-c", "-i", "historian", "-q", "1", "-t", "tags/#",
+		"-C", strconv.Itoa(n), "-W", "20")
+	if err != nil {
+		t.Fatalf("mosquitto_sub -C %d: %v (%d lines)", n, err, strings.Count(out, "\n"))
+	}
+	return strings.Fields(out)
+}
+
+func publishNumbered(t testing.TB, b *Broker, n int) {
+	t.Helper()
+	for i := range n {
+		if err := b.Publish("tags/level", 1, false, []byte(strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A persistent subscriber that is away while 1,000 QoS 1 messages are published gets them
+// all, in publish order, when it comes back (mochi alone resends them sorted by the uint16 of
+// their creation second, with an unstable sort: within a second, in no set order).
+func TestPersistentSessionInOrder(t *testing.T) {
+	b := start(t, Options{DataDir: t.TempDir()})
+	addr := b.Addr().String()
+	subscribeAway(t, addr)
+	eventually(t, 5*time.Second, "the session away", func() bool { return b.Stats().Sessions == 1 })
+	publishNumbered(t, b, queuedMessages)
+	st := b.Stats()
+	if st.QueuedMessages != queuedMessages || len(st.Queued) != 1 || st.Queued[0].ClientID != "historian" {
+		t.Fatalf("stats: %d queued in %+v", st.QueuedMessages, st.Queued)
+	}
+	checkSequence(t, receiveAll(t, addr, queuedMessages), queuedMessages)
+	eventually(t, 5*time.Second, "the queue acknowledged", func() bool { return b.Stats().QueuedMessages == 0 })
+}
+
+// The same across a restart of the broker on the same data dir.
+func TestPersistentSessionInOrderAcrossRestart(t *testing.T) {
+	dir := t.TempDir()
+	b, err := New(Options{Listen: "127.0.0.1:0", DataDir: dir, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Serve(); err != nil {
+		t.Fatal(err)
+	}
+	subscribeAway(t, b.Addr().String())
+	eventually(t, 5*time.Second, "the session away", func() bool { return b.Stats().Sessions == 1 })
+	publishNumbered(t, b, queuedMessages)
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b2 := start(t, Options{DataDir: dir})
+	if st := b2.Stats(); st.Sessions != 1 || st.QueuedMessages != queuedMessages || st.Store.State != "ok" {
+		t.Fatalf("after restart: %d sessions, %d queued, store %+v", st.Sessions, st.QueuedMessages, st.Store)
+	}
+	checkSequence(t, receiveAll(t, b2.Addr().String(), queuedMessages), queuedMessages)
+}
+
+const killChildEnv = "WELLGATE_BROKER_KILL_CHILD_DIR"
+
+// The power-loss test: the broker runs in a child process (this test binary); a
+// persistent subscriber goes away, the child publishes 1,000 QoS 1 messages as the gateway
+// does (in process) and is SIGKILLed; a broker restarted on the same data dir hands the
+// returning subscriber all 1,000, in publish order.
+func TestPersistentSessionSurvivesSIGKILL(t *testing.T) {
+	if dir := os.Getenv(killChildEnv); dir != "" {
+		killChild(dir)
+		return
+	}
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestPersistentSessionSurvivesSIGKILL$")
+	cmd.Env = append(os.Environ(), killChildEnv+"="+dir)
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	sc := bufio.NewScanner(stdout)
+	expect := func(prefix string) string {
+		for sc.Scan() {
+			if v, ok := strings.CutPrefix(sc.Text(), prefix); ok {
+				return v
+			}
+		}
+		t.Fatalf("child exited before printing %q", prefix)
+		return ""
+	}
+	addr := expect("addr ")
+	subscribeAway(t, addr)
+	fmt.Fprintf(stdin, "publish %d\n", queuedMessages)
+	if got := expect("published "); got != strconv.Itoa(queuedMessages) {
+		t.Fatalf("child published %s", got)
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+
+	b := start(t, Options{DataDir: dir})
+	checkSequence(t, receiveAll(t, b.Addr().String(), queuedMessages), queuedMessages)
+}
+
+// killChild serves a broker on dir, and on "publish N" (once its subscriber is away)
+// publishes N numbered QoS 1 messages, then says so and waits for SIGKILL.
+func killChild(dir string) {
+	b, err := New(Options{Listen: "127.0.0.1:0", DataDir: dir, Logger: sloggerTo(io.Discard)})
+	if err != nil {
+		panic(err)
+	}
+	if err := b.Serve(); err != nil {
+		panic(err)
+	}
+	fmt.Println("addr " + b.Addr().String())
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		v, ok := strings.CutPrefix(in.Text(), "publish ")
+		if !ok {
+			continue
+		}
+		n, _ := strconv.Atoi(v)
+		for b.Stats().Sessions != 1 {
+			time.Sleep(time.Millisecond) // the subscriber's disconnect is being processed
+		}
+		for i := range n {
+			if err := b.Publish("tags/level", 1, false, []byte(strconv.Itoa(i))); err != nil {
+				panic(err)
+			}
+		}
+		fmt.Printf("published %d\n", n)
+	}
+	select {}
+}
