@@ -1,6 +1,22 @@
 #!/bin/sh
+# prerm for wellgate: stop the gateway when the package is removed. On an upgrade it keeps
+# running; the new version's postinst checks the configuration and then try-restarts it.
 set -e
-if [ -d /run/systemd/system ] && [ "$1" = remove ]; then
-	systemctl stop wellgate.service >/dev/null 2>&1 || true
-	systemctl disable wellgate.service >/dev/null 2>&1 || true
-fi
+
+UNIT=wellgate.service
+
+case "$1" in
+remove | deconfigure)
+	if [ -d /run/systemd/system ]; then
+		deb-systemd-invoke stop "$UNIT"
+	fi
+	;;
+upgrade | failed-upgrade)
+	;;
+*)
+	echo "prerm called with unknown argument '$1'" >&2
+	exit 1
+	;;
+esac
+
+exit 0
