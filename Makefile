@@ -1,8 +1,17 @@
 # wellgate — the two commands a fresh machine needs are `make run` and `make test`.
 GO        ?= go
-VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS   := -s -w -X main.version=$(VERSION)
+# A Debian version that sorts the way builds were made (see scripts/version.sh): X.Y.Z on a
+# tag vX.Y.Z, X.Y.Z+N.gHASH after it, 0.0.0~gitYYYYMMDD.HASH without a tag. Override with
+# `make package VERSION=...`. Computed once.
+ifeq ($(origin VERSION),undefined)
+VERSION   := $(shell sh scripts/version.sh)
+endif
+COMMIT    := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+# The commit's date (UTC), so that the same commit builds the same binary.
+BUILDDATE := $(shell TZ=UTC0 git log -1 --format=%cd --date=format-local:%Y-%m-%dT%H:%M:%SZ 2>/dev/null)
+LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.buildDate=$(BUILDDATE)
 BIN       := bin
+DIST      := dist
 export WELLGATE_PEERS := $(CURDIR)/.peers
 
 .PHONY: run build test test-go test-arm peers vet bench load fuzz cross package clean
@@ -33,10 +42,15 @@ test-arm: cross
 	qemu-arm-static $(BIN)/wellgate-linux-armhf version
 	@echo "arm smoke: 2 passed, 0 failed"
 
-cross:
-	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/wellgate-linux-arm64 ./cmd/wellgate
-	CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=7 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/wellgate-linux-armhf ./cmd/wellgate
-	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/wellgate-linux-amd64 ./cmd/wellgate
+## cross: static binaries for every ARCH into bin/wellgate-linux-ARCH
+ARCHES := amd64 arm64 armhf
+GOARCH_amd64 := GOARCH=amd64
+GOARCH_arm64 := GOARCH=arm64
+GOARCH_armhf := GOARCH=arm GOARM=7
+cross: $(addprefix cross-,$(ARCHES))
+cross-%:
+	@test -n '$(GOARCH_$*)' || { echo "unknown ARCH $*: one of $(ARCHES)" >&2; exit 2; }
+	CGO_ENABLED=0 GOOS=linux $(GOARCH_$*) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/wellgate-linux-$* ./cmd/wellgate
 
 ## bench: every benchmark, with allocations
 bench:
@@ -61,10 +75,11 @@ fuzz:
 clean:
 	rm -rf $(BIN) dist
 
-## package: the .deb for ARCH (arm64, armhf or amd64) into dist/, with nfpm from the Go proxy
-ARCH ?= arm64
-NFPM := github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.48.0
-package: cross
-	mkdir -p dist
-	DEB_ARCH=$(ARCH) VERSION=$(patsubst v%,%,$(VERSION)) BINARY=$(BIN)/wellgate-linux-$(ARCH) \
-	  $(GO) run $(NFPM) package --config packaging/nfpm.yaml --packager deb --target dist/
+## package: the .deb of every ARCH (amd64, arm64, armhf), or of the one named by ARCH=, into dist/,
+## with nfpm from the Go module proxy at the version pinned in scripts/package.sh
+PKG_ARCHES := $(if $(ARCH),$(ARCH),$(ARCHES))
+package: $(addprefix cross-,$(PKG_ARCHES))
+	@for a in $(PKG_ARCHES); do \
+	  GO='$(GO)' scripts/package.sh -a $$a -v '$(VERSION)' -b $(BIN)/wellgate-linux-$$a -o $(DIST) || exit 1; \
+	done
+
