@@ -14,7 +14,7 @@ BIN       := bin
 DIST      := dist
 export WELLGATE_PEERS := $(CURDIR)/.peers
 
-.PHONY: run build test test-go test-arm peers vet bench load fuzz cross package clean
+.PHONY: run build test test-go test-arm test-package peers vet bench load fuzz cross package clean
 
 ## run: the gateway with a built-in simulated wellsite (status page on http://127.0.0.1:8080)
 run:
@@ -24,8 +24,9 @@ run:
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/wellgate ./cmd/wellgate
 
-## test: installs the test peers (mosquitto, socat, qemu, Tahu's decoder), then vet, race tests, ARM smoke
-test: peers vet test-go test-arm
+## test: installs the test peers (mosquitto, socat, qemu, Tahu's decoder, lintian), then vet, race
+## tests, ARM smoke, and the .deb packages (contents, lintian, install/upgrade/purge as root)
+test: peers vet test-go test-arm test-package
 
 peers:
 	bash scripts/install-peers.sh
@@ -83,3 +84,9 @@ package: $(addprefix cross-,$(PKG_ARCHES))
 	  GO='$(GO)' scripts/package.sh -a $$a -v '$(VERSION)' -b $(BIN)/wellgate-linux-$$a -o $(DIST) || exit 1; \
 	done
 
+## test-package: build all three packages, then check them (dpkg-deb, lintian, systemd-analyze,
+## qemu) and, as root, install, upgrade, remove and purge the amd64 one on this machine
+test-package:
+	$(MAKE) package ARCH= VERSION='$(VERSION)'
+	WELLGATE_PACKAGE_TEST=1 WELLGATE_DIST=$(CURDIR)/$(DIST) WELLGATE_VERSION='$(VERSION)' \
+	  $(GO) test -count=1 -timeout 10m -v ./packaging/

@@ -10,6 +10,12 @@ need_apt=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto mosquitto-clients)
 command -v socat >/dev/null 2>&1 || need_apt+=(socat)
 command -v qemu-arm-static >/dev/null 2>&1 || need_apt+=(qemu-user-static)
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium) # web's browser test (chromedp)
+# The package tests (make test-package): lintian, systemd-analyze, and the man page that
+# systemd-analyze verify looks up through man.
+command -v lintian >/dev/null 2>&1 || need_apt+=(lintian)
+command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
+command -v man >/dev/null 2>&1 || need_apt+=(man-db)
 if [ ${#need_apt[@]} -gt 0 ]; then
 	echo "install-peers: apt-get install ${need_apt[*]}"
 	SUDO=""
