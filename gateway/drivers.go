@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"github.com/wellgate/wellgate/config"
+	"github.com/wellgate/wellgate/drivers"
 )
 
 // buildDrivers builds, through the registry, every driver that has enabled devices in the
@@ -19,7 +20,7 @@ func (g *Gateway) buildDrivers() error {
 		}
 		d, err := spec.Build(devs, g.log.With("driver", spec.Name))
 		if err != nil {
-			return errors.Join(fmt.Errorf("driver %s: %w", spec.Name, err), closeAll(built))
+			return errors.Join(fmt.Errorf("driver %s: %w", spec.Name, err), closeAll(asDrivers(built)))
 		}
 		built = append(built, d)
 	}
@@ -29,8 +30,16 @@ func (g *Gateway) buildDrivers() error {
 	return nil
 }
 
-// closeAll closes the drivers that can be closed.
-func closeAll(ds []config.BuiltDriver) error {
+func asDrivers(built []config.BuiltDriver) []drivers.Driver {
+	ds := make([]drivers.Driver, len(built))
+	for i, d := range built {
+		ds[i] = d
+	}
+	return ds
+}
+
+// closeAll closes the drivers that can be closed (idempotent: drivers' Close is).
+func closeAll(ds []drivers.Driver) error {
 	var errs []error
 	for _, d := range ds {
 		if c, ok := d.(io.Closer); ok {

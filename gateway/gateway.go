@@ -110,6 +110,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	if err := os.MkdirAll(g.cfg.Gateway.DataDir, 0o755); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
+	opened.add("drivers", func() error { return closeAll(g.drivers) })
 	if err := g.startLocal(&opened); err != nil {
 		return err
 	}
@@ -330,7 +331,7 @@ var _ drivers.Sink = (*Gateway)(nil)
 // WritePlan prints each driver's request plan (drivers that plan requests), then the total.
 func (g *Gateway) WritePlan(w io.Writer) {
 	for _, d := range g.drivers {
-		if p, ok := d.(interface{ WritePlan(io.Writer) }); ok {
+		if p, ok := d.(drivers.Planner); ok {
 			p.WritePlan(w)
 		}
 	}

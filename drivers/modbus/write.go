@@ -92,8 +92,7 @@ func prepareWrite(d *device, t *tag, v drivers.Value) (*writeJob, error) {
 func (e *endpoint) write(j *writeJob) {
 	d, t := j.d, j.t
 	err := e.send(j)
-	if err != nil {
-		d.log.Warn("write failed", "tag", t.name, "err", err)
+	if err != nil { // the gateway logs the outcome of every write, once, with who asked
 		j.done <- writeResult{drivers.Null(t.typ), err}
 		return
 	}
@@ -108,9 +107,7 @@ func (e *endpoint) write(j *writeJob) {
 		j.done <- writeResult{drivers.Null(t.typ), fmt.Errorf("written, but reading back failed: %w", err)}
 		return
 	}
-	s := samples[t.index]
-	d.log.Info("wrote", "tag", t.name, "value", s.Value.String())
-	j.done <- writeResult{s.Value, nil}
+	j.done <- writeResult{samples[t.index].Value, nil}
 }
 
 // send writes the job's value with the function that fits the tag.
