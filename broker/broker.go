@@ -100,7 +100,7 @@ func New(opts Options) (*Broker, error) {
 
 	b.access = newAccess(o, b.srv, log, b.stats)
 	if o.DataDir != "" {
-		b.store = openStore(filepath.Join(o.DataDir, "broker"), o.storeFS, o.storeRetry, log)
+		b.store = openStore(filepath.Join(o.DataDir, "broker"), o.storeFS, o.storeRetry, o.storeTimeout, log)
 	}
 	b.sessions = newSessions(o, b.srv, b.store, log, b.stats)
 	var pending []kv

@@ -74,12 +74,13 @@ type Options struct {
 	// ConnectTimeout is how long a new connection may take to complete TLS and send CONNECT.
 	ConnectTimeout time.Duration
 
-	// storeFS, when set, replaces the file system the session store uses (tests inject
-	// failures with it); storeRetry is the first delay between attempts to reopen a failed
-	// store; listenFn replaces net.Listen (tests inject accept errors with it).
-	storeFS    storeFS
-	storeRetry time.Duration
-	listenFn   func(addr string) (net.Listener, error)
+	// Test hooks. storeFS replaces the session store's file system (to inject failures);
+	// storeRetry is the first delay between attempts to reopen a failed store; storeTimeout
+	// bounds a publisher's wait for one store write; listenFn replaces net.Listen.
+	storeFS      storeFS
+	storeRetry   time.Duration
+	storeTimeout time.Duration
+	listenFn     func(addr string) (net.Listener, error)
 }
 
 // Defaults for the limits in Options.
@@ -137,6 +138,7 @@ func (o Options) withDefaults() Options {
 	setDefault(&o.MaxRetainedBytes, DefaultMaxRetainedBytes)
 	setDefault(&o.ConnectTimeout, DefaultConnectTimeout)
 	setDefault(&o.storeRetry, time.Second)
+	setDefault(&o.storeTimeout, 5*time.Second)
 	return o
 }
 

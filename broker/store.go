@@ -47,15 +47,14 @@ var (
 	errFenced        = errors.New("session store instance abandoned after a failure")
 )
 
-// storeTimeout bounds how long a publisher waits for one store write.
-var storeTimeout = 5 * time.Second
-
 type store struct {
 	dir   string
 	base  storeFS
 	log   *slog.Logger
 	limit *logx.Limiter
 	retry time.Duration
+	// timeout bounds how long a publisher waits for one store write, and a close.
+	timeout time.Duration
 	// snapshot returns the broker's whole state as store writes; a reopened store is
 	// rewritten from it.
 	snapshot func() []kv
@@ -74,6 +73,8 @@ type store struct {
 	initial     *pebbledb.DB
 	initialDone func()
 
+	closing sync.WaitGroup // instances being closed
+
 	wake   chan struct{}
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -82,16 +83,16 @@ type store struct {
 
 // openStore opens the store under dir. It never fails: a store that cannot be opened is
 // reported, and the broker runs degraded until the supervisor (started by start) reopens it.
-func openStore(dir string, fs storeFS, retry time.Duration, log *slog.Logger) *store {
+func openStore(dir string, fs storeFS, retry, timeout time.Duration, log *slog.Logger) *store {
 	if fs == nil {
 		fs = vfs.Default
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &store{dir: dir, base: fs, log: log, limit: logx.NewLimiter(time.Minute), retry: retry,
-		wake: make(chan struct{}, 1), ctx: ctx, cancel: cancel, done: make(chan struct{})}
+	s := &store{dir: dir, base: fs, log: log, limit: logx.NewLimiter(time.Minute), retry: retry, timeout: timeout,
+		initialDone: func() {}, wake: make(chan struct{}, 1), ctx: ctx, cancel: cancel, done: make(chan struct{})}
 	in, err := s.open(false)
 	if err == nil {
-		s.cur, s.initial, s.initialDone = in, in.db, func() {}
+		s.cur, s.initial = in, in.db
 		return s
 	}
 	s.failed(fmt.Errorf("open %s: %w", dir, err))
@@ -150,7 +151,7 @@ func (s *store) start(pending []kv) {
 
 // open opens a pebble instance on a fenced file system of its own.
 func (s *store) open(readOnly bool) (*instance, error) {
-	in := &instance{s: s, reqs: make(chan *request, 256), dead: make(chan struct{})}
+	in := &instance{s: s, reqs: make(chan *request, 256), dead: make(chan struct{}), poisoned: make(chan struct{})}
 	in.fs = newFenceFS(s.base)
 	db, err := openPebble(s.dir, in, readOnly)
 	if err != nil {
@@ -197,21 +198,21 @@ func (s *store) write(ops ...kv) {
 		return
 	}
 	r := &request{ops: ops, done: make(chan error, 1)}
-	t := time.NewTimer(storeTimeout)
+	t := time.NewTimer(s.timeout)
 	defer t.Stop()
 	select {
 	case in.reqs <- r:
 	case <-in.dead:
 		return
 	case <-t.C:
-		in.abandon(fmt.Errorf("write queue stalled for %s", storeTimeout))
+		in.abandon(fmt.Errorf("write queue stalled for %s", s.timeout))
 		return
 	}
 	select {
 	case <-r.done:
 	case <-in.dead:
 	case <-t.C:
-		in.abandon(fmt.Errorf("write did not complete within %s", storeTimeout))
+		in.abandon(fmt.Errorf("write did not complete within %s", s.timeout))
 	}
 }
 
@@ -288,13 +289,15 @@ func (s *store) close() error {
 	} else {
 		select {
 		case <-s.done:
-		case <-time.After(storeTimeout):
+		case <-time.After(s.timeout):
 		}
 	}
-	if in == nil {
-		return nil
+	var err error
+	if in != nil {
+		err = in.stop()
 	}
-	return in.stop()
+	s.closing.Wait() // abandoned instances: closed, or their lock released after the timeout
+	return err
 }
 
 func (s *store) stats() StoreStats {
@@ -316,6 +319,7 @@ type instance struct {
 	dead     chan struct{} // closed when the instance is abandoned or stopped
 	deadOnce sync.Once
 	poison   atomic.Pointer[string] // set by pebble's Fatalf
+	poisoned chan struct{}          // closed by pebble's Fatalf
 	stopping chan struct{}
 	stopped  chan error
 }
@@ -334,7 +338,7 @@ func (in *instance) run(rewrite bool) {
 			return
 		}
 		in.s.recoveries.Add(1)
-		in.s.log.Warn("session store: reopened and rewritten from memory; sessions are on disk again", "dir", in.s.dir)
+		in.s.log.Info("session store: reopened and rewritten from memory; sessions are on disk again", "dir", in.s.dir)
 	}
 	for {
 		select {
@@ -357,6 +361,9 @@ func (in *instance) run(rewrite bool) {
 				in.abandon(err)
 				return
 			}
+		case <-in.poisoned: // a fatal error in one of pebble's own goroutines
+			in.abandon(errors.New(*in.poison.Load()))
+			return
 		case <-in.dead:
 			return
 		}
@@ -369,6 +376,9 @@ func (in *instance) commit(batch []*request) (err error) {
 			err = fmt.Errorf("pebble panicked: %v", p)
 		}
 	}()
+	if p := in.poison.Load(); p != nil {
+		return errors.New(*p)
+	}
 	b := in.db.NewBatch()
 	defer b.Close()
 	for _, r := range batch {
@@ -455,12 +465,14 @@ func (in *instance) abandon(err error) {
 		}
 	}
 	in.fs.fence()
+	in.s.closing.Add(1)
 	go in.closeDB()
 }
 
 // closeDB closes pebble, and releases its lock file if Close does not return in time (the
 // instance is fenced: it can no longer write).
 func (in *instance) closeDB() {
+	defer in.s.closing.Done()
 	done := make(chan error, 1)
 	go func() {
 		defer func() {
@@ -476,7 +488,7 @@ func (in *instance) closeDB() {
 		if in.stopped != nil {
 			in.stopped <- err
 		}
-	case <-time.After(storeTimeout):
+	case <-time.After(in.s.timeout):
 		in.fs.releaseLocks()
 		if in.stopped != nil {
 			in.stopped <- errors.New("session store: close timed out")
@@ -488,12 +500,14 @@ func (in *instance) closeDB() {
 func (in *instance) stop() error {
 	in.stopped = make(chan error, 1)
 	in.deadOnce.Do(func() { close(in.dead) })
+	in.s.closing.Add(1)
 	go in.closeDB()
 	return <-in.stopped
 }
 
 // pebbleLogger sends pebble's chatter (WAL replays, compactions) to debug. Fatalf does not
-// panic: the instance is marked poisoned, its writer reports the failure and abandons it.
+// panic (in one of pebble's goroutines that would end the process): it marks the instance
+// poisoned, and its writer abandons it and logs the error.
 type pebbleLogger struct{ in *instance }
 
 func (p pebbleLogger) Infof(format string, args ...any) {
@@ -502,8 +516,10 @@ func (p pebbleLogger) Infof(format string, args ...any) {
 
 func (p pebbleLogger) Fatalf(format string, args ...any) {
 	msg := logx.Value(fmt.Sprintf(format, args...))
-	p.in.poison.CompareAndSwap(nil, &msg)
-	p.in.s.log.Error("session store: pebble fatal error; abandoning this instance", "err", msg)
+	if p.in.poison.CompareAndSwap(nil, &msg) {
+		close(p.in.poisoned)
+	}
+	p.in.s.log.Debug("session store: pebble fatal error", "err", msg)
 }
 
 // fenceFS is the file system of one pebble instance: once fenced, every write fails, so an
