@@ -5,10 +5,14 @@ import (
 	"sync"
 )
 
-// maxPending bounds the messages a subscription holds for a handler that has fallen behind.
-// Past it the oldest are dropped, counted and logged: the broker must never grow without bound
-// on a 256 MB box, and a publisher must never be blocked by an in-process consumer.
-const maxPending = 100_000
+// maxPending and maxPendingBytes bound the messages a subscription holds for a handler that
+// has fallen behind. Past either the oldest are dropped, counted and logged: the broker must
+// never grow without bound on a 256 MB box, and a publisher must never be blocked by an
+// in-process consumer.
+const (
+	maxPending      = 100_000
+	maxPendingBytes = 32 << 20
+)
 
 // subscription hands messages from mochi's publisher goroutines to one handler goroutine, in
 // the order they were published.
@@ -20,6 +24,7 @@ type subscription struct {
 	mu      sync.Mutex
 	cond    *sync.Cond
 	queue   []Message
+	bytes   int
 	closed  bool
 	dropped uint64
 	done    chan struct{}
@@ -38,7 +43,10 @@ func (s *subscription) push(m Message) {
 	if s.closed {
 		return
 	}
-	if len(s.queue) >= maxPending {
+	size := len(m.Topic) + len(m.Payload)
+	for len(s.queue) > 0 && (len(s.queue) >= maxPending || s.bytes+size > maxPendingBytes) {
+		s.bytes -= len(s.queue[0].Topic) + len(s.queue[0].Payload)
+		s.queue[0] = Message{}
 		s.queue = s.queue[1:]
 		s.dropped++
 		if s.dropped == 1 || s.dropped%10_000 == 0 {
@@ -47,6 +55,7 @@ func (s *subscription) push(m Message) {
 		}
 	}
 	s.queue = append(s.queue, m)
+	s.bytes += size
 	s.cond.Signal()
 }
 
@@ -62,7 +71,7 @@ func (s *subscription) loop() {
 			return
 		}
 		batch := s.queue
-		s.queue = nil
+		s.queue, s.bytes = nil, 0
 		s.mu.Unlock()
 		for _, m := range batch {
 			s.fn(m)
