@@ -79,14 +79,15 @@ clean:
 ## package: the .deb of every ARCH (amd64, arm64, armhf), or of the one named by ARCH=, into dist/,
 ## with nfpm from the Go module proxy at the version pinned in scripts/package.sh
 PKG_ARCHES := $(if $(ARCH),$(ARCH),$(ARCHES))
-package: $(addprefix cross-,$(PKG_ARCHES))
-	@for a in $(PKG_ARCHES); do \
+package_debs = @for a in $(1); do \
 	  GO='$(GO)' scripts/package.sh -a $$a -v '$(VERSION)' -b $(BIN)/wellgate-linux-$$a -o $(DIST) || exit 1; \
 	done
+package: $(addprefix cross-,$(PKG_ARCHES))
+	$(call package_debs,$(PKG_ARCHES))
 
 ## test-package: build all three packages, then check them (dpkg-deb, lintian, systemd-analyze,
 ## qemu) and, as root, install, upgrade, remove and purge the amd64 one on this machine
-test-package:
-	$(MAKE) package ARCH= VERSION='$(VERSION)'
+test-package: $(addprefix cross-,$(ARCHES))
+	$(call package_debs,$(ARCHES))
 	WELLGATE_PACKAGE_TEST=1 WELLGATE_DIST=$(CURDIR)/$(DIST) WELLGATE_VERSION='$(VERSION)' \
 	  $(GO) test -count=1 -timeout 10m -v ./packaging/
