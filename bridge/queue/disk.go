@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/wellgate/wellgate/internal/logx"
 )
 
 // Disk is the crash-safe queue: append-only segment files in one directory, records framed
@@ -33,12 +35,12 @@ type Disk struct {
 	segs     []*segment // oldest first
 	active   segFile    // append handle of the last segment; nil: the next Add starts a new one
 	nextID   uint64
-	head     pos // oldest record not acked
-	read     pos // next record Begin hands out
-	tail     pos // where the next record goes
-	unsynced []segFile
-	dirty    bool // active has writes not yet synced
-	dirDirty bool // a segment was created since the last commit
+	head     pos        // oldest record not acked
+	read     pos        // next record Begin hands out
+	tail     pos        // where the next record goes
+	unsynced []heldFile // append handles of sealed segments, for the next commit to sync and close
+	dirty    bool       // active has writes not yet synced
+	dirDirty bool       // a segment was created since the last commit
 	ackDirty bool
 	readers  map[uint64]*os.File
 	headTime struct {
@@ -55,8 +57,16 @@ type Disk struct {
 	lastErr      string
 	closed       bool
 
+	fullLog *logx.Limiter // disk-full drops log at most once per fullLogEvery
+
 	stop chan struct{}
 	done chan struct{}
+}
+
+// heldFile is an append handle waiting for the commit, with its segment's id.
+type heldFile struct {
+	id uint64
+	f  segFile
 }
 
 // segFile is what Disk needs of a segment opened for appending.
@@ -115,6 +125,7 @@ func openDisk(dir string, opts Options, log *slog.Logger, create func(string) (s
 		dir: dir, opts: opts, log: log, create: create,
 		readers: map[uint64]*os.File{},
 		dropped: map[DropReason]uint64{},
+		fullLog: logx.NewLimiter(fullLogEvery),
 		stop:    make(chan struct{}), done: make(chan struct{}),
 	}
 	if err := d.recover(); err != nil {
@@ -132,8 +143,10 @@ func createSegment(path string) (segFile, error) {
 	return os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o640)
 }
 
-// Add appends records at the tail. It copies them. On a write error (a full disk) it
-// returns the error having added none of them, and what was queued before stays intact.
+// Add appends records at the tail. It copies them. When the disk is full (ENOSPC, EDQUOT) it
+// frees the oldest segment, counting its records as DropDiskFull, and tries again, until the
+// records fit or nothing older is left; only then does it return the error, having added none
+// of them, with what was queued before intact: the newest data is kept, not the oldest.
 func (d *Disk) Add(records ...[]byte) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -146,28 +159,42 @@ func (d *Disk) Add(records ...[]byte) error {
 	if len(records) == 0 {
 		return nil
 	}
-	if err := d.prepareActive(); err != nil {
-		return d.writeFailed(err)
-	}
 	now := d.opts.now()
 	d.wbuf = d.wbuf[:0]
 	for _, r := range records {
 		d.wbuf = appendRecord(d.wbuf, r, now)
 	}
-	seg := d.segs[len(d.segs)-1]
-	if _, err := d.active.Write(d.wbuf); err != nil {
-		d.sealActive(seg)
-		return d.writeFailed(fmt.Errorf("append to %s: %w", seg.path, err))
+	for {
+		err := d.appendBuf(len(records))
+		if err == nil {
+			break
+		}
+		if !diskFull(err) || !d.freeOldest(err) {
+			return d.writeFailed(err)
+		}
 	}
-	n := int64(len(d.wbuf))
-	seg.size += n
-	seg.count += len(records)
-	d.tail = pos{seq: d.tail.seq + uint64(len(records)), seg: seg.id, off: seg.size, logical: d.tail.logical + n}
-	d.dirty = true
 	if cap(d.wbuf) > 4<<20 {
 		d.wbuf = nil // do not pin a huge batch's buffer
 	}
 	d.enforceBounds()
+	return nil
+}
+
+// appendBuf writes the framed records in wbuf (n of them) to the active segment.
+func (d *Disk) appendBuf(n int) error {
+	if err := d.prepareActive(); err != nil {
+		return err
+	}
+	seg := d.segs[len(d.segs)-1]
+	if _, err := d.active.Write(d.wbuf); err != nil {
+		d.sealActive(seg)
+		return fmt.Errorf("append to %s: %w", seg.path, err)
+	}
+	size := int64(len(d.wbuf))
+	seg.size += size
+	seg.count += n
+	d.tail = pos{seq: d.tail.seq + uint64(n), seg: seg.id, off: seg.size, logical: d.tail.logical + size}
+	d.dirty = true
 	return nil
 }
 
@@ -195,7 +222,7 @@ func (d *Disk) prepareActive() error {
 	}
 	d.nextID++
 	if d.active != nil {
-		d.unsynced = append(d.unsynced, d.active)
+		d.unsynced = append(d.unsynced, heldFile{d.segs[len(d.segs)-1].id, d.active})
 	}
 	d.active, d.dirty, d.dirDirty = f, true, true
 	s := &segment{id: id, path: path, size: segHeaderLen, firstSeq: d.tail.seq, base: d.tail.logical}
@@ -215,7 +242,7 @@ func (d *Disk) sealActive(seg *segment) {
 	if err := d.active.Truncate(seg.size); err != nil {
 		d.log.Warn("queue: cannot cut a failed write off; recovery will drop it", "file", seg.path, "err", err)
 	}
-	d.unsynced = append(d.unsynced, d.active)
+	d.unsynced = append(d.unsynced, heldFile{seg.id, d.active})
 	d.active = nil
 }
 

@@ -10,106 +10,146 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 )
 
-// fullDisk wraps a segment file and fails writes with ENOSPC (after writing part of them)
-// while the shared budget is exhausted. It stands in for a full disk where no tmpfs can be
-// mounted.
-type fullDisk struct {
-	*os.File
-	budget *int64
+// smallDisk stands in for a file system of capacity bytes where no tmpfs can be mounted: the
+// segment files it created share the capacity while they exist (a deleted file gives its
+// space back), and a write past it is torn half-way and fails with ENOSPC, as the kernel may
+// leave it.
+type smallDisk struct {
+	capacity int64
+	paths    []string
 }
 
-func (f fullDisk) Write(p []byte) (int, error) {
-	if int64(len(p)) <= *f.budget {
-		*f.budget -= int64(len(p))
+func (fs *smallDisk) create(path string) (segFile, error) {
+	f, err := createSegment(path)
+	if err != nil {
+		return nil, err
+	}
+	fs.paths = append(fs.paths, path)
+	return diskFile{f.(*os.File), fs}, nil
+}
+
+func (fs *smallDisk) used() int64 {
+	var n int64
+	for _, p := range fs.paths {
+		if fi, err := os.Stat(p); err == nil {
+			n += fi.Size()
+		}
+	}
+	return n
+}
+
+type diskFile struct {
+	*os.File
+	fs *smallDisk
+}
+
+func (f diskFile) Write(p []byte) (int, error) {
+	if f.fs.used()+int64(len(p)) <= f.fs.capacity {
 		return f.File.Write(p)
 	}
-	n, _ := f.File.Write(p[:len(p)/2]) // a torn write, as the kernel may leave
+	n, _ := f.File.Write(p[:len(p)/2])
 	return n, &os.PathError{Op: "write", Path: f.Name(), Err: syscall.ENOSPC}
 }
 
-func TestDiskFullWriter(t *testing.T) {
+// TestDiskFullDropsOldest fills a small disk far past its size: no Add fails, the oldest
+// segments are freed (counted as DropDiskFull) and the newest records are kept, a contiguous
+// run up to the last one added, before and after reopening.
+func TestDiskFullDropsOldest(t *testing.T) {
 	dir := t.TempDir()
-	budget := int64(1 << 30)
-	create := func(path string) (segFile, error) {
-		f, err := createSegment(path)
-		if err != nil {
-			return nil, err
-		}
-		return fullDisk{f.(*os.File), &budget}, nil
+	per := int64(RecordOverhead + len(rec(0)))
+	fs := &smallDisk{capacity: 100 * per}
+	log, lb := newLog()
+	q, err := openDisk(dir, Options{SegmentSize: 20 * per}, log, fs.create)
+	if err != nil {
+		t.Fatal(err)
 	}
-	q, err := openDisk(dir, Options{SegmentSize: 1 << 20}, slog.New(slog.DiscardHandler), create)
+	defer q.Close()
+	const n = 1000
+	addRange(t, q, 0, n/2)
+	tx, _ := q.Begin(30) // handed out, not acked: a full disk may drop them too
+	addRange(t, q, n/2, n)
+	q.Ack(tx) // their segment is gone: nothing happens
+	st := q.Stats()
+	dropped := st.Dropped[DropDiskFull]
+	if dropped == 0 || dropped+uint64(st.Records) != n || st.WriteErrors != 0 {
+		t.Fatalf("stats %+v: want the oldest dropped for a full disk, %d in all", st, n)
+	}
+	if !strings.Contains(lb.String(), "disk full") {
+		t.Errorf("no log line for the dropped segment: %s", lb.String())
+	}
+	if fs.used() > fs.capacity {
+		t.Fatalf("%d bytes used on a disk of %d", fs.used(), fs.capacity)
+	}
+	q.Close()
+	q2 := mustOpen(t, dir, Options{}, nil)
+	got := drain(t, q2)
+	checkRun(t, got, int(dropped), n)
+	t.Logf("%d records added to a disk holding about %d: the newest %d kept, %d oldest dropped", n, fs.capacity/per, len(got), dropped)
+}
+
+// TestDiskFullOfOtherFiles: when even freeing all of its own segments leaves no room, the
+// queue refuses the Add (counted) and works again once there is space.
+func TestDiskFullOfOtherFiles(t *testing.T) {
+	dir := t.TempDir()
+	fs := &smallDisk{capacity: 1 << 30}
+	q, err := openDisk(dir, Options{SegmentSize: 1 << 20}, slog.New(slog.DiscardHandler), fs.create)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer q.Close()
 	addRange(t, q, 0, 50)
-	budget = 0
+	fs.capacity = 0 // someone else filled the disk
 	for i := 50; i < 60; i++ {
 		if err := q.Add(rec(i), rec(i)); !errors.Is(err, syscall.ENOSPC) {
-			t.Fatalf("Add on a full disk: %v, want ENOSPC", err)
+			t.Fatalf("Add on a disk full of other files: %v, want ENOSPC", err)
 		}
 	}
-	if q.Len() != 50 || q.Stats().WriteErrors != 10 {
-		t.Fatalf("Len %d, stats %+v", q.Len(), q.Stats())
+	st := q.Stats()
+	if st.WriteErrors != 10 || st.Records != 0 || st.Dropped[DropDiskFull] != 50 {
+		t.Fatalf("stats %+v: the queue's own records go first, then Adds are refused", st)
 	}
-	budget = 1 << 30 // space is back
+	fs.capacity = 1 << 30 // space is back
 	addRange(t, q, 60, 70)
 	q.Close()
 	q2 := mustOpen(t, dir, Options{}, nil)
-	got := drain(t, q2)
-	checkRun(t, got[:50], 0, 50)
-	checkRun(t, got[50:], 60, 70)
+	checkRun(t, drain(t, q2), 60, 70)
 }
 
-// TestDiskFullTmpfs fills a real 256 KiB tmpfs. It needs root (mount); it is skipped otherwise.
+// TestDiskFullTmpfs fills a real 256 KiB tmpfs far past its size: no Add fails, the oldest
+// segments are freed and the newest records kept. It needs root (mount); it is skipped
+// otherwise (TestDiskFullDropsOldest covers the same with a simulated disk).
 func TestDiskFullTmpfs(t *testing.T) {
 	dir := t.TempDir()
 	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=256k"); err != nil {
-		t.Skipf("cannot mount a tmpfs (%v); TestDiskFullWriter covers ENOSPC", err)
+		t.Skipf("cannot mount a tmpfs (%v); TestDiskFullDropsOldest covers a full disk", err)
 	}
 	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
 	qdir := filepath.Join(dir, "queue")
 	q := mustOpen(t, qdir, Options{SegmentSize: 32 << 10, SyncInterval: 5 * time.Millisecond}, nil)
-	n := 0
-	var err error
-	for ; n < 1e6; n++ {
-		if err = q.Add(rec(n)); err != nil {
-			break
+	const n = 50000 // about 1.2 MB of records
+	for i := range n {
+		if err := q.Add(rec(i)); err != nil {
+			t.Fatalf("Add(%d) on a full tmpfs: %v", i, err)
 		}
 	}
-	if !errors.Is(err, syscall.ENOSPC) {
-		t.Fatalf("filling the disk ended with %v after %d records, want ENOSPC", err, n)
-	}
-	if err := q.Add(rec(n)); !errors.Is(err, syscall.ENOSPC) {
-		t.Fatalf("second Add on a full disk: %v", err)
-	}
-	// Draining frees whole segments; then adding works again.
-	tx, _ := q.Begin(n / 2)
-	if err := q.Ack(tx); err != nil {
-		t.Fatal(err)
-	}
-	start := tx.Len()
-	m := n
-	for ; m < n+100; m++ {
-		if err := q.Add(rec(m)); err != nil {
-			t.Fatalf("Add after draining: %v", err)
-		}
+	st := q.Stats()
+	dropped := st.Dropped[DropDiskFull]
+	if dropped == 0 || dropped+uint64(st.Records) != n {
+		t.Fatalf("stats %+v: want the oldest dropped for a full disk", st)
 	}
 	if err := q.Close(); err != nil {
 		t.Logf("Close on a full disk: %v", err)
 	}
 	q = mustOpen(t, qdir, Options{}, nil)
 	got := drain(t, q)
-	checkRun(t, got[len(got)-100:], n, m)
-	checkRun(t, got[:len(got)-100], got[0], n)
-	if got[0] > start {
-		t.Fatalf("records before %d lost", got[0])
-	}
+	checkRun(t, got, int(dropped), n)
+	t.Logf("%d records on a 256 KiB tmpfs: the newest %d kept, %d oldest dropped", n, len(got), dropped)
 }
 
 const childEnv = "WELLGATE_QUEUE_CRASH_CHILD"

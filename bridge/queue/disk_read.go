@@ -49,8 +49,8 @@ func (d *Disk) commit() error {
 	d.mu.Unlock()
 
 	var errs []error
-	for _, f := range files {
-		errs = append(errs, f.Sync(), f.Close())
+	for _, h := range files {
+		errs = append(errs, h.f.Sync(), h.f.Close())
 	}
 	if syncActive {
 		errs = append(errs, active.Sync())
@@ -218,7 +218,7 @@ func (d *Disk) cutSegment(p pos, cause error) {
 	s.size = p.off
 	if i == len(d.segs)-1 {
 		if d.active != nil {
-			d.unsynced = append(d.unsynced, d.active)
+			d.unsynced = append(d.unsynced, heldFile{s.id, d.active})
 			d.active = nil
 		}
 		d.tail = p

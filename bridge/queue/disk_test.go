@@ -103,8 +103,8 @@ func (d *Disk) abandon() {
 	if d.active != nil {
 		d.active.Close()
 	}
-	for _, f := range d.unsynced {
-		f.Close()
+	for _, h := range d.unsynced {
+		h.f.Close()
 	}
 	d.closeReaders()
 }

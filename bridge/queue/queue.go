@@ -9,7 +9,8 @@
 //     them; several transactions may be outstanding, each following the previous one.
 //   - Ack(tx) removes the records of tx and every older record. Nack(tx) rolls back: the next
 //     Begin starts again at the oldest record not acked.
-//   - Bounds by bytes and by age drop the oldest records, counted in Stats by reason.
+//   - Bounds by bytes and by age drop the oldest records, counted in Stats by reason; so does
+//     a full disk (Disk frees its oldest segment to make room for the newest records).
 //
 // The package also holds the compact binary encoding of a drivers.Sample used as a record.
 package queue
@@ -91,6 +92,9 @@ const (
 	DropBytes   DropReason = "bytes"   // the byte limit was reached
 	DropAge     DropReason = "age"     // older than MaxAge
 	DropCorrupt DropReason = "corrupt" // failed its checksum (torn write, bit rot)
+	// DropDiskFull: the disk was full (ENOSPC, EDQUOT) when records were added; Disk freed its
+	// oldest segment to keep the newest records.
+	DropDiskFull DropReason = "disk-full"
 )
 
 // Stats are a queue's counters for the status page and metrics.
@@ -103,7 +107,7 @@ type Stats struct {
 	Segments     int                   // Disk: segment files
 	Syncs        uint64                // Disk: group commits that reached the disk
 	SyncErrors   uint64                // Disk: failed fsyncs and ack-file writes
-	WriteErrors  uint64                // Disk: failed Adds (for example ENOSPC)
+	WriteErrors  uint64                // Disk: failed Adds (ENOSPC with nothing older left to free)
 	LastError    string                // Disk: the last write, sync or read error
 }
 
