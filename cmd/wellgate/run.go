@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -19,9 +18,6 @@ import (
 	"github.com/wellgate/wellgate/gateway"
 	"github.com/wellgate/wellgate/internal/sim"
 )
-
-// version is set at build time with -ldflags "-X main.version=…".
-var version = "dev"
 
 const usage = `usage: wellgate <command> [flags]
 
@@ -55,7 +51,7 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	case "demo":
 		return cmdDemo(ctx, args[1:], stderr)
 	case "version", "-version", "--version":
-		fmt.Fprintln(stdout, "wellgate", buildVersion())
+		fmt.Fprintln(stdout, versionLine())
 		return 0
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
@@ -63,20 +59,6 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	fmt.Fprintf(stderr, "wellgate: unknown command %q\n\n%s", args[0], usage)
 	return 2
-}
-
-func buildVersion() string {
-	if version != "dev" {
-		return version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-				return "dev-" + s.Value[:12]
-			}
-		}
-	}
-	return version
 }
 
 func cmdRun(ctx context.Context, args []string, stderr io.Writer) int {
@@ -107,14 +89,6 @@ func runConfig(ctx context.Context, path string, stderr io.Writer) int {
 		return 1
 	}
 	return 0
-}
-
-func newLogger(level string, w io.Writer) *slog.Logger {
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		lv = slog.LevelInfo
-	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: lv}))
 }
 
 func cmdCheck(args []string, stdout, stderr io.Writer) int {
