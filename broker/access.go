@@ -151,6 +151,11 @@ func (a *access) rights(user string) (acl Access, full, ok bool) {
 	return u.Access, false, true
 }
 
+// anonymousWrites reports whether anonymous clients may publish anything.
+func (a *access) anonymousWrites() bool {
+	return a.anonymous && (a.anonFull || len(a.anonACL.Write) > 0)
+}
+
 // writeDenied returns why user may not publish to topic, or "".
 func (a *access) writeDenied(user, topic string) string {
 	kind := a.edge.kind(topic)

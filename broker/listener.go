@@ -11,7 +11,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -228,11 +230,8 @@ type wsListener struct {
 }
 
 func newWSListener(id string, acc *acceptor, b *Broker) *wsListener {
-	l := &wsListener{id: id, acc: acc, b: b, upgrader: websocket.Upgrader{
-		Subprotocols: []string{"mqtt"},
-		// HMI panels are served from elsewhere; who may do what is decided by user and ACL.
-		CheckOrigin: func(*http.Request) bool { return true },
-	}}
+	l := &wsListener{id: id, acc: acc, b: b}
+	l.upgrader = websocket.Upgrader{Subprotocols: []string{"mqtt"}, CheckOrigin: l.checkOrigin}
 	l.srv = &http.Server{Handler: http.HandlerFunc(l.handle), ReadHeaderTimeout: b.opts.ConnectTimeout,
 		MaxHeaderBytes: 8 << 10, ErrorLog: log.New(io.Discard, "", 0)}
 	return l
@@ -248,6 +247,25 @@ func (l *wsListener) Close(closeClients listeners.CloseFn) {
 	_ = l.srv.Close() // closes the acceptor; upgraded connections are mochi's clients:
 	closeClients(l.id)
 	l.b.conns.closeAll(l.id)
+}
+
+// checkOrigin lets in non-browser clients (no Origin), pages served by the same host, and —
+// HMI panels are often served from elsewhere — pages from any origin as long as anonymous
+// clients may not publish: then a user name and password decide. Where anonymous clients may
+// publish (the loopback demo), any web page open in a browser on the box could otherwise
+// send commands through ws://127.0.0.1.
+func (l *wsListener) checkOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" || !l.b.access.anonymousWrites() {
+		return true
+	}
+	if u, err := url.Parse(origin); err == nil && strings.EqualFold(u.Host, r.Host) {
+		return true
+	}
+	l.b.stats.deny(ReasonOrigin)
+	l.b.limit.Log(l.b.log, slog.LevelWarn, "origin|"+logx.Value(origin), "mqtt websocket refused: a web page from another origin, and anonymous clients may publish",
+		"origin", logx.Value(origin), "remote", r.RemoteAddr)
+	return false
 }
 
 func (l *wsListener) handle(w http.ResponseWriter, r *http.Request) {

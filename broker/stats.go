@@ -84,6 +84,7 @@ const (
 	ReasonPublish        = "publish denied"      // a topic outside the client's write list
 	ReasonNamespace      = "gateway namespace"   // a birth, data or death under the gateway's own edge node
 	ReasonCommand        = "command not allowed" // an NCMD/DCMD from a client whose write list does not cover it
+	ReasonOrigin         = "websocket origin"    // a browser page from another origin while anonymous clients may publish
 )
 
 // counters are the broker's own event counts (mochi's are in its system.Info).

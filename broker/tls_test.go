@@ -10,11 +10,14 @@ import (
 	"encoding/pem"
 	"math/big"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 )
 
 // testPKI is a CA with a server certificate for 127.0.0.1 and a client certificate, as PEM
@@ -164,5 +167,44 @@ func TestWebSocketListener(t *testing.T) {
 	subscribe(t, c2, "wellsite/#", 1, late.handle)
 	if m := late.wait(t, 1, 10*time.Second)[0]; !m.Retained() || string(m.Payload()) != "4.2" {
 		t.Fatalf("late WebSocket subscriber got %q retained=%v", m.Payload(), m.Retained())
+	}
+}
+
+// Where anonymous clients may publish (the loopback demo), a page from another origin open in
+// a browser on the box must not reach the broker through WebSocket; with users, the user name
+// and password decide, and an HMI page from anywhere may connect.
+func TestWebSocketOrigin(t *testing.T) {
+	upgrade := func(b *Broker, origin string) int {
+		h := http.Header{}
+		if origin != "" {
+			h.Set("Origin", origin)
+		}
+		d := websocket.Dialer{Subprotocols: []string{"mqtt"}, HandshakeTimeout: 5 * time.Second}
+		c, resp, err := d.Dial("ws://"+b.WSAddr().String()+"/mqtt", h)
+		if err == nil {
+			c.Close()
+			return http.StatusSwitchingProtocols
+		}
+		if resp == nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode
+	}
+	demo := start(t, Options{Listen: "127.0.0.1:0", WSListen: "127.0.0.1:0"})
+	for origin, want := range map[string]int{
+		"":                                 http.StatusSwitchingProtocols, // not a browser
+		"http://" + demo.WSAddr().String(): http.StatusSwitchingProtocols, // a page served by the box itself
+		"http://evil.example":              http.StatusForbidden,
+	} {
+		if got := upgrade(demo, origin); got != want {
+			t.Errorf("demo, origin %q: status %d, want %d", origin, got, want)
+		}
+	}
+	if demo.Stats().Denials[ReasonOrigin] != 1 {
+		t.Errorf("denials %v", demo.Stats().Denials)
+	}
+	withUsers := start(t, Options{Listen: "127.0.0.1:0", WSListen: "127.0.0.1:0", Users: []User{ignition(t)}})
+	if got := upgrade(withUsers, "http://hmi.example"); got != http.StatusSwitchingProtocols {
+		t.Errorf("with users, a panel from another origin: status %d", got)
 	}
 }
