@@ -93,14 +93,18 @@ type Problem struct {
 func (p Problem) String() string { return p.Msg }
 
 // Check validates a device's options without any I/O and returns every problem it finds. It
-// is the one place these rules live: New calls it, and so does the configuration adapter,
-// which reports each problem with its file and line.
-func (o *DeviceOptions) Check() []Problem {
+// is the one place these rules live: New calls it, and the configuration adapter reports the
+// problems of the driver's own keys (the configuration checks the common ones: names,
+// intervals, deadbands, min and max) with their file and line.
+func (o *DeviceOptions) Check() []Problem { return o.check(true) }
+
+// check validates the driver's keys, and with common the keys every device has too.
+func (o *DeviceOptions) check(common bool) []Problem {
 	var ps []Problem
 	bad := func(key, format string, args ...any) {
 		ps = append(ps, Problem{Tag: -1, Key: key, Msg: fmt.Sprintf(format, args...)})
 	}
-	if o.Name == "" {
+	if common && o.Name == "" {
 		bad("name", "device has no name")
 	}
 	if err := CheckEndpoint(o.Endpoint); err != nil {
@@ -124,17 +128,17 @@ func (o *DeviceOptions) Check() []Problem {
 		key string
 		v   time.Duration
 	}{{"poll_interval", o.Interval}, {"timeout", o.Timeout}} {
-		if d.v < 0 || (d.v > 0 && d.v < time.Millisecond) {
+		if common && (d.v < 0 || (d.v > 0 && d.v < time.Millisecond)) {
 			bad(d.key, "%s %v must be at least 1ms", d.key, d.v)
 		}
 	}
 	names := map[string]bool{}
 	for i := range o.Tags {
-		for _, p := range o.Tags[i].check() {
+		for _, p := range o.Tags[i].check(common) {
 			p.Tag = i
 			ps = append(ps, p)
 		}
-		if n := o.Tags[i].Name; n != "" {
+		if n := o.Tags[i].Name; common && n != "" {
 			if names[n] {
 				ps = append(ps, Problem{Tag: i, Key: "name", Msg: "tag name is used twice in this device"})
 			}
@@ -144,13 +148,13 @@ func (o *DeviceOptions) Check() []Problem {
 	return ps
 }
 
-// check validates one tag.
-func (t *TagOptions) check() []Problem {
+// check validates one tag: the driver's keys, and with common the common ones too.
+func (t *TagOptions) check(common bool) []Problem {
 	var ps []Problem
 	bad := func(key, format string, args ...any) {
 		ps = append(ps, Problem{Key: key, Msg: fmt.Sprintf(format, args...)})
 	}
-	if t.Name == "" {
+	if common && t.Name == "" {
 		bad("name", "tag has no name")
 	}
 	if t.NodeID == "" {
@@ -162,12 +166,15 @@ func (t *TagOptions) check() []Problem {
 	if err != nil {
 		bad("type", "%v", err)
 	}
-	if t.Deadband < 0 || math.IsNaN(t.Deadband) || math.IsInf(t.Deadband, 0) {
-		bad("deadband", "deadband %g must be a finite number, 0 or more", t.Deadband)
-	} else if t.Deadband > 0 && typ != drivers.Unknown && !numeric(typ) {
+	switch {
+	case t.Deadband < 0 || math.IsNaN(t.Deadband) || math.IsInf(t.Deadband, 0):
+		if common {
+			bad("deadband", "deadband %g must be a finite number, 0 or more", t.Deadband)
+		}
+	case t.Deadband > 0 && typ != drivers.Unknown && !numeric(typ):
 		bad("deadband", "a deadband applies to numbers, not %s", typ)
 	}
-	if t.Min != nil && t.Max != nil && *t.Min > *t.Max {
+	if common && t.Min != nil && t.Max != nil && *t.Min > *t.Max {
 		bad("min", "min %g is greater than max %g", *t.Min, *t.Max)
 	}
 	if (t.Min != nil || t.Max != nil) && typ != drivers.Unknown && !numeric(typ) {
@@ -226,17 +233,19 @@ func securityRules(policy string, mode ua.MessageSecurityMode, o *DeviceOptions)
 	case secured && mode == ua.MessageSecurityModeNone:
 		add("security_mode", "security_policy %s needs security_mode Sign or SignAndEncrypt, not None", o.SecurityPolicy)
 	}
-	if (o.Username == "") != (o.Password == "") {
-		add("username", "username and password go together")
+	pair := func(a, b, aKey, bKey string) {
+		switch {
+		case a != "" && b == "":
+			add(aKey, "%s and %s go together", aKey, bKey)
+		case a == "" && b != "":
+			add(bKey, "%s and %s go together", aKey, bKey)
+		}
 	}
-	if (o.UserCertificate == "") != (o.UserKey == "") {
-		add("user_certificate", "user_certificate and user_key go together")
-	}
+	pair(o.Username, o.Password, "username", "password")
+	pair(o.UserCertificate, o.UserKey, "user_certificate", "user_key")
+	pair(o.ClientCertificate, o.ClientKey, "client_certificate", "client_key")
 	if o.Username != "" && o.UserCertificate != "" {
 		add("user_certificate", "choose one user authentication: username and password, or user_certificate and user_key")
-	}
-	if (o.ClientCertificate == "") != (o.ClientKey == "") {
-		add("client_certificate", "client_certificate and client_key go together")
 	}
 	if o.ServerFingerprint != "" {
 		if _, err := ParseFingerprint(o.ServerFingerprint); err != nil {

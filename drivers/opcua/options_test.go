@@ -34,12 +34,13 @@ func TestCheckDevice(t *testing.T) {
 		{"policy with mode none", func(o *DeviceOptions) {
 			o.SecurityPolicy, o.SecurityMode, o.PKIDir = "Basic256Sha256", "None", "/x"
 		}, "security_mode", -1, "Sign or SignAndEncrypt"},
-		{"password alone", func(o *DeviceOptions) { o.Password = "x" }, "username", -1, "go together"},
-		{"user key alone", func(o *DeviceOptions) { o.UserKey = "k.pem" }, "user_certificate", -1, "go together"},
+		{"password alone", func(o *DeviceOptions) { o.Password = "x" }, "password", -1, "go together"},
+		{"username alone", func(o *DeviceOptions) { o.Username = "x" }, "username", -1, "go together"},
+		{"user key alone", func(o *DeviceOptions) { o.UserKey = "k.pem" }, "user_key", -1, "go together"},
 		{"two user auths", func(o *DeviceOptions) {
 			o.Username, o.Password, o.UserCertificate, o.UserKey = "u", "p", "c", "k"
 		}, "user_certificate", -1, "choose one"},
-		{"client key alone", func(o *DeviceOptions) { o.ClientKey = "k.pem" }, "client_certificate", -1, "go together"},
+		{"client key alone", func(o *DeviceOptions) { o.ClientKey = "k.pem" }, "client_key", -1, "go together"},
 		{"fingerprint", func(o *DeviceOptions) {
 			o.SecurityPolicy, o.PKIDir, o.ServerFingerprint = "Basic256Sha256", "/x", "SHA256:12"
 		}, "server_fingerprint", -1, "64 hex digits"},
