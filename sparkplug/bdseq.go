@@ -17,8 +17,8 @@ import (
 // should log the error as a warning and carry on.
 var ErrBdSeqCorrupt = errors.New("bdSeq file corrupt, starting over at 0")
 
-// BdSeqStore hands out the birth/death sequence number, one per MQTT connect, and persists the
-// last one handed out so that it survives restarts. Safe for concurrent use.
+// BdSeqStore hands out the birth/death sequence number, one per MQTT CONNECT sent, and persists
+// the last one used so that it survives restarts. Safe for concurrent use.
 //
 // The file holds the last value handed out as decimal text. A missing file means none was: the
 // first Next returns 0.
@@ -50,16 +50,44 @@ func NewBdSeqStore(path string) (*BdSeqStore, error) {
 
 // Next returns the bdSeq for a new connection: one more than the last (255 wraps to 0). The
 // value is on disk (written to a temporary file, fsynced, renamed over the old one, directory
-// fsynced) before Next returns it; on error nothing changes.
+// fsynced) before Next returns it; on error nothing changes. It is Commit(Peek()).
 func (s *BdSeqStore) Next() (uint64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	v := s.next
+	if err := s.commitLocked(v); err != nil {
+		return 0, err
+	}
+	return v, nil
+}
+
+// Peek returns the bdSeq the next connection will use, without spending it: a connection
+// attempt that never sends its CONNECT (a refused dial, a failed TLS handshake) must not move
+// the sequence on (docs/sparkplug.md [topics-nbirth-bdseq-increment]). The error is always
+// nil; it is there for sources that must read a disk.
+func (s *BdSeqStore) Peek() (uint64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.next, nil
+}
+
+// Commit records v (a value Peek returned) as the last bdSeq used, on disk as Next does. Call
+// it right before the CONNECT that carries v in its will goes out.
+func (s *BdSeqStore) Commit(v uint64) error {
+	if v > 255 {
+		return fmt.Errorf("commit bdSeq %d: above 255", v)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.commitLocked(v)
+}
+
+func (s *BdSeqStore) commitLocked(v uint64) error {
 	if err := writeFileAtomic(s.path, []byte(strconv.FormatUint(v, 10)+"\n")); err != nil {
-		return 0, fmt.Errorf("persist bdSeq: %w", err)
+		return fmt.Errorf("persist bdSeq: %w", err)
 	}
 	s.cur, s.next = v, (v+1)%256
-	return v, nil
+	return nil
 }
 
 // Current returns the last value Next returned (or the one found on disk; 0 if none).

@@ -44,6 +44,9 @@ func (s *Session) ReportWritten(samples []drivers.Sample) ([]drivers.Sample, err
 func (s *Session) update(samples []drivers.Sample, force bool) (reported []drivers.Sample, err error) {
 	now := s.now()
 	for _, smp := range samples {
+		if d := s.byDevice[smp.Device]; d != nil && smp.Device != "" {
+			s.markReported(d)
+		}
 		m, v, ok := s.resolve(&smp, now)
 		if !ok {
 			continue
@@ -196,11 +199,12 @@ func (s *Session) publishData(d *deviceState, historical bool) error {
 
 // PublishHistorical publishes store-and-forward backlog: NDATA/DDATA with is_historical set
 // and each sample's original timestamp, continuing the seq. It neither records the values nor
-// touches report by exception. Samples for unknown tags are dropped and logged. A device that
-// is down at replay time still gets its backlog: DATA for a dead device would break the
-// session, so it is born for the purpose (DBIRTH with its last known values and quality), given
-// its historical DDATA and declared dead again (DDEATH). Offline, it returns ErrOffline and
-// publishes nothing, so the caller keeps its queue.
+// touches report by exception. Samples for unknown tags are dropped and logged, and so are
+// samples the last birth carried (same metric, value, quality and time to the ms): the host
+// has them already. A device that is down at replay time still gets its backlog: DATA for a
+// dead device would break the session, so it is born dead for the purpose (DBIRTH with null,
+// Bad metrics), given its historical DDATA and declared dead again (DDEATH). Offline, it
+// returns ErrOffline and publishes nothing, so the caller keeps its queue.
 func (s *Session) PublishHistorical(samples []drivers.Sample) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -210,7 +214,7 @@ func (s *Session) PublishHistorical(samples []drivers.Sample) error {
 	now := s.now()
 	for _, smp := range samples {
 		m, v, ok := s.resolve(&smp, now)
-		if !ok {
+		if !ok || m.coveredByBirth(v, smp.Quality, smp.Time) {
 			continue
 		}
 		m.dev.pend = append(m.dev.pend, pending{m: m, val: v, q: smp.Quality, t: smp.Time, qualityOn: smp.Quality != drivers.Good})
@@ -233,11 +237,25 @@ func (s *Session) PublishHistorical(samples []drivers.Sample) error {
 // replayDead publishes the historical backlog of a device that is down: DBIRTH, DDATA, DDEATH.
 func (s *Session) replayDead(d *deviceState) error {
 	defer func() { d.pend = d.pend[:0] }()
-	if err := s.deviceBirth(d, s.now()); err != nil {
-		return err
+	return s.deadBirth(d, s.now(), func() error { return s.publishData(d, true) })
+}
+
+// Record records samples as the latest values of their metrics, without reporting or
+// publishing them (report by exception is untouched), except where the metric already holds a
+// newer sample: for samples that go to the store-and-forward queue without passing through
+// Update (the bridge under overload), so that the next birth still carries the latest values.
+func (s *Session) Record(samples []drivers.Sample) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	for _, smp := range samples {
+		if d := s.byDevice[smp.Device]; d != nil && smp.Device != "" {
+			s.markReported(d)
+		}
+		m, v, ok := s.resolve(&smp, now)
+		if !ok || smp.Time.Before(m.t) {
+			continue
+		}
+		m.val, m.q, m.t = v, smp.Quality, smp.Time
 	}
-	if err := s.publishData(d, true); err != nil {
-		return err
-	}
-	return s.deviceDeath(d)
 }

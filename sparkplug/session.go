@@ -32,9 +32,23 @@ type Options struct {
 	// adds them. Other "Node Control/…" metrics (Next Server, Scan Rate) are the gateway's: an
 	// NCMD that writes one comes back from HandleCommand as a Write with Device "".
 	NodeMetrics []drivers.TagInfo
-	Logger      *slog.Logger
-	Now         func() time.Time // nil → time.Now
+	// RebirthHoldoff is the shortest time between rebirths asked for by NCMD: a request that
+	// comes sooner after the last births is merged with every other one in between into one
+	// rebirth when the hold-off has passed (see HandleCommand, FlushRebirth). Default 1s;
+	// negative: none.
+	RebirthHoldoff time.Duration
+	// MaxCommandMetrics bounds the metrics of one NCMD or DCMD: a command with more is refused
+	// as a whole. Default 1000.
+	MaxCommandMetrics int
+	Logger            *slog.Logger
+	Now               func() time.Time // nil → time.Now
 }
+
+// Defaults of Options.
+const (
+	DefaultRebirthHoldoff    = time.Second
+	DefaultMaxCommandMetrics = 1000
+)
 
 // Names of the metrics the session adds to NBIRTH.
 const (
@@ -83,6 +97,11 @@ type Session struct {
 	bdSeq  uint64
 	seq    uint64 // seq of the next message
 
+	unpolled  int       // devices that have not reported yet (Polled)
+	lastBirth time.Time // session clock, of the last NBIRTH
+	rebirth   rebirthState
+	merged    uint64 // rebirth requests merged into a later rebirth
+
 	scratch  Payload       // reused metric slice for DATA
 	props    []PropertySet // reused Quality property sets for DATA
 	bufSize  int           // size of the last DATA payload, to size the next buffer
@@ -93,6 +112,7 @@ type Session struct {
 type deviceState struct {
 	name     string // "" for the node
 	up       bool
+	reported bool // a sample or a state came in (Polled)
 	metrics  []*metricState
 	byName   map[string]*metricState
 	pend     []pending
@@ -113,6 +133,17 @@ type metricState struct {
 	repVal   drivers.Value
 	repQ     drivers.Quality
 	repAt    time.Time // session clock
+
+	born born // the sample the last birth carried, for PublishHistorical
+}
+
+// born is the sample a birth carried for a metric (set is false when it carried none: a
+// metric never sampled, or a device born dead).
+type born struct {
+	set bool
+	val drivers.Value
+	q   drivers.Quality
+	ms  int64 // its time, ms
 }
 
 type pending struct {
@@ -149,6 +180,7 @@ func NewSession(opts Options) (*Session, error) {
 		s.devices = append(s.devices, ds)
 		s.byDevice[d.Name] = ds
 	}
+	s.unpolled = len(s.devices)
 	return s, nil
 }
 
@@ -182,6 +214,12 @@ func validateOptions(o *Options) error {
 	}
 	if o.DataQoS > 1 {
 		return fmt.Errorf("data qos %d: want 0 or 1", o.DataQoS)
+	}
+	if o.RebirthHoldoff == 0 {
+		o.RebirthHoldoff = DefaultRebirthHoldoff
+	}
+	if o.MaxCommandMetrics <= 0 {
+		o.MaxCommandMetrics = DefaultMaxCommandMetrics
 	}
 	for _, t := range o.NodeMetrics {
 		if t.Name == MetricBdSeq || t.Name == MetricRebirth {
@@ -230,6 +268,22 @@ func supportedType(t drivers.Type) bool {
 		t == drivers.String || t == drivers.Text || t == drivers.Bytes
 }
 
+// Polled reports whether every device has reported since the session was made: a sample or a
+// state, up or down. Births wait for it (bounded) so that they carry values, not nulls.
+func (s *Session) Polled() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.unpolled == 0
+}
+
+// markReported notes a device's first report. Called with mu held.
+func (s *Session) markReported(d *deviceState) {
+	if !d.reported {
+		d.reported = true
+		s.unpolled--
+	}
+}
+
 // Online reports whether the session is between Start and Stop/Death.
 func (s *Session) Online() bool {
 	s.mu.Lock()
@@ -247,8 +301,10 @@ func (s *Session) Topics() (ncmd, dcmd string) {
 }
 
 // Start makes the session online on pub with the connection's bdSeq (the one in its will) and
-// publishes NBIRTH (seq 0) and a DBIRTH for every device that is up. If a birth fails to
-// publish the session stays offline and the error is returned.
+// publishes NBIRTH (seq 0) and a DBIRTH for every device: one that is up with its current
+// values, one that is down with every metric null and Bad and, right after, its DDEATH, so
+// that a host shows every configured device from the first births, dead while it is down.
+// If a birth fails to publish the session stays offline and the error is returned.
 func (s *Session) Start(pub Publisher, bdSeq uint64) error {
 	if pub == nil {
 		return errors.New("start: nil publisher")
@@ -256,6 +312,7 @@ func (s *Session) Start(pub Publisher, bdSeq uint64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.pub, s.bdSeq, s.online = pub, bdSeq, true
+	s.rebirth = rebirthState{}
 	if err := s.birthAll(); err != nil {
 		s.pub, s.online = nil, false
 		return fmt.Errorf("start: %w", err)
@@ -268,6 +325,7 @@ func (s *Session) Stop() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.pub, s.online = nil, false
+	s.rebirth = rebirthState{}
 }
 
 // Rebirth publishes NBIRTH (seq 0, the same bdSeq) and every DBIRTH again.
@@ -297,6 +355,7 @@ func (s *Session) Death() error {
 	}
 	err := s.pub.Publish(s.deathTop, 1, false, willPayload(s.bdSeq, s.now()))
 	s.pub, s.online = nil, false
+	s.rebirth = rebirthState{}
 	if err != nil {
 		return fmt.Errorf("death: %w", err)
 	}
@@ -331,7 +390,8 @@ func (s *Session) publish(topic string, p *Payload, buf []byte) (int, error) {
 }
 
 // SetDeviceState records that a device's communications went up or down. Online, a change
-// publishes DDEATH (up → down) or DBIRTH with the current values (down → up).
+// publishes DDEATH (up → down) or DBIRTH with the current values (down → up). A device that
+// is down when the node is born is born dead: see Start.
 func (s *Session) SetDeviceState(device string, up bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -339,6 +399,7 @@ func (s *Session) SetDeviceState(device string, up bool) error {
 	if !ok {
 		return fmt.Errorf("device state %q: %w", device, ErrUnknownDevice)
 	}
+	s.markReported(d)
 	if d.up == up {
 		return nil
 	}

@@ -375,6 +375,7 @@ func TestRebirthCommand(t *testing.T) {
 	s, r := started(t, testOptions(c), 9)
 	mustUpdate(t, s, good("plc1", "Mode", drivers.IntValue(drivers.Int8, 1)))
 	r.take()
+	c.Add(DefaultRebirthHoldoff) // the births of started are a hold-off old: a request is served at once
 	cmd := Payload{Timestamp: 1, HasTimestamp: true, Metrics: []Metric{{Name: MetricRebirth, Datatype: TypeBoolean, Value: WireValue{Kind: KindBool, Bits: 1}}}}
 	writes, err := s.HandleCommand("spBv1.0/wellsite/NCMD/gw1", cmd.Marshal())
 	if err != nil || len(writes) != 0 {

@@ -344,6 +344,7 @@ func TestTahuEncodedCommands(t *testing.T) {
 		return b
 	}
 
+	c.Add(DefaultRebirthHoldoff) // past the hold-off after the births of started
 	if _, err := s.HandleCommand("spBv1.0/wellsite/NCMD/gw1", bin(0)); err != nil {
 		t.Fatalf("Tahu NCMD rebirth: %v", err)
 	}

@@ -84,6 +84,29 @@ func TestBdSeqStore(t *testing.T) {
 	if len(left) != 0 {
 		t.Errorf("temporary files left: %v", left)
 	}
+	// Peek does not spend a number; Commit does, durably (docs/sparkplug.md
+	// [topics-nbirth-bdseq-increment]: only a CONNECT sent moves the bdSeq on).
+	s, err = NewBdSeqStore(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if v, err := s.Peek(); err != nil || v != 1 {
+			t.Fatalf("Peek = %d, %v; want 1 after Next gave 0", v, err)
+		}
+	}
+	if err := s.Commit(1); err != nil {
+		t.Fatal(err)
+	}
+	if s2, err := NewBdSeqStore(path); err != nil || s2.Current() != 1 {
+		t.Fatalf("after Commit(1): persisted %d, %v", s2.Current(), err)
+	}
+	if v, _ := s.Peek(); v != 2 {
+		t.Fatalf("Peek after Commit(1) = %d, want 2", v)
+	}
+	if err := s.Commit(256); err == nil {
+		t.Error("Commit(256) accepted")
+	}
 	// A missing directory is an error on Next, not a silent success.
 	s, err = NewBdSeqStore(filepath.Join(t.TempDir(), "nodir", "bdseq"))
 	if err != nil {
