@@ -123,43 +123,45 @@ func (d *device) endpoint(ctx context.Context) (*ua.EndpointDescription, error) 
 	if err != nil {
 		return nil, fmt.Errorf("getting endpoints: %w", err)
 	}
+	ep, err := pickEndpoint(eps, d.opts.Endpoint, d.policy, d.mode)
+	if err != nil {
+		return nil, err
+	}
+	if d.policy != ua.SecurityPolicyURINone {
+		p, err := loadPins(d.opts.ServerFingerprint, d.opts.ServerCertificate)
+		if err != nil {
+			return nil, err
+		}
+		if !p.trusts(ep.ServerCertificate) {
+			return nil, &UntrustedError{Fingerprint: Fingerprint(ep.ServerCertificate)}
+		}
+	}
+	return ep, nil
+}
+
+// pickEndpoint returns the endpoint with the policy and mode.
+func pickEndpoint(eps []*ua.EndpointDescription, url, policy string, mode ua.MessageSecurityMode) (*ua.EndpointDescription, error) {
 	var offered []string
 	for _, ep := range eps {
-		if ep.SecurityPolicyURI == d.policy && ep.SecurityMode == d.mode {
-			if d.policy != ua.SecurityPolicyURINone {
-				p, err := loadPins(d.opts.ServerFingerprint, d.opts.ServerCertificate)
-				if err != nil {
-					return nil, err
-				}
-				if !p.trusts(ep.ServerCertificate) {
-					return nil, &UntrustedError{Fingerprint: Fingerprint(ep.ServerCertificate)}
-				}
-			}
+		if ep.SecurityPolicyURI == policy && ep.SecurityMode == mode {
 			return ep, nil
 		}
 		offered = append(offered, policyName(ep.SecurityPolicyURI)+"/"+modeName(ep.SecurityMode))
 	}
 	if len(eps) == 0 {
 		return nil, fmt.Errorf("%w: the server offers no endpoint for %s (some servers answer only to the URL they know themselves by)",
-			errNoEndpoint, d.opts.Endpoint)
+			errNoEndpoint, url)
 	}
 	return nil, fmt.Errorf("%w: the server offers no %s/%s endpoint (it offers %s)", errNoEndpoint,
-		policyName(d.policy), modeName(d.mode), strings.Join(offered, ", "))
+		policyName(policy), modeName(mode), strings.Join(offered, ", "))
 }
 
-// clientOptions builds the client's options for an endpoint. Order matters with gopcua: the
-// user token must be set before SecurityFromEndpoint, which otherwise installs an anonymous
-// token and makes a later AuthUsername a silent no-op.
+// clientOptions builds the device's client options for an endpoint, with its client
+// certificate (created in the PKI directory on first use) when the endpoint or the user needs
+// one.
 func (d *device) clientOptions(ep *ua.EndpointDescription) ([]opcua.Option, error) {
 	o := d.opts
-	opts := []opcua.Option{
-		opcua.AutoReconnect(false), // this driver supervises and rebuilds the client itself
-		opcua.DialTimeout(o.Timeout), opcua.RequestTimeout(o.Timeout),
-		opcua.SessionTimeout(sessionTimeout),
-		opcua.SessionName("wellgate " + d.name),
-		opcua.ApplicationName("wellgate"),
-		opcua.ApplicationURI(applicationURI()),
-	}
+	var client *identity
 	if d.policy != ua.SecurityPolicyURINone || o.UserCertificate != "" {
 		id, created, err := d.drv.ids.client(o.ClientCertificate, o.ClientKey, o.PKIDir)
 		if err != nil {
@@ -169,20 +171,43 @@ func (d *device) clientOptions(ep *ua.EndpointDescription) ([]opcua.Option, erro
 			d.log.Info("created the client certificate: trust it on the server", "pki", o.PKIDir,
 				"fingerprint", Fingerprint(id.cert))
 		}
-		opts = append(opts, opcua.Certificate(id.cert), opcua.PrivateKey(id.key))
+		client = &id
+	}
+	return sessionOptions(ep, o.Timeout, "wellgate "+d.name, client,
+		userAuth{o.Username, o.Password, o.UserCertificate, o.UserKey})
+}
+
+// userAuth is how a session's user authenticates: a name and password, a certificate and key
+// (files), or neither (anonymous).
+type userAuth struct{ username, password, certFile, keyFile string }
+
+// sessionOptions builds a client's options for an endpoint. Order matters with gopcua: the
+// user token must be set before SecurityFromEndpoint, which otherwise installs an anonymous
+// token and makes a later AuthUsername a silent no-op.
+func sessionOptions(ep *ua.EndpointDescription, timeout time.Duration, name string, client *identity, user userAuth) ([]opcua.Option, error) {
+	opts := []opcua.Option{
+		opcua.AutoReconnect(false), // the driver supervises and rebuilds the client itself
+		opcua.DialTimeout(timeout), opcua.RequestTimeout(timeout),
+		opcua.SessionTimeout(sessionTimeout),
+		opcua.SessionName(name),
+		opcua.ApplicationName("wellgate"),
+		opcua.ApplicationURI(applicationURI()),
+	}
+	if client != nil {
+		opts = append(opts, opcua.Certificate(client.cert), opcua.PrivateKey(client.key))
 	}
 	token := ua.UserTokenTypeAnonymous
 	switch {
-	case o.Username != "":
+	case user.username != "":
 		token = ua.UserTokenTypeUserName
-		opts = append(opts, opcua.AuthUsername(o.Username, o.Password))
-	case o.UserCertificate != "":
+		opts = append(opts, opcua.AuthUsername(user.username, user.password))
+	case user.certFile != "":
 		token = ua.UserTokenTypeCertificate
-		cert, err := readCertificate(o.UserCertificate)
+		cert, err := readCertificate(user.certFile)
 		if err != nil {
 			return nil, fmt.Errorf("user_certificate: %w", err)
 		}
-		key, err := readKey(o.UserKey)
+		key, err := readKey(user.keyFile)
 		if err != nil {
 			return nil, fmt.Errorf("user_key: %w", err)
 		}
