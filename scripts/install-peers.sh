@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the independent test peers that `make test` needs: Debian's mosquitto and socat,
 # qemu-user-static for the ARM smoke test, and the npm packages (Eclipse Tahu's sparkplug-payload,
-# MQTT.js) into .peers/node_modules, which git ignores. Safe to run again: it only installs
-# what is missing.
+# MQTT.js, node-opcua's server) into .peers/node_modules, which git ignores. Safe to run again: it
+# only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,10 +24,13 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
-if [ ! -f .peers/node_modules/sparkplug-payload/package.json ] || [ ! -f .peers/node_modules/mqtt/package.json ]; then
-	echo "install-peers: npm install sparkplug-payload mqtt into .peers"
+if [ ! -f .peers/node_modules/sparkplug-payload/package.json ] || [ ! -f .peers/node_modules/mqtt/package.json ] ||
+	[ ! -f .peers/node_modules/node-opcua-server/package.json ]; then
+	echo "install-peers: npm install sparkplug-payload mqtt node-opcua-server into .peers"
 	mkdir -p .peers
 	[ -f .peers/package.json ] || echo '{"name":"wellgate-test-peers","private":true}' > .peers/package.json
-	npm install --prefix .peers --no-audit --no-fund --silent sparkplug-payload@1.0.3 mqtt@5 >/dev/null
+	npm install --prefix .peers --no-audit --no-fund --silent sparkplug-payload@1.0.3 mqtt@5 \
+		node-opcua-server@2.186 node-opcua-certificate-manager@2.186 node-opcua-variant@2.186 node-opcua-status-code@2.186 \
+		node-opcua-service-secure-channel@2.186 node-opcua-secure-channel@2.186 >/dev/null
 fi
 echo "install-peers: ok"

@@ -204,7 +204,8 @@ func (d *device) browseConn(ctx context.Context, ep *ua.EndpointDescription, o B
 
 // walk visits the hierarchy below the root, level by level, browsing as many nodes per
 // request as MaxNodesPerBrowse allows, and returns the variables found. Below the Objects
-// folder the standard Server object is left out (browse from i=2253 to see it).
+// folder the standard nodes (namespace 0: the Server object, Aliases …) are left out; browse
+// from one of them (i=2253 is Server) to see it.
 func (c *conn) walk(ctx context.Context, o BrowseOptions) ([]*browsed, string, error) {
 	rootID, _ := ParseNodeID(o.Root)
 	root, err := rootID.resolve(c.client.Namespaces())
@@ -237,7 +238,7 @@ func (c *conn) walk(ctx context.Context, o BrowseOptions) ([]*browsed, string, e
 						continue
 					}
 					child := r.NodeID.NodeID
-					if seen[child.String()] || (root.String() == "i=85" && child.Namespace() == 0 && child.IntID() == id.Server) {
+					if seen[child.String()] || (root.String() == "i=85" && child.Namespace() == 0) {
 						continue
 					}
 					if len(seen) >= o.MaxNodes {

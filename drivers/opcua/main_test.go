@@ -13,5 +13,6 @@ func TestMain(m *testing.M) {
 	if sharedServer != nil {
 		sharedServer.close()
 	}
+	stopNodeServer()
 	os.Exit(code)
 }

@@ -82,8 +82,12 @@ func builtinOfDataType(dt *ua.NodeID) (ua.TypeID, bool) {
 	return t, ok
 }
 
-// typeName is the OPC UA name of a built-in type, for messages.
+// typeName is the OPC UA name of a built-in type (the name of its DataType node), for
+// messages.
 func typeName(t ua.TypeID) string {
+	if n := id.Name(uint32(t)); n != "" {
+		return n
+	}
 	return strings.TrimPrefix(t.String(), "TypeID")
 }
 
