@@ -160,3 +160,25 @@ func killChild(dir string) {
 	}
 	select {}
 }
+
+// An MQTT 5 subscriber with a session expiry interval (mosquitto_sub -V 5 -x) is a persistent
+// session too: away, it gets its messages in order; its denied subscription is refused.
+func TestPersistentSessionMQTT5(t *testing.T) {
+	b := start(t, Options{DataDir: t.TempDir(), Users: []User{
+		{Name: "hmi", PasswordHash: hash(t, "hmi-pw"), Access: Access{Read: []string{"tags/#"}}}}})
+	addr := b.Addr().String()
+	v5 := []string{"-V", "5", "-c", "-x", "3600", "-i", "h5", "-u", "hmi", "-P", "hmi-pw", "-q", "1"}
+	if out, _ := mosquitto(t, "mosquitto_sub", addr, append(v5, "-t", "spBv1.0/#", "-E")...); !strings.Contains(out, "All subscription requests were denied") {
+		t.Fatalf("a denied MQTT 5 subscription: %s", out)
+	}
+	if out, err := mosquitto(t, "mosquitto_sub", addr, append(v5, "-t", "tags/#", "-E")...); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	eventually(t, 5*time.Second, "the session away", func() bool { return b.Stats().Sessions == 1 })
+	publishNumbered(t, b, 300)
+	out, err := mosquitto(t, "mosquitto_sub", addr, append(v5, "-t", "tags/#", "-C", "300", "-W", "20")...)
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	checkSequence(t, strings.Fields(out), 300)
+}
