@@ -21,7 +21,14 @@ type lastSeen struct {
 	set bool
 }
 
-// subscribe creates the subscriptions (as many as MaxMonitoredItemsPerSubscription requires)
+// maxItemsPerSubscription bounds a subscription's monitored items (and the notifications of
+// one publish response), so that a publish response stays small whatever the server does with
+// MaxNotificationsPerPublish: gopcua's server, for one, ignores it and sends 5,000 changes as one
+// unchunked 150 kB message, which its own client refuses.
+const maxItemsPerSubscription = 1000
+
+// subscribe creates the subscriptions (as many as maxItemsPerSubscription and the server's
+// MaxMonitoredItemsPerSubscription require)
 // and their monitored items (in calls of at most MaxMonitoredItemsPerCall): sampling at the
 // interval, queue size 1, the tag's deadband as an absolute DataChangeFilter.
 func (c *conn) subscribe(ctx context.Context) error {
@@ -32,13 +39,14 @@ func (c *conn) subscribe(ctx context.Context) error {
 	ivl := c.d.interval()
 	keepCount := uint32(max(1, math.Ceil(float64(c.d.opts.KeepAlive)/float64(ivl))))
 	lifetime := uint32(max(3*float64(keepCount), math.Ceil(float64(subscriptionLifetime)/float64(ivl))))
-	per := len(idx)
+	per := maxItemsPerSubscription
 	if c.lim.monitoredPerSub > 0 {
-		per = c.lim.monitoredPerSub
+		per = min(per, c.lim.monitoredPerSub)
 	}
 	for start := 0; start < len(idx); start += per {
 		group := idx[start:min(start+per, len(idx))]
-		params := &opcua.SubscriptionParameters{Interval: ivl, MaxKeepAliveCount: keepCount, LifetimeCount: lifetime}
+		params := &opcua.SubscriptionParameters{Interval: ivl, MaxKeepAliveCount: keepCount, LifetimeCount: lifetime,
+			MaxNotificationsPerPublish: maxItemsPerSubscription}
 		sctx, cancel := context.WithTimeout(ctx, c.d.opts.Timeout)
 		sub, err := c.client.Subscribe(sctx, params, c.notifs)
 		cancel()
