@@ -7,21 +7,25 @@
 // Every sample goes through the Sparkplug session; what it reports is published at once while
 // the session is online and appended to a crash-safe queue (package bridge/queue) while it is
 // not. After each (re)connect the bridge subscribes to the command topics (and the primary
-// host's STATE), waits for the host where one is configured, publishes the births and then
+// host's STATE), waits for the host where one is configured (and, once, for every device's
+// first poll, bounded, so that the first births carry values), publishes the births and then
 // replays the queue, oldest first and rate-limited, as historical DATA while live data keeps
-// flowing. Commands are decoded by the session (which performs a Rebirth itself); the writes
-// they carry, node writes included, are handed to Options.OnCommand.
+// flowing. Node metrics are never queued: the next NBIRTH carries them. Commands are decoded
+// by the session (which performs a Rebirth itself, at most one per hold-off); the writes they
+// carry, node writes included, are handed to Options.OnCommand. Retained commands are never
+// carried out.
 //
-// Samples published live at QoS 0 are kept for a detection window (a dead link is noticed
-// only by the keepalive) and queued again when the connection is lost; with QoS 1 they are
-// kept until their PUBACK. The host may therefore see a value twice, once live and once as
-// historical, but never miss one.
+// A value published is kept until it is confirmed delivered: by its PUBACK (QoS 1), or by
+// proof that the broker read it (the PUBACK of a later QoS 1 message, or the answer to a
+// probe sent after it: see proof.go). Values without proof when the connection ends are queued
+// again, so the host may see those (and only those) twice, once live and once historical,
+// but never miss one. On a clean shutdown the NDEATH's PUBACK proves everything before it.
 //
 // One goroutine, Run's loop, owns the session, the queue's read side and the connection state;
 // everything else hands it typed events through a bounded mailbox (see mailbox.go). Each
-// connection has a sender goroutine that calls paho (whose Publish may wait for the network)
-// and a waiter that turns token completions into events, so that the loop never waits for the
-// network.
+// connection has a sender goroutine that calls paho (whose Publish may wait for the network),
+// a waiter that turns token completions into events and a prober, so that the loop never
+// waits for the network (except, bounded, for the PUBACK of an intentional NDEATH).
 //
 // Rules forward local MQTT topics from the embedded broker upstream (through the same queue)
 // and upstream topics down to the embedded broker.
@@ -31,6 +35,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/wellgate/wellgate/bridge/queue"
@@ -45,7 +50,9 @@ import (
 type Session interface {
 	Start(pub sparkplug.Publisher, bdSeq uint64) error
 	Stop()
+	Polled() bool
 	Update(samples []drivers.Sample) (reported []drivers.Sample, err error)
+	Record(samples []drivers.Sample) // from any goroutine
 	ReportWritten(samples []drivers.Sample) (reported []drivers.Sample, err error)
 	SetDeviceState(device string, up bool) error
 	PublishHistorical(samples []drivers.Sample) error
@@ -53,6 +60,7 @@ type Session interface {
 	DeathTopic() string
 	Topics() (ncmd, dcmd string)
 	HandleCommand(topic string, payload []byte) ([]sparkplug.Write, error)
+	FlushRebirth() (bool, error)
 }
 
 var _ Session = (*sparkplug.Session)(nil)
@@ -70,9 +78,11 @@ type Queue interface {
 
 var _ Queue = (*queue.Disk)(nil)
 
-// BdSeqSource hands out one bdSeq per MQTT connect (*sparkplug.BdSeqStore).
+// BdSeqSource hands out one bdSeq per MQTT CONNECT sent (*sparkplug.BdSeqStore): the bridge
+// Peeks the value for an attempt's will and Commits it right before the CONNECT goes out.
 type BdSeqSource interface {
-	Next() (uint64, error)
+	Peek() (uint64, error)
+	Commit(v uint64) error
 }
 
 // LocalBroker is the embedded broker as the forwarding rules need it. Subscribe's fn may run in
@@ -104,10 +114,20 @@ type Options struct {
 	// ConnectTimeout bounds CONNECT, each SUBSCRIBE and each write; default 10s.
 	ConnectTimeout time.Duration
 	TLS            TLS
-	// DetectionWindow is how long a sample published at QoS 0 is kept after paho wrote it, to
-	// be queued again if the link turns out to have been dead; default 1.5 × Keepalive, and
-	// never less than the longest time paho takes to notice a dead link.
+	// DetectionWindow is how long a value published at QoS 0 without proof of delivery is kept
+	// after paho wrote it, to be queued again if the link turns out to have been dead. It is
+	// never less than paho's worst-case detection time plus a margin (see detectionWindow):
+	// keepalive + ping timeout + 3 × check + 2 s, 57 s at a 30 s keepalive; that is the
+	// default. Proof normally comes much sooner (ProofInterval).
 	DetectionWindow time.Duration
+	// ProofInterval is the longest the bridge waits before it asks the broker for proof that
+	// it has read the QoS 0 values written so far (one UNSUBSCRIBE round trip, see proof.go);
+	// default 1s.
+	ProofInterval time.Duration
+	// FirstPollWait bounds how long the first births wait for every device's first report
+	// (Session.Polled), from Run's start, so that they carry values rather than nulls;
+	// default 5s, < 0 no wait.
+	FirstPollWait time.Duration
 	// ReplayRate is the most queued records replayed per second; default 2000, < 0 unlimited.
 	ReplayRate int
 
@@ -148,6 +168,8 @@ type Bridge struct {
 	stat   statusBox
 	life   lifecycle
 	loop   loopState // owned by Run's goroutine
+
+	lastMove atomic.Int64 // clock's UnixNano of the last accepted NextServer
 }
 
 // logEvery is how often one kind of repeated event may log.
@@ -188,7 +210,10 @@ func applyDefaults(o *Options) {
 	}
 	o.Keepalive = defaultDur(o.Keepalive, 30*time.Second)
 	o.ConnectTimeout = defaultDur(o.ConnectTimeout, 10*time.Second)
-	o.DetectionWindow = defaultDur(o.DetectionWindow, o.Keepalive*3/2)
+	o.ProofInterval = defaultDur(o.ProofInterval, time.Second)
+	if o.FirstPollWait == 0 {
+		o.FirstPollWait = 5 * time.Second
+	}
 	if o.ReplayRate == 0 {
 		o.ReplayRate = 2000
 	}
@@ -232,8 +257,10 @@ func (b *Bridge) offerSamples(ev event, batch []drivers.Sample) {
 
 // overflow puts samples the mailbox could not take straight into the store-and-forward queue,
 // from the caller's goroutine: they are replayed later as historical values. They skip the
-// session (its report by exception and its record of the latest values) and may reach the
-// queue ahead of older samples still in the mailbox: under overload, late rather than lost.
+// session's report by exception (the session records them as its latest values, so that the
+// next birth carries them) and may reach the queue ahead of older samples still in the
+// mailbox: under overload, late rather than lost. Node metrics are recorded only: the next
+// NBIRTH carries them.
 func (b *Bridge) overflow(batch []drivers.Sample) {
 	now := b.clk.Now()
 	fixed := make([]drivers.Sample, len(batch))
@@ -243,7 +270,11 @@ func (b *Bridge) overflow(batch []drivers.Sample) {
 		}
 		fixed[i] = s
 	}
-	recs := encodeSamples(fixed)
+	b.opts.Session.Record(fixed)
+	recs := encodeSamples(deviceSamples(fixed))
+	if len(recs) == 0 {
+		return
+	}
 	n := uint64(len(recs))
 	if err := b.opts.Queue.Add(recs...); err != nil {
 		b.queueRefused(n, err)

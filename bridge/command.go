@@ -2,8 +2,10 @@ package bridge
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/wellgate/wellgate/internal/logx"
 	"github.com/wellgate/wellgate/sparkplug"
@@ -16,8 +18,8 @@ const maxStateBytes = 4 << 10
 // inbound hands a message from upstream (paho's goroutine) to the run loop: STATE always,
 // commands and messages for down rules only while the mailbox has room (else counted and
 // dropped; the host resends what matters).
-func (b *Bridge) inbound(c *conn, topic string, payload []byte) {
-	ev := inboundEvent{c: c, topic: topic, payload: payload}
+func (b *Bridge) inbound(c *conn, topic string, payload []byte, retained bool) {
+	ev := inboundEvent{c: c, topic: topic, payload: payload, retained: retained}
 	if b.isState(topic) && len(payload) <= maxStateBytes {
 		b.mail.put(ev)
 		return
@@ -35,11 +37,20 @@ func (b *Bridge) isState(topic string) bool {
 }
 
 func (b *Bridge) onInbound(ev inboundEvent) {
-	if ev.c != b.loop.conn || ev.c == nil {
+	l := &b.loop
+	switch {
+	case ev.c == nil || l.stopping:
+		return
+	case ev.c != l.conn && l.dialing && ev.c.gen == l.gen && len(l.early) < maxEarly:
+		l.early = append(l.early, ev) // its subscriptions' retained messages can beat the dialedEvent
+		return
+	case ev.c != l.conn:
 		return // from a connection that has ended
 	}
 	ncmd, dcmd := b.opts.Session.Topics()
 	switch {
+	case (ev.topic == ncmd || strings.HasPrefix(ev.topic, strings.TrimSuffix(dcmd, "#"))) && ev.retained:
+		b.retainedCommand(ev)
 	case ev.topic == ncmd || strings.HasPrefix(ev.topic, strings.TrimSuffix(dcmd, "#")):
 		b.onCommand(ev)
 	case b.loop.host != nil && b.isState(ev.topic):
@@ -59,9 +70,10 @@ func (b *Bridge) onState(ev inboundEvent) {
 		return
 	}
 	_, online := l.host.Observe(st)
+	l.hostOnline = online
 	switch {
 	case online && !l.live:
-		b.goLive()
+		b.maybeGoLive()
 	case !online && l.live:
 		b.log.Info("primary host offline: NDEATH, disconnect, wait for it", "host", logx.Value(st.HostID))
 		b.death()
@@ -101,12 +113,63 @@ func (b *Bridge) onCommand(ev inboundEvent) {
 	b.opts.OnCommand(writes)
 }
 
+// retainedCommand ignores an NCMD or DCMD that came with the retain flag: Sparkplug commands
+// are never retained, and one left on the broker is replayed at every subscription (every
+// reconnect, every restart). It is counted and logged, rate-limited, and never written.
+func (b *Bridge) retainedCommand(ev inboundEvent) {
+	b.stat.update(func(s *Status) { s.Commands++; s.CommandsRetained++ })
+	b.limit.Log(b.log, slog.LevelWarn, "retained command", "retained command ignored: Sparkplug commands are never retained; clear it on the broker",
+		"topic", logx.Value(ev.topic), "bytes", len(ev.payload))
+}
+
+// flushRebirth publishes a rebirth the session merged, once its hold-off has passed.
+func (b *Bridge) flushRebirth() {
+	l := &b.loop
+	if !l.live {
+		return
+	}
+	did, err := b.opts.Session.FlushRebirth()
+	if !did {
+		return
+	}
+	if l.conn.err != nil {
+		b.lost(l.conn.err, -1)
+		return
+	}
+	l.conn.seal()
+	if err != nil {
+		b.limit.Log(b.log, slog.LevelWarn, "rebirth", "merged rebirth failed", "err", logx.Err(err))
+	}
+}
+
 var errNextServer = errors.New("host asked for the next server")
+
+// ErrNextServerTooSoon is returned by NextServer within nextServerHoldoff of the last move.
+var ErrNextServerTooSoon = errors.New("next server asked for again too soon")
+
+// nextServerHoldoff is the shortest time between two moves to the next server: a storm of
+// Next Server commands cycles the upstream once, not once per command.
+const nextServerHoldoff = 10 * time.Second
 
 // NextServer moves the upstream connection to the next configured server (NDEATH, DISCONNECT,
 // connect to the next one at once). The gateway calls it for "Node Control/Next Server",
-// whichever session the NCMD came in on. It returns at once.
-func (b *Bridge) NextServer() { b.mail.put(nextServerEvent{}) }
+// whichever session the NCMD came in on. It returns at once: ErrNextServerTooSoon (counted)
+// when the last move is less than nextServerHoldoff ago, else nil.
+func (b *Bridge) NextServer() error {
+	now := b.clk.Now().UnixNano()
+	for {
+		last := b.lastMove.Load()
+		if last != 0 && time.Duration(now-last) < nextServerHoldoff {
+			b.stat.update(func(s *Status) { s.NextServerRefused++ })
+			return fmt.Errorf("%w: one move per %v", ErrNextServerTooSoon, nextServerHoldoff)
+		}
+		if b.lastMove.CompareAndSwap(last, now) {
+			break
+		}
+	}
+	b.mail.put(nextServerEvent{})
+	return nil
+}
 
 func (b *Bridge) nextServer() {
 	l := &b.loop

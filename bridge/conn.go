@@ -21,12 +21,40 @@ func pingTimeout(keepalive time.Duration) time.Duration {
 	return max(min(10*time.Second, keepalive), time.Second)
 }
 
-// detectionWindow is how long a sample published at QoS 0 stays in the ring: the configured
-// window, but at least the longest time paho can take to notice a dead link (keepalive, a
-// ping timeout and two of its check intervals).
-func detectionWindow(keepalive, window time.Duration) time.Duration {
-	check := min(5*time.Second, keepalive/4)
-	return max(window, keepalive+pingTimeout(keepalive)+2*check)
+// pahoCheck is how often paho v1.5.1 checks its keepalive (ping.go): a quarter of the
+// keepalive (in whole seconds, as paho keeps it) up to 10 s, 5 s above.
+func pahoCheck(keepalive time.Duration) time.Duration {
+	k := keepalive.Truncate(time.Second)
+	if k > 10*time.Second {
+		return 5 * time.Second
+	}
+	return k / 4
+}
+
+// pahoDetection is the longest paho takes to notice a dead link, counted from the last packet
+// it received: the keepalive passes, the next check sends a PINGREQ (up to one check
+// interval later), the ping timeout passes, and the next check gives up (up to one more).
+// Anything written on the dead link was written after that last packet.
+func pahoDetection(keepalive time.Duration) time.Duration {
+	return keepalive.Truncate(time.Second) + pingTimeout(keepalive) + 2*pahoCheck(keepalive)
+}
+
+// detectionMargin is added to paho's worst case for the bridge's own lag: the connection-lost
+// callback reaching the run loop, and timers firing late on a loaded box.
+func detectionMargin(keepalive time.Duration) time.Duration {
+	return pahoCheck(keepalive) + 2*time.Second
+}
+
+// detectionWindow is how long a value published at QoS 0 without proof of delivery (see
+// proof.go) is kept before it is taken as delivered: the configured window, but never less
+// than paho's worst-case detection time plus the margin. In one formula:
+//
+//	window = keepalive + ping timeout + 3 × check + 2 s
+//
+// with ping timeout = keepalive (1 s … 10 s) and check = keepalive/4 (5 s above a 10 s
+// keepalive): 57 s at the default 30 s keepalive, 15.75 s at 5 s.
+func detectionWindow(keepalive, configured time.Duration) time.Duration {
+	return max(configured, pahoDetection(keepalive)+detectionMargin(keepalive))
 }
 
 // clientOptions builds paho options for one attempt: clean session, no auto-reconnect (every
@@ -45,7 +73,8 @@ func (b *Bridge) clientOptions(c *conn) (*mqtt.ClientOptions, error) {
 		SetConnectTimeout(o.ConnectTimeout).
 		SetWriteTimeout(o.ConnectTimeout).
 		SetOrderMatters(true).
-		SetBinaryWill(o.Session.DeathTopic(), sparkplug.WillPayload(c.bdSeq), 1, false)
+		SetBinaryWill(o.Session.DeathTopic(), sparkplug.WillPayload(c.bdSeq), 1, false).
+		SetCustomOpenConnectionFn(b.openConn(c))
 	if o.Username != "" {
 		po.SetUsername(o.Username)
 		po.SetPassword(o.Password)
@@ -60,7 +89,9 @@ func (b *Bridge) clientOptions(c *conn) (*mqtt.ClientOptions, error) {
 	po.SetConnectionLostHandler(func(_ mqtt.Client, err error) {
 		c.fail(fmt.Errorf("connection lost: %w", err))
 	})
-	po.SetDefaultPublishHandler(func(_ mqtt.Client, m mqtt.Message) { b.inbound(c, m.Topic(), m.Payload()) })
+	po.SetDefaultPublishHandler(func(_ mqtt.Client, m mqtt.Message) {
+		b.inbound(c, m.Topic(), m.Payload(), m.Retained())
+	})
 	return po, nil
 }
 

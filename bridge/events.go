@@ -31,9 +31,10 @@ type (
 	progressEvent struct{ c *conn }
 	// inboundEvent is a message received from upstream on c (commands, STATE, down rules).
 	inboundEvent struct {
-		c       *conn
-		topic   string
-		payload []byte
+		c        *conn
+		topic    string
+		payload  []byte
+		retained bool // a retained message (replayed on subscribing)
 	}
 	// nextServerEvent asks the loop to move to the next server (NextServer).
 	nextServerEvent struct{}

@@ -17,7 +17,7 @@ const maxReplayPerTick = 10 * maxReplayBatch
 
 // onSamples runs a batch through the session (written: without report by exception): what it
 // reports is published live when online (and kept in the ring until confirmed), queued
-// otherwise.
+// otherwise. Node metrics are never queued: the next NBIRTH carries their current values.
 func (b *Bridge) onSamples(batch []drivers.Sample, written bool) {
 	l := &b.loop
 	update := b.opts.Session.Update
@@ -26,12 +26,13 @@ func (b *Bridge) onSamples(batch []drivers.Sample, written bool) {
 	}
 	reported, err := update(batch)
 	if !l.live {
-		b.enqueue(encodeSamples(reported))
+		b.enqueue(encodeSamples(deviceSamples(reported)))
+		b.pollCheck()
 		return
 	}
 	if l.conn.err != nil {
-		b.lost(l.conn.err, -1)             // first: the ring goes back to the queue before these
-		b.enqueue(encodeSamples(reported)) // some may have gone out: duplicates, not a loss
+		b.lost(l.conn.err, -1)                            // first: the ring goes back to the queue before these
+		b.enqueue(encodeSamples(deviceSamples(reported))) // some may have gone out: duplicates, not a loss
 		return
 	}
 	if err != nil {
@@ -39,9 +40,30 @@ func (b *Bridge) onSamples(batch []drivers.Sample, written bool) {
 	}
 	p := l.conn.seal()
 	if len(reported) > 0 {
-		l.ring = append(l.ring, ringEntry{records: encodeSamples(reported), proof: p})
+		if recs := encodeSamples(deviceSamples(reported)); len(recs) > 0 {
+			l.ring = append(l.ring, ringEntry{records: recs, proof: p})
+			l.held += len(recs)
+		}
 		b.stat.update(func(s *Status) { s.PublishedLive += uint64(len(reported)) })
 	}
+}
+
+// deviceSamples returns the samples of devices, leaving out node metrics (Device ""), which
+// are not stored and forwarded. It returns samples itself when there is none to leave out.
+func deviceSamples(samples []drivers.Sample) []drivers.Sample {
+	for i, s := range samples {
+		if s.Device != "" {
+			continue
+		}
+		out := append([]drivers.Sample(nil), samples[:i]...)
+		for _, s := range samples[i+1:] {
+			if s.Device != "" {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	return samples
 }
 
 func encodeSamples(samples []drivers.Sample) [][]byte {
@@ -65,6 +87,7 @@ func encodeSamples(samples []drivers.Sample) [][]byte {
 func (b *Bridge) onDevice(ev deviceEvent) {
 	l := &b.loop
 	err := b.opts.Session.SetDeviceState(ev.device, ev.up)
+	b.pollCheck()
 	if c := l.conn; c != nil {
 		if l.live && c.err != nil {
 			b.lost(c.err, -1)
@@ -92,6 +115,7 @@ func (b *Bridge) onForward(m message) {
 		return
 	}
 	l.ring = append(l.ring, ringEntry{records: rec, proof: l.conn.seal()})
+	l.held++
 	b.stat.update(func(s *Status) { s.Forwarded++ })
 }
 
@@ -109,20 +133,69 @@ func (b *Bridge) enqueue(records [][]byte) {
 	b.stat.update(func(s *Status) { s.Queued += n })
 }
 
-// retire forgets ring entries and acks replayed transactions once they are confirmed.
+// retire forgets ring entries and acks replayed transactions once they are confirmed (see
+// proof.confirmed). Ring entries are independent of each other: each goes as soon as it is
+// confirmed, so that a PUBACKed QoS 1 message does not wait behind QoS 0 samples. Replayed
+// transactions are acked in order (an Ack removes every older record).
 func (b *Bridge) retire(now time.Time) {
 	l := &b.loop
-	for len(l.ring) > 0 && l.ring[0].confirmed(now, b.window) {
-		l.ring[0] = ringEntry{}
-		l.ring = l.ring[1:]
-		l.ringDone--
+	proven := uint64(0)
+	if l.conn != nil {
+		proven = l.conn.proven.Load()
 	}
-	for len(l.inflight) > 0 && l.inflight[0].confirmed(now, b.window) {
-		if err := b.opts.Queue.Ack(l.inflight[0].tx); err != nil {
+	kept := l.ring[:0]
+	for _, e := range l.ring {
+		if !e.confirmed(proven, now, b.window) {
+			kept = append(kept, e)
+			continue
+		}
+		b.confirmed(len(e.records), e.byProof(proven))
+	}
+	clear(l.ring[len(kept):])
+	l.ring = kept
+	for len(l.inflight) > 0 && l.inflight[0].confirmed(proven, now, b.window) {
+		f := l.inflight[0]
+		if err := b.opts.Queue.Ack(f.tx); err != nil {
 			b.limit.Log(b.log, slog.LevelWarn, "queue ack", "queue ack failed", "err", logx.Err(err))
 		}
+		b.confirmed(f.n, f.byProof(proven))
 		l.inflight[0] = flight{}
 		l.inflight = l.inflight[1:]
-		l.flightDone--
 	}
+	l.ringDone, l.flightDone = stamped(l.ring), stampedFlights(l.inflight)
+	b.noteHeld()
+}
+
+// confirmed counts n records known delivered.
+func (b *Bridge) confirmed(n int, byProof bool) {
+	b.loop.held -= n
+	b.stat.update(func(s *Status) {
+		if byProof {
+			s.Confirmed += uint64(n)
+		} else {
+			s.ConfirmedByWindow += uint64(n)
+		}
+	})
+}
+
+// noteHeld publishes the number of records waiting for confirmation to the status.
+func (b *Bridge) noteHeld() {
+	n := b.loop.held
+	b.stat.update(func(s *Status) { s.Unconfirmed = n })
+}
+
+func stamped(ring []ringEntry) int {
+	n := 0
+	for n < len(ring) && !ring[n].written.IsZero() {
+		n++
+	}
+	return n
+}
+
+func stampedFlights(fs []flight) int {
+	n := 0
+	for n < len(fs) && !fs[n].written.IsZero() {
+		n++
+	}
+	return n
 }

@@ -46,7 +46,8 @@ const metricNextServer = "Node Control/Next Server"
 var testNodeMetrics = []drivers.TagInfo{{Name: metricNextServer, Type: drivers.Boolean, Writable: true}}
 
 // testOptions are the upstream settings the tests use: a 1s keepalive (the shortest MQTT
-// has), fast replay and a 5s detection window.
+// has), fast replay and a 5s detection window. The tests feed samples once the bridge is
+// online, so births do not wait for a first poll (TestBirthsWaitForFirstPoll sets the wait).
 func testOptions(servers ...string) Options {
 	return Options{
 		Servers:         servers,
@@ -54,6 +55,7 @@ func testOptions(servers ...string) Options {
 		ConnectTimeout:  2 * time.Second,
 		ReplayRate:      20000,
 		DetectionWindow: 5 * time.Second,
+		FirstPollWait:   -1,
 	}
 }
 
@@ -61,6 +63,12 @@ func testOptions(servers ...string) Options {
 // opts (from testOptions). Its OnCommand acts as the gateway does: it records the writes,
 // moves to the next server when asked, and reads every device write back through Written.
 func newHarness(t *testing.T, dir string, opts Options, mod func(*Options, *sparkplug.Options)) *harness {
+	t.Helper()
+	return newHarnessQueue(t, dir, queue.Options{SyncInterval: 20 * time.Millisecond}, opts, mod)
+}
+
+// newHarnessQueue is newHarness with the queue's options.
+func newHarnessQueue(t *testing.T, dir string, qopts queue.Options, opts Options, mod func(*Options, *sparkplug.Options)) *harness {
 	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
@@ -79,7 +87,7 @@ func newHarness(t *testing.T, dir string, opts Options, mod func(*Options, *spar
 	if h.sess, err = sparkplug.NewSession(so); err != nil {
 		t.Fatal(err)
 	}
-	if h.q, err = queue.OpenDisk(filepath.Join(dir, "queue"), queue.Options{SyncInterval: 20 * time.Millisecond}, log); err != nil {
+	if h.q, err = queue.OpenDisk(filepath.Join(dir, "queue"), qopts, log); err != nil {
 		t.Fatal(err)
 	}
 	seq, err := sparkplug.NewBdSeqStore(filepath.Join(dir, "bdseq"))
@@ -101,7 +109,7 @@ func (h *harness) onCommand(ws []sparkplug.Write) {
 	for _, w := range ws {
 		switch {
 		case w.Device == "" && w.Tag == metricNextServer && w.Value.Bool():
-			h.b.NextServer()
+			_ = h.b.NextServer() // refused within the hold-off: counted in Status
 		case w.Device != "":
 			h.b.Written([]drivers.Sample{{Device: w.Device, Tag: w.Tag, Value: w.Value, Quality: drivers.Good, Time: h.clk.Now()}})
 		}
@@ -193,11 +201,14 @@ func (h *harness) waitState(st State, d time.Duration) {
 type counterValue struct {
 	v          int64
 	historical bool
+	birth      bool // carried by a DBIRTH (its latest value at birth time)
 	ts         uint64
 	index      int // message index in the collector
 }
 
-// analyze splits what the collector saw into births and counter values.
+// analyze splits what the collector saw into births and counter values: those of DDATA and
+// those a DBIRTH carried (a birth carries a metric's latest value with its sample's time, and
+// the replay then skips it: it is delivered by the birth).
 func analyze(msgs []received) (nbirths []int, values []counterValue) {
 	for i, m := range msgs {
 		if m.payload == nil {
@@ -206,13 +217,14 @@ func analyze(msgs []received) (nbirths []int, values []counterValue) {
 		switch m.topic {
 		case "spBv1.0/G/NBIRTH/E":
 			nbirths = append(nbirths, i)
-		case "spBv1.0/G/DDATA/E/well1":
+		case "spBv1.0/G/DDATA/E/well1", "spBv1.0/G/DBIRTH/E/well1":
 			for _, mt := range m.payload.Metrics {
-				if mt.Name != "counter" {
+				if mt.Name != "counter" || mt.IsNull {
 					continue
 				}
 				v, _ := mt.DriverValue(drivers.Int64)
-				values = append(values, counterValue{v: v.Int(), historical: mt.IsHistorical, ts: mt.Timestamp, index: i})
+				values = append(values, counterValue{v: v.Int(), historical: mt.IsHistorical, ts: mt.Timestamp, index: i,
+					birth: m.topic == "spBv1.0/G/DBIRTH/E/well1"})
 			}
 		}
 	}

@@ -43,9 +43,19 @@ type loopState struct {
 	inflight    []flight    // replayed from the queue, not yet confirmed
 	ringDone    int         // ring entries at the front known written (proof.written set)
 	flightDone  int         // same for inflight
+	held        int         // records in ring and inflight
 	budget      float64     // replay budget in records
 	lastTick    time.Time
+	lastProbe   time.Time      // when the last proof was asked for
+	startedAt   time.Time      // when Run started (FirstPollWait)
+	polled      bool           // the first births need wait no more for the first poll
+	hostOnline  bool           // the primary host's last valid STATE on this connection said online
+	early       []inboundEvent // received on the connection being dialed, before its dialedEvent
 }
+
+// maxEarly bounds the messages kept for a connection being dialed: the retained ones its
+// subscriptions bring (STATE, a stray retained command).
+const maxEarly = 64
 
 // ringEntry is what one live publish carried, kept until confirmed.
 type ringEntry struct {
@@ -56,6 +66,7 @@ type ringEntry struct {
 // flight is a replayed queue transaction, acked once confirmed like a ringEntry.
 type flight struct {
 	tx *queue.Tx
+	n  int // its records
 	proof
 }
 
@@ -123,6 +134,8 @@ func (b *Bridge) loopRun(ctx context.Context) {
 	tick := b.clk.NewTicker(tickInterval)
 	defer tick.Stop()
 	l.lastTick = b.clk.Now()
+	l.startedAt = l.lastTick
+	l.polled = b.opts.FirstPollWait < 0
 	for {
 		select {
 		case <-ctx.Done():
@@ -134,11 +147,52 @@ func (b *Bridge) loopRun(ctx context.Context) {
 			for _, ev := range b.mail.take() {
 				ev.apply(b)
 			}
+			b.noteHeld()
 		case now := <-tick.C():
-			b.retire(now)
-			b.replay(now)
-			l.lastTick = now
+			b.onTick(now)
 		}
+	}
+}
+
+// onTick paces what runs on the clock: the first-poll wait, merged rebirths, retiring what is
+// confirmed, asking for proof, and replay.
+func (b *Bridge) onTick(now time.Time) {
+	l := &b.loop
+	b.pollCheck()
+	b.flushRebirth()
+	b.retire(now)
+	b.askProof(now)
+	b.replay(now)
+	l.lastTick = now
+}
+
+// pollCheck ends the first births' wait for the first poll once every device has reported, or
+// FirstPollWait has passed, and goes live if nothing else holds the births back.
+func (b *Bridge) pollCheck() {
+	l := &b.loop
+	if l.polled {
+		return
+	}
+	if !b.opts.Session.Polled() && b.clk.Since(l.startedAt) < b.opts.FirstPollWait {
+		return
+	}
+	l.polled = true
+	b.maybeGoLive()
+}
+
+// maybeGoLive publishes the births once connected, when the primary host (if any) is online
+// and the first poll is in (or its wait is over).
+func (b *Bridge) maybeGoLive() {
+	l := &b.loop
+	switch c := l.conn; {
+	case c == nil || l.live || l.dead || l.stopping:
+		return
+	case l.host != nil && !l.hostOnline:
+		b.stat.setState(StateWaitingHost, c.server)
+	case !l.polled:
+		b.stat.setState(StateWaitingPoll, c.server)
+	default:
+		b.goLive()
 	}
 }
 
@@ -203,20 +257,23 @@ func (b *Bridge) dial() {
 			}
 		}
 		var err error
-		if c.bdSeq, err = b.opts.BdSeq.Next(); err != nil {
+		if c.bdSeq, err = b.opts.BdSeq.Peek(); err != nil {
 			err = fmt.Errorf("next bdSeq: %w", err)
 		} else {
 			err = b.connect(ctx, c)
 		}
-		b.mail.put(dialedEvent{c: c, err: err})
+		if !b.mail.put(dialedEvent{c: c, err: err}) && err == nil {
+			c.shut(0, 0) // the loop has stopped: nobody else will release it
+		}
 	}()
 }
 
 func (b *Bridge) onDialed(ev dialedEvent) {
 	l := &b.loop
 	c := ev.c
+	early := l.early
 	if c.gen == l.gen {
-		l.dialing = false
+		l.dialing, l.early = false, nil
 	}
 	if ev.err == nil && (c.gen != l.gen || l.stopping || l.ctx.Err() != nil) {
 		b.release(c, 0, 0)
@@ -232,15 +289,14 @@ func (b *Bridge) onDialed(ev dialedEvent) {
 		b.dialFailed(c, ev.err)
 		return
 	}
-	l.conn, l.connectedAt = c, b.clk.Now()
+	l.conn, l.connectedAt, l.hostOnline = c, b.clk.Now(), false
 	c.start()
 	b.stat.update(func(s *Status) { s.Connects++; s.BdSeq = c.bdSeq })
 	b.log.Info("upstream connected", "server", c.server, "bdSeq", c.bdSeq)
-	if l.host == nil {
-		b.goLive()
-		return
+	for _, ev := range early {
+		b.onInbound(ev) // retained STATE (and commands) that came with the subscriptions
 	}
-	b.stat.setState(StateWaitingHost, c.server)
+	b.maybeGoLive()
 }
 
 // dialFailed schedules the next attempt: the next server at once, or after a whole round has
@@ -270,7 +326,7 @@ func (b *Bridge) goLive() {
 		return
 	}
 	c.seal()
-	l.live, l.budget = true, 0
+	l.live, l.budget, l.lastProbe = true, 0, time.Time{}
 	b.stat.setState(StateOnline, c.server)
 	b.log.Info("sparkplug session online", "bdSeq", c.bdSeq, "backlog", b.opts.Queue.Stats().Records)
 }
@@ -287,6 +343,12 @@ func (b *Bridge) onProgress(c *conn) {
 		b.lost(err, -1)
 		return
 	}
+	b.stamp(c)
+}
+
+// stamp notes when the loop learnt that batches up to c.acked were written or acknowledged.
+func (b *Bridge) stamp(c *conn) {
+	l := &b.loop
 	acked, now := c.acked.Load(), b.clk.Now()
 	for ; l.ringDone < len(l.ring) && l.ring[l.ringDone].id <= acked; l.ringDone++ {
 		l.ring[l.ringDone].written = now
@@ -298,6 +360,8 @@ func (b *Bridge) onProgress(c *conn) {
 
 // lost ends the connection: the session goes offline, everything not confirmed goes back to
 // the queue, and a reconnect is scheduled after delay (negative: the backoff's next delay).
+// After an intentional NDEATH it first waits (bounded by deathWait) for the NDEATH's PUBACK,
+// which proves everything published before it: then nothing needs queueing again.
 func (b *Bridge) lost(cause error, delay time.Duration) {
 	l := &b.loop
 	c := l.conn
@@ -306,12 +370,13 @@ func (b *Bridge) lost(cause error, delay time.Duration) {
 	}
 	b.opts.Session.Stop()
 	l.live = false
-	b.requeue()
-	quiesce, until := uint(0), uint64(0)
+	quiesce := uint(0)
 	if l.dead { // send DISCONNECT after the NDEATH, so that the broker does not publish the will as well
-		quiesce, until = 500, l.deathBatch
+		c.waitAcked(l.deathBatch, deathWait)
+		quiesce = 500
 	}
-	b.release(c, until, quiesce)
+	b.requeue()
+	b.release(c, 0, quiesce)
 	l.conn, l.dead, l.deathBatch = nil, false, 0
 	if b.clk.Since(l.connectedAt) >= b.opts.ReconnectMax {
 		l.back.Reset() // it was a good connection: start over at the shortest delay
@@ -325,18 +390,33 @@ func (b *Bridge) lost(cause error, delay time.Duration) {
 	l.retry.Reset(delay)
 }
 
-// requeue gives back what was published but not confirmed: replayed transactions are rolled
-// back (they are still at the head of the queue) and the ring's live samples are appended.
+// requeue gives back what was published on the connection and is not confirmed, after taking
+// the connection's last progress and proof: replayed transactions not confirmed are rolled
+// back (they are still at the head of the queue) and the ring's live records are appended.
+// Only these can reach the host twice.
 func (b *Bridge) requeue() {
 	l := &b.loop
+	if c := l.conn; c != nil {
+		b.stamp(c)
+		b.retire(b.clk.Now())
+	}
+	n := 0
 	if len(l.inflight) > 0 {
 		b.opts.Queue.Nack(l.inflight[0].tx)
+		for _, f := range l.inflight {
+			n += f.n
+		}
 	}
 	l.inflight, l.flightDone = nil, 0
 	for _, e := range l.ring {
 		b.enqueue(e.records)
+		n += len(e.records)
 	}
-	l.ring, l.ringDone = nil, 0
+	l.ring, l.ringDone, l.held = nil, 0, 0
+	if n > 0 {
+		b.stat.update(func(s *Status) { s.Requeued += uint64(n) })
+	}
+	b.noteHeld()
 }
 
 // release shuts a connection on a goroutine of its own (see conn.shut).
@@ -358,31 +438,30 @@ func (b *Bridge) death() {
 	l.live, l.dead = false, true
 }
 
-// shutdown ends Run: NDEATH (its PUBACK awaited, bounded), everything unconfirmed and
-// everything still in the mailbox goes to the queue, then DISCONNECT.
+// shutdown ends Run: what the mailbox holds is published (or queued when not online), then
+// NDEATH, whose PUBACK (awaited, bounded) proves everything published before it; whatever is
+// still unconfirmed goes to the queue, then DISCONNECT. After a clean stop the next start has
+// nothing of this run to send again.
 func (b *Bridge) shutdown() {
 	l := &b.loop
 	l.stopping = true
 	l.retry.Stop()
+	for _, ev := range b.mail.close() {
+		ev.apply(b) // live: published; a late connection is released
+	}
+	c := l.conn
 	if l.live {
 		b.death()
+		c.waitAcked(l.deathBatch, deathWait)
 	}
 	b.opts.Session.Stop()
 	l.live = false
 	b.requeue()
-	if c := l.conn; c != nil {
+	if c != nil {
 		l.conn = nil
-		until := uint64(0)
-		if l.dead {
-			until = l.deathBatch
-		}
-		c.shut(until, 250)
+		c.shut(0, 250)
 	}
 	l.bg.Wait() // attempts in progress end with ctx; released connections finish closing
-	for _, ev := range b.mail.close() {
-		ev.apply(b) // data goes to the queue; a late connection is released
-	}
-	l.bg.Wait()
 	b.stat.setState(StateDisconnected, "")
 	b.log.Info("bridge stopped", "queued", b.opts.Queue.Stats().Records)
 }

@@ -95,8 +95,8 @@ func TestMailboxFullPolicy(t *testing.T) {
 				t.Fatalf("%d overflow log lines, want 1 (rate-limited):\n%s", n, h.log.dump())
 			}
 			h.b.offerForward(message{topic: "site7/a", payload: []byte("x")})
-			h.b.inbound(nil, "spBv1.0/G/DCMD/E/well1", []byte{1})
-			h.b.inbound(nil, sparkplug.StateTopic("scada"), []byte(`{"online":true,"timestamp":1}`))
+			h.b.inbound(nil, "spBv1.0/G/DCMD/E/well1", []byte{1}, false)
+			h.b.inbound(nil, sparkplug.StateTopic("scada"), []byte(`{"online":true,"timestamp":1}`), true)
 			h.b.DeviceState("well1", false, nil)
 			st = h.b.Status()
 			if st.ForwardDropped != 1 || st.InboundDropped != 1 || st.MailboxEntries != tc.held+2 {

@@ -19,7 +19,9 @@ import (
 //   - the sender hands the outbox to paho in order (paho's Publish may wait up to the write
 //     timeout for its outgoing goroutine);
 //   - the waiter waits for each batch's tokens in order (QoS 0: written, bounded by the write
-//     timeout; QoS 1: PUBACK) and reports progress, or the first failure, as a progressEvent.
+//     timeout; QoS 1: PUBACK) and reports progress, or the first failure, as a progressEvent;
+//   - the prober, when the loop asks, proves that the broker has read what was written (see
+//     proof.go), and reports progress the same way.
 //
 // A failure (a token error, a write that timed out, paho's connection-lost callback) is kept
 // in failure; the loop then treats the connection as lost.
@@ -41,6 +43,10 @@ type conn struct {
 	groups chan group // sender → waiter
 
 	acked    atomic.Uint64 // the last batch whose tokens all completed without error
+	proven   atomic.Uint64 // the last batch the broker is known to have read (see proof.go)
+	probes   chan uint64   // loop → prober: prove the batches up to this one
+	probing  atomic.Bool   // a probe is asked for or in flight
+	sent     atomic.Bool   // the CONNECT went out (its bdSeq was committed)
 	noted    atomic.Bool   // a progressEvent is in the mailbox
 	progress chan struct{} // pinged on each report (shut waits on it)
 	mu       sync.Mutex
@@ -66,7 +72,8 @@ func (b *Bridge) newConn(gen uint64, server string) *conn {
 	c := &conn{
 		b: b, gen: gen, server: server, timeout: b.opts.ConnectTimeout,
 		groups: make(chan group, groupBacklog), progress: make(chan struct{}, 1),
-		stop: make(chan struct{}), closed: make(chan struct{}),
+		probes: make(chan uint64, 1),
+		stop:   make(chan struct{}), closed: make(chan struct{}),
 	}
 	c.out.init(b.opts.MailboxBytes)
 	return c
@@ -87,21 +94,25 @@ func (c *conn) Publish(topic string, qos byte, retain bool, payload []byte) erro
 	return nil
 }
 
-// proof identifies what confirms a batch of publishes: its id on the connection (the batch
-// is done once acked reaches it), whether it holds a QoS 0 publish (then the detection window
-// must also pass after it was written), when it was published and when the loop learnt that
-// it was written or acknowledged.
+// proof identifies what confirms a batch of publishes: its id on the connection, whether it
+// holds a QoS 0 publish, and when the loop learnt that all of it was written (or, QoS 1,
+// acknowledged).
 type proof struct {
 	id      uint64
 	qos0    bool
 	written time.Time
 }
 
-// confirmed reports whether the batch is known delivered: QoS 1 by PUBACK, QoS 0 by the
-// connection surviving the detection window after the write.
-func (p proof) confirmed(now time.Time, window time.Duration) bool {
-	return !p.written.IsZero() && (!p.qos0 || now.Sub(p.written) >= window)
+// confirmed reports whether the batch is known delivered: the broker has read it (proven: a
+// PUBACK of it or of a later QoS 1 publish, or the answer to a probe sent after it was
+// written), or, failing any proof, the connection survived the detection window after the
+// write (a dead link would have been noticed by then; see detectionWindow).
+func (p proof) confirmed(proven uint64, now time.Time, window time.Duration) bool {
+	return p.id <= proven || (!p.written.IsZero() && (!p.qos0 || now.Sub(p.written) >= window))
 }
+
+// byProof reports whether the batch is confirmed by proof rather than by the window alone.
+func (p proof) byProof(proven uint64) bool { return p.id <= proven }
 
 // seal closes the batch of what was published since the last seal. A seal with nothing
 // published gives the previous batch's id: it is confirmed with it.
@@ -116,11 +127,12 @@ func (c *conn) seal() proof {
 	return p
 }
 
-// start runs the sender and the waiter.
+// start runs the sender, the waiter and the prober.
 func (c *conn) start() {
-	c.wg.Add(2)
+	c.wg.Add(3)
 	go c.send()
 	go c.await()
+	go c.probe()
 }
 
 // shut ends the connection: it waits (at most deathWait) for batch until when until > 0 (the
@@ -184,6 +196,29 @@ type group struct {
 	tokens []pubToken
 }
 
+// proves says what the PUBACKs of a completed group prove, beyond its own tokens: paho writes
+// publishes in order (OrderMatters) on one connection, and a broker reads them in order, so a
+// PUBACK proves that every publish before it was read. It returns the last batch proven: the
+// group itself when no QoS 0 publish follows its last QoS 1 one, the batch before it when one
+// does, none (0, false) without a QoS 1 publish.
+func (g group) proves() (uint64, bool) {
+	last1, last0 := -1, -1
+	for i, pt := range g.tokens {
+		if pt.qos > 0 {
+			last1 = i
+		} else {
+			last0 = i
+		}
+	}
+	switch {
+	case last1 < 0:
+		return 0, false
+	case last0 > last1:
+		return g.id - 1, true
+	}
+	return g.id, true
+}
+
 type pubToken struct {
 	t   mqtt.Token
 	qos byte
@@ -229,6 +264,9 @@ func (c *conn) await() {
 				return
 			}
 			c.acked.Store(g.id)
+			if id, ok := g.proves(); ok {
+				c.prove(id)
+			}
 			c.report()
 		}
 	}

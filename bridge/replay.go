@@ -83,8 +83,10 @@ func (b *Bridge) publishBacklog(tx *queue.Tx) {
 	if err == nil {
 		err = flush()
 	}
+	n := tx.Len()
 	tx.Records = nil // confirmation needs only the position
-	l.inflight = append(l.inflight, flight{tx: tx, proof: l.conn.seal()})
+	l.inflight = append(l.inflight, flight{tx: tx, n: n, proof: l.conn.seal()})
+	l.held += n
 	if bad > 0 {
 		b.limit.Log(b.log, slog.LevelWarn, "bad records", "undecodable queue records skipped", "records", bad)
 	}

@@ -17,6 +17,7 @@ const (
 	StateDisconnected State = "disconnected" // waiting to retry
 	StateConnecting   State = "connecting"   // CONNECT sent
 	StateWaitingHost  State = "waiting-host" // connected, primary host not online yet
+	StateWaitingPoll  State = "waiting-poll" // connected, the devices' first poll not in yet (bounded)
 	StateOnline       State = "online"       // births published: data flows
 )
 
@@ -34,11 +35,22 @@ type Status struct {
 	PublishedLive       uint64 // samples published live
 	PublishedHistorical uint64 // samples replayed from the queue
 	Queued              uint64 // records (samples and forwarded messages) appended to the queue
-	QueueErrors         uint64 // records lost because the queue refused them (disk full)
+	QueueErrors         uint64 // records lost because the queue refused them (nothing left to free)
 	Forwarded           uint64 // local messages forwarded upstream (live or replayed)
 	ForwardedDown       uint64 // upstream messages forwarded to the local broker
 	Commands            uint64 // NCMD/DCMD received
 	CommandErrors       uint64
+	CommandsRetained    uint64 // retained NCMD/DCMD ignored (Sparkplug commands are never retained)
+	NextServerRefused   uint64 // Next Server requests refused: one per nextServerHoldoff
+
+	// Delivery of what was published (samples and forwarded messages, live or replayed):
+	// Confirmed by a PUBACK or by proof that the broker read it; ConfirmedByWindow only because
+	// the detection window passed without proof; Requeued queued again because the connection
+	// ended before any proof (the only records the host may get twice); Unconfirmed held now.
+	Confirmed         uint64
+	ConfirmedByWindow uint64
+	Requeued          uint64
+	Unconfirmed       int
 
 	// The mailbox's policy when full (see Options.MailboxEntries): samples and written values
 	// go straight to the queue (MailboxOverflow, also counted in Queued); local messages to
