@@ -3,7 +3,10 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/wellgate/wellgate/drivers"
@@ -25,13 +28,38 @@ const writeTimeout = 10 * time.Second
 // may log.
 const logEvery = 10 * time.Second
 
-// command handles an NCMD or DCMD arriving on the embedded broker for the local session.
-// Bad commands are logged (rate-limited) and ignored.
+// command handles an NCMD or DCMD arriving on the embedded broker for the local session, as
+// localCommand does for a message without the retain flag. It goes once startLocal's
+// subscription passes the flag (broker.Handler's last argument) to localCommand.
 func (g *Gateway) command(sess *sparkplug.Session, topic string, payload []byte) {
+	g.localCommand(sess, topic, payload, false)
+}
+
+// localCommand handles an NCMD or DCMD arriving on the embedded broker for the local session.
+// A command with the retain flag (published retained, or the broker's replay of a retained
+// one to the gateway's subscription at every start) is ignored, never written, and logged
+// rate-limited: Sparkplug commands are never retained (docs/sparkplug.md
+// [cmd-retained-ignored]). Bad commands are logged (rate-limited) and ignored. A Rebirth the
+// session merged (asked within its hold-off after the last births) is published once the
+// hold-off has passed.
+func (g *Gateway) localCommand(sess *sparkplug.Session, topic string, payload []byte, retained bool) {
+	if retained {
+		g.limit.Log(g.log, slog.LevelWarn, "command retained|local",
+			"retained command ignored: Sparkplug commands are never retained; clear it on the broker",
+			"origin", originLocal, "topic", logx.Value(topic), "bytes", len(payload))
+		return
+	}
 	writes, err := sess.HandleCommand(topic, payload)
 	if err != nil {
 		g.limit.Log(g.log, slog.LevelWarn, "command ignored|local", "command ignored",
 			"origin", originLocal, "topic", logx.Value(topic), "err", logx.Err(err))
+	}
+	if wait, ok := sess.DeferredRebirth(); ok {
+		time.AfterFunc(wait, func() {
+			if _, err := sess.FlushRebirth(); err != nil {
+				g.limit.Log(g.log, slog.LevelWarn, "local rebirth", "merged rebirth failed", "err", logx.Err(err))
+			}
+		})
 	}
 	g.route(originLocal, writes)
 }
@@ -43,16 +71,54 @@ const (
 )
 
 // route carries out the writes a command asked for; origin names the session it came from.
-// It returns at once: device writes are queued per device.
+// It returns at once: device writes are queued per device. A command's device writes are
+// logged in one line (how many, to which devices, the first few, how many were refused and
+// why), not one per metric; each write's outcome is logged at debug level, failures
+// rate-limited per device.
 func (g *Gateway) route(origin string, writes []sparkplug.Write) {
+	var sum commandSummary
 	for _, w := range writes {
 		if w.Device == "" {
 			g.writeNodeCommand(origin, w)
 			continue
 		}
-		if err := g.writes.put(writeReq{origin: origin, w: w}); err != nil {
-			g.limit.Log(g.log, slog.LevelWarn, "write refused|"+w.Device, "write refused",
-				"origin", origin, "device", w.Device, "tag", w.Tag, "value", logx.Value(w.Value.String()), "err", err)
+		sum.add(w, g.writes.put(writeReq{origin: origin, w: w}))
+	}
+	if sum.writes == 0 {
+		return
+	}
+	level := slog.LevelInfo
+	if sum.refused > 0 {
+		level = slog.LevelWarn
+	}
+	g.log.Log(context.Background(), level, "command writes", "origin", origin, "writes", sum.writes,
+		"devices", logx.Value(strings.Join(sum.devices, ",")), "first", logx.Value(sum.first.String()),
+		"refused", sum.refused, "err", logx.Err(sum.err))
+}
+
+// commandSummary sums up the device writes of one command for its log line.
+type commandSummary struct {
+	writes, refused int
+	devices         []string
+	first           strings.Builder // the first writes, device/tag=value
+	err             error           // why the first refused write was refused
+}
+
+func (s *commandSummary) add(w sparkplug.Write, err error) {
+	s.writes++
+	if !slices.Contains(s.devices, w.Device) {
+		s.devices = append(s.devices, w.Device)
+	}
+	if s.first.Len() < logx.MaxValue {
+		if s.first.Len() > 0 {
+			s.first.WriteString(", ")
+		}
+		fmt.Fprintf(&s.first, "%s/%s=%s", w.Device, w.Tag, logx.Value(w.Value.String()))
+	}
+	if err != nil {
+		s.refused++
+		if s.err == nil {
+			s.err = err
 		}
 	}
 }
@@ -90,7 +156,7 @@ func (g *Gateway) perform(ctx context.Context, r writeReq) error {
 		}
 		return err
 	}
-	log.Info("written", "read_back", logx.Value(got.String()))
+	log.Debug("written", "read_back", logx.Value(got.String()))
 	batch := []drivers.Sample{{Device: w.Device, Tag: w.Tag, Value: got, Quality: drivers.Good, Time: time.Now()}}
 	g.store.samples(batch)
 	for _, s := range g.currentSinks() {

@@ -98,7 +98,7 @@ func (g *Gateway) writeNode(name string, v drivers.Value) error {
 	switch name {
 	case nmNextServer:
 		if v.Bool() {
-			g.nextServer()
+			return g.nextServer()
 		}
 		return nil
 	case nmScanRate:

@@ -40,6 +40,7 @@ func (g *Gateway) startUpstream(ctx context.Context, fail func(error)) (<-chan e
 	}
 	opts := upstreamOptions(up)
 	opts.PrimaryHostID, opts.LegacyState = g.cfg.Sparkplug.PrimaryHostID, g.cfg.Sparkplug.LegacyState
+	opts.FirstPollWait = firstPollWait // as the local births: values, not nulls
 	opts.Session, opts.Queue, opts.BdSeq, opts.Logger = sess, q, bd, g.log
 	opts.OnCommand = func(ws []sparkplug.Write) { g.route(originUpstream, ws) }
 	if b := g.currentBroker(); b != nil {
@@ -130,18 +131,19 @@ func (g *Gateway) upstreamStats() upstreamStats {
 	}
 	return upstreamStats{connects: st.Connects, depth: st.Queue.Records, oldest: st.Queue.OldestAge, dropped: dropped,
 		state: string(st.State), server: st.Server, since: st.Since,
-		connected: st.State == bridge.StateOnline || st.State == bridge.StateWaitingHost}
+		connected: st.State == bridge.StateOnline || st.State == bridge.StateWaitingHost || st.State == bridge.StateWaitingPoll}
 }
 
 // nextServer moves the upstream connection to its next server: "Node Control/Next Server"
-// from either session, through the command router.
-func (g *Gateway) nextServer() {
+// from either session, through the command router. The bridge refuses a move within 10 s of
+// the last one (bridge.ErrNextServerTooSoon): a storm of requests moves it once.
+func (g *Gateway) nextServer() error {
 	g.mu.RLock()
 	br := g.bridge
 	g.mu.RUnlock()
 	if br == nil {
 		g.log.Info("next server asked for, but no upstream is configured")
-		return
+		return nil
 	}
-	br.NextServer()
+	return br.NextServer()
 }
