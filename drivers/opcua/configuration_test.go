@@ -174,3 +174,28 @@ mode = "push"
 		t.Logf("got:\n%s", msg)
 	}
 }
+
+// TestREADMEExamplesLoad loads the TOML examples of this package's README (the proposed
+// README section and config.example.toml entries), so that they stay true.
+func TestREADMEExamplesLoad(t *testing.T) {
+	b, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := strings.Split(string(b), "```toml\n")[1:]
+	loaded := 0
+	for _, blk := range blocks {
+		text, _, _ := strings.Cut(blk, "```")
+		if !strings.Contains(text, "[[device]]") {
+			continue
+		}
+		text = strings.ReplaceAll(text, `server_fingerprint = "SHA256:3f…"`, `server_fingerprint = "SHA256:`+strings.Repeat("3f", 32)+`"`)
+		if _, _, err := loadText(t, tomlHead+text); err != nil {
+			t.Errorf("README example does not load: %v\n%s", err, text)
+		}
+		loaded++
+	}
+	if loaded != 2 {
+		t.Fatalf("loaded %d examples, want 2", loaded)
+	}
+}

@@ -126,12 +126,18 @@ func (d *device) run(ctx context.Context, sink drivers.Sink) {
 			continue
 		}
 		started := clk.Now()
-		err = d.serve(ctx, c, sink)
+		up, err := d.serve(ctx, c, sink)
 		old = d.disconnect(c, err)
 		switch {
 		case ctx.Err() != nil:
 			return
 		case errors.Is(err, errRescan):
+			continue
+		case !up: // the session never delivered: as good as a failed connect
+			d.connectFailed(err, sink)
+			if bo.Wait(ctx) != nil {
+				return
+			}
 			continue
 		}
 		d.stats.failed(err, clk.Now())
@@ -221,18 +227,19 @@ func (d *device) conn() *conn {
 }
 
 // serve delivers the first readings, reports the device up and then follows the session
-// (subscription or polls, keep-alive, watchdog) until it fails or ctx ends.
-func (d *device) serve(ctx context.Context, c *conn, sink drivers.Sink) error {
+// (subscription or polls, keep-alive, watchdog) until it fails or ctx ends. up reports whether
+// the first readings were delivered.
+func (d *device) serve(ctx context.Context, c *conn, sink drivers.Sink) (up bool, err error) {
 	d.setConn(c)
 	defer d.setConn(nil)
 	if err := c.pollOnce(ctx, sink); err != nil {
-		return err
+		return false, fmt.Errorf("reading the tags: %w", err)
 	}
 	d.markUp(sink)
 	if d.opts.Mode == ModeSubscribe {
 		if err := c.subscribe(ctx); err != nil {
-			return fmt.Errorf("subscribing: %w", err)
+			return true, fmt.Errorf("subscribing: %w", err)
 		}
 	}
-	return c.follow(ctx, sink)
+	return true, c.follow(ctx, sink)
 }

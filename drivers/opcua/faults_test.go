@@ -203,3 +203,25 @@ func TestServerKilledAndRestarted(t *testing.T) {
 		t.Fatalf("down without an error")
 	}
 }
+
+// TestSessionThatNeverDelivers: a server that accepts the session but fails every read of the
+// tags' values is a device down, not one silently up without data.
+func TestSessionThatNeverDelivers(t *testing.T) {
+	ts := shared(t)
+	node := ts.add("fail.level", ua.TypeIDDouble, 1.0, false)
+	ts.mu.Lock()
+	ts.failReads = map[string]bool{ua.NewStringNodeID(ts.ns.ID(), "fail.level").String(): true}
+	ts.mu.Unlock()
+	t.Cleanup(func() { ts.mu.Lock(); ts.failReads = nil; ts.mu.Unlock() })
+	r := startDriver(t, Options{Devices: []DeviceOptions{ts.device("Fails", ModeSubscribe,
+		TagOptions{Name: "Level", NodeID: node, Type: "Double"})}})
+	r.sink.waitFor(t, 5*time.Second, "down", func() bool { return r.sink.state("Fails") == -1 })
+	if err := r.sink.lastErr("Fails"); err == nil || !strings.Contains(err.Error(), "BadInternalError") {
+		t.Fatalf("down with %v", err)
+	}
+	ts.mu.Lock()
+	ts.failReads = nil
+	ts.mu.Unlock()
+	r.sink.waitValue(t, 10*time.Second, "Fails", "Level", drivers.Good, drivers.DoubleValue(1))
+	r.sink.waitFor(t, 5*time.Second, "up", func() bool { return r.sink.state("Fails") == 1 })
+}

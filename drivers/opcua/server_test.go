@@ -36,6 +36,7 @@ type testServer struct {
 	itemSizes []int               // items per CreateMonitoredItems request
 	writes    []*ua.WriteValue
 	limits    serverLimits
+	failReads map[string]bool // node ids whose Value read fails the whole Read with BadInternalError
 }
 
 // serverLimits are the operation limits a test server states and enforces (0: none).
@@ -219,6 +220,14 @@ func (ts *testServer) read(sc *uasc.SecureChannel, r ua.Request, reqID uint32) (
 	if (lim.read > 0 && n > lim.read) || (lim.hiddenRead > 0 && n > lim.hiddenRead) {
 		return nil, ua.StatusBadTooManyOperations
 	}
+	ts.mu.Lock()
+	for _, rv := range req.NodesToRead {
+		if rv.AttributeID == ua.AttributeIDValue && ts.failReads[rv.NodeID.String()] {
+			ts.mu.Unlock()
+			return nil, ua.StatusBadInternalError
+		}
+	}
+	ts.mu.Unlock()
 	results := make([]*ua.DataValue, n)
 	for i, rv := range req.NodesToRead {
 		ns, err := ts.srv.Namespace(int(rv.NodeID.Namespace()))
