@@ -9,6 +9,9 @@ type TagInfo struct {
 	Units       string
 	Description string
 	Writable    bool
+	// Address says where the value comes from, for people: "hr:40001 (2 registers, float32
+	// ABCD)", "ns=2;s=Tank.Level". Optional.
+	Address string
 
 	// Report by exception: a new value is reported when it differs from the last reported one
 	// by more than Deadband (absolute) or DeadbandPercent (of the last reported value), or when
@@ -22,7 +25,10 @@ type TagInfo struct {
 type DeviceInfo struct {
 	Name   string
 	Driver string
-	Tags   []TagInfo
+	// Endpoint says how the device is reached, for people: "10.0.0.5:502 unit 1",
+	// "/dev/ttyUSB0 9600 8N1 unit 3", "opc.tcp://10.0.0.30:4840". Optional.
+	Endpoint string
+	Tags     []TagInfo
 }
 
 // Describer is implemented by drivers: the devices and tags they serve, known before Run.

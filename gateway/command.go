@@ -12,7 +12,6 @@ import (
 	"github.com/wellgate/wellgate/drivers"
 	"github.com/wellgate/wellgate/internal/logx"
 	"github.com/wellgate/wellgate/sparkplug"
-	"github.com/wellgate/wellgate/web"
 )
 
 // Commands. Both Sparkplug sessions (the embedded broker's and the upstream bridge's) decode
@@ -163,33 +162,4 @@ func (g *Gateway) perform(ctx context.Context, r writeReq) error {
 		s.Written(batch)
 	}
 	return nil
-}
-
-// Snapshot implements web.Source.
-func (g *Gateway) Snapshot() web.Snapshot {
-	status := map[string]drivers.DeviceStatus{}
-	for _, d := range g.drivers {
-		if r, ok := d.(drivers.StatusReporter); ok {
-			for _, s := range r.Status() {
-				status[s.Device] = s
-			}
-		}
-	}
-	snap := web.Snapshot{
-		Group: g.cfg.Sparkplug.GroupID, EdgeNode: g.cfg.Sparkplug.EdgeNodeID,
-		Version: g.version, Started: g.started, Devices: g.store.view(status),
-		Upstream: web.Upstream{Enabled: g.cfg.Upstream.Enabled()},
-	}
-	if snap.Upstream.Enabled {
-		st := g.upstreamStats()
-		snap.Upstream.State, snap.Upstream.Server, snap.Upstream.Since = st.state, st.server, st.since
-		snap.Upstream.Connected = st.connected
-		snap.Upstream.Queued, snap.Upstream.Dropped = st.depth, st.dropped
-	}
-	g.mu.RLock()
-	if g.broker != nil {
-		snap.Broker = g.broker.Addr().String()
-	}
-	g.mu.RUnlock()
-	return snap
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -38,6 +39,9 @@ type Gateway struct {
 	store   *store
 	writes  *writeQueues  // pending device writes, one queue per device
 	limit   *logx.Limiter // rate-limits repeated log lines
+	health  health        // parts that failed
+
+	localBdSeq atomic.Uint64 // bdSeq of the local session, for the page
 
 	// Set during Run.
 	mu       sync.RWMutex
@@ -60,7 +64,7 @@ func New(cfg *config.Config, log *slog.Logger, version string) (*Gateway, error)
 	if err := g.buildDrivers(); err != nil {
 		return nil, err
 	}
-	g.store = newStore(g.devices)
+	g.store = newStore(g.storeDevices(), time.Now())
 	g.writes = newWriteQueues(slices.Collect(maps.Keys(g.writers)))
 	// Building the sessions validates ids and metric names without any I/O.
 	if _, err := g.newSession(); err != nil {
@@ -119,7 +123,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		g.mu.Lock()
 		g.web = ws
+		g.mu.Unlock()
 		opened.add("status page", ws.Close)
 	}
 	runCtx, cancelRun := context.WithCancelCause(ctx)
@@ -149,10 +155,10 @@ func (g *Gateway) Run(ctx context.Context) error {
 func (g *Gateway) runParts(ctx context.Context) error {
 	grp, gctx := errgroup.WithContext(ctx)
 	if g.web != nil {
-		grp.Go(func() error { return g.web.Run(gctx) })
+		grp.Go(g.health.tracked("status page", func() error { return g.web.Run(gctx) }))
 	}
 	for _, d := range g.drivers {
-		grp.Go(func() error { return d.Run(gctx, g) })
+		grp.Go(g.health.tracked("driver", func() error { return d.Run(gctx, g) }))
 	}
 	for dev := range g.writers {
 		grp.Go(func() error { return g.writes.run(gctx, dev, func(r writeReq) { _ = g.perform(gctx, r) }) })
@@ -212,6 +218,7 @@ func (g *Gateway) startLocal(opened *closers) error {
 	if err != nil {
 		return err
 	}
+	g.localBdSeq.Store(seq)
 	// The session records samples from now on; it is born once the first poll is in.
 	g.mu.Lock()
 	g.sinks = append(g.sinks, localOutput{s: sess, log: g.log, limit: g.limit})
@@ -346,4 +353,14 @@ func (g *Gateway) BrokerAddr() string {
 		return ""
 	}
 	return g.broker.Addr().String()
+}
+
+// WebAddr is the status page's address once Run has bound it, else "".
+func (g *Gateway) WebAddr() string {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	if g.web == nil {
+		return ""
+	}
+	return g.web.Addr().String()
 }

@@ -10,42 +10,62 @@ import (
 	"github.com/wellgate/wellgate/web"
 )
 
-// store keeps the latest sample of every tag and the comms state of every device, for the
-// status page. It never decides what is published: the Sparkplug sessions do.
+// store keeps the latest sample and the last good value of every tag and the comms state of
+// every device, for the status page. It never decides what is published: the Sparkplug
+// sessions do.
 type store struct {
 	mu      sync.RWMutex
 	devices []*deviceEntry
 	byName  map[string]*deviceEntry
-	pending int           // devices that have not reported yet
+	pending int           // enabled devices that have not reported yet
 	changed chan struct{} // pinged when pending drops
 }
 
 type deviceEntry struct {
-	info     drivers.DeviceInfo
-	up       bool
-	reported bool // a poll result or a state has come in
-	lastErr  string
-	tags     []tagEntry
-	byName   map[string]int
+	info       drivers.DeviceInfo
+	interval   time.Duration // configured poll interval, to tell a recent error from an old one
+	disabled   bool
+	state      string // web.StateConnecting, StateCommunicating, StateDown or StateDisabled
+	stateSince time.Time
+	reported   bool // a poll result or a state has come in
+	lastErr    string
+	lastErrAt  time.Time
+	tags       []tagEntry
+	byName     map[string]int
 }
 
 type tagEntry struct {
 	info drivers.TagInfo
 	s    drivers.Sample
 	seen bool
+	good drivers.Sample // the last sample of good quality
+	hasG bool
 }
 
-func newStore(devs []drivers.DeviceInfo) *store {
-	st := &store{byName: make(map[string]*deviceEntry, len(devs)), pending: len(devs),
-		changed: make(chan struct{}, 1)}
+// storeDevice is one device the store shows: an enabled one (described by its driver) or a
+// disabled one (from the configuration, not polled).
+type storeDevice struct {
+	info     drivers.DeviceInfo
+	interval time.Duration
+	disabled bool
+}
+
+func newStore(devs []storeDevice, now time.Time) *store {
+	st := &store{byName: make(map[string]*deviceEntry, len(devs)), changed: make(chan struct{}, 1)}
 	for _, d := range devs {
-		e := &deviceEntry{info: d, up: true, byName: make(map[string]int, len(d.Tags))}
-		for i, t := range d.Tags {
+		e := &deviceEntry{info: d.info, interval: d.interval, disabled: d.disabled,
+			state: web.StateConnecting, stateSince: now, byName: make(map[string]int, len(d.info.Tags))}
+		if d.disabled {
+			e.state, e.reported = web.StateDisabled, true
+		} else {
+			st.pending++
+		}
+		for i, t := range d.info.Tags {
 			e.tags = append(e.tags, tagEntry{info: t})
 			e.byName[t.Name] = i
 		}
 		st.devices = append(st.devices, e)
-		st.byName[d.Name] = e
+		st.byName[d.info.Name] = e
 	}
 	return st
 }
@@ -59,8 +79,11 @@ func (st *store) samples(batch []drivers.Sample) {
 			continue
 		}
 		if i, ok := d.byName[s.Tag]; ok {
-			d.tags[i].s = s
-			d.tags[i].seen = true
+			t := &d.tags[i]
+			t.s, t.seen = s, true
+			if s.Quality == drivers.Good && !s.Value.IsNull() {
+				t.good, t.hasG = s, true
+			}
 		}
 		st.markReported(d)
 	}
@@ -101,47 +124,54 @@ func (st *store) waitReported(ctx context.Context, max time.Duration) {
 }
 
 func (st *store) deviceState(device string, up bool, err error) {
+	now := time.Now()
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	d := st.byName[device]
 	if d == nil {
 		return
 	}
-	d.up = up
+	state := web.StateDown
+	if up {
+		state = web.StateCommunicating
+	}
+	if d.state != state {
+		d.state, d.stateSince = state, now
+	}
 	st.markReported(d)
 	if err != nil {
-		d.lastErr = err.Error()
+		d.lastErr, d.lastErrAt = err.Error(), now
 	}
 }
 
-// deviceCounts counts the devices communicating and not.
+// deviceCounts counts the enabled devices communicating and not (connecting counts as not).
 func (st *store) deviceCounts() (good, bad int) {
 	st.mu.RLock()
 	defer st.mu.RUnlock()
 	for _, d := range st.devices {
-		if d.up {
+		switch d.state {
+		case web.StateDisabled:
+		case web.StateCommunicating:
 			good++
-		} else {
+		default:
 			bad++
 		}
 	}
 	return good, bad
 }
 
-// view renders the store for the status page; status adds driver counters where known.
-func (st *store) view(status map[string]drivers.DeviceStatus) []web.Device {
+// view renders the store for the status page at now; status adds driver counters where known.
+// Nothing it returns shares memory the store keeps writing.
+func (st *store) view(status map[string]drivers.DeviceStatus, now time.Time) []web.Device {
 	st.mu.RLock()
 	defer st.mu.RUnlock()
 	out := make([]web.Device, 0, len(st.devices))
 	for _, d := range st.devices {
-		wd := web.Device{Name: d.info.Name, Driver: d.info.Driver, Up: d.up, LastError: d.lastErr,
-			Tags: make([]web.Tag, 0, len(d.tags))}
+		wd := web.Device{Name: d.info.Name, Driver: d.info.Driver, Endpoint: d.info.Endpoint,
+			State: d.state, StateSince: d.stateSince, Up: d.state == web.StateCommunicating,
+			LastError: d.lastErr, LastErrorAt: d.lastErrAt, Tags: make([]web.Tag, 0, len(d.tags))}
 		if s, ok := status[d.info.Name]; ok {
-			wd.Requests, wd.Errors, wd.LastGood = s.Requests, s.Errors, s.LastGood
-			wd.ErrorsByKind, wd.ResponseTime = s.ErrorsByKind, s.ResponseTime
-			if s.LastError != "" {
-				wd.LastError = s.LastError
-			}
+			addStatus(&wd, s, d.interval, now)
 		}
 		for _, t := range d.tags {
 			wd.Tags = append(wd.Tags, tagView(d.info.Name, t))
@@ -151,9 +181,30 @@ func (st *store) view(status map[string]drivers.DeviceStatus) []web.Device {
 	return out
 }
 
+// addStatus adds a driver's counters to a device's view. A device that answers but failed a
+// request within its last two poll intervals is degraded.
+func addStatus(wd *web.Device, s drivers.DeviceStatus, interval time.Duration, now time.Time) {
+	wd.Requests, wd.Errors, wd.LastGood, wd.ResponseTime = s.Requests, s.Errors, s.LastGood, s.ResponseTime
+	if len(s.ErrorsByKind) > 0 {
+		wd.ErrorsByKind = make(map[string]uint64, len(s.ErrorsByKind))
+		for k, v := range s.ErrorsByKind {
+			wd.ErrorsByKind[k] = v
+		}
+	}
+	if s.LastError != "" {
+		wd.LastError, wd.LastErrorAt = s.LastError, s.LastErrorAt
+	}
+	if wd.State == web.StateCommunicating && !s.LastErrorAt.IsZero() && now.Sub(s.LastErrorAt) < 2*interval {
+		wd.State = web.StateDegraded
+	}
+}
+
 func tagView(device string, t tagEntry) web.Tag {
 	v := web.Tag{Device: device, Name: t.info.Name, Type: t.info.Type.String(), Units: t.info.Units,
-		Writable: t.info.Writable, Quality: "stale", Display: "—"}
+		Writable: t.info.Writable, Address: t.info.Address, Quality: drivers.Stale.String()}
+	if t.hasG {
+		v.LastGoodDisplay, v.LastGoodTime = t.good.Value.String(), t.good.Time.Truncate(time.Millisecond)
+	}
 	if !t.seen {
 		return v
 	}

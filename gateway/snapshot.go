@@ -1,0 +1,93 @@
+package gateway
+
+import (
+	"time"
+
+	"github.com/wellgate/wellgate/bridge"
+	"github.com/wellgate/wellgate/drivers"
+	"github.com/wellgate/wellgate/web"
+)
+
+// storeDevices lists every configured device for the status page, in the file's order: the
+// enabled ones as their drivers describe them, the disabled ones from the configuration.
+func (g *Gateway) storeDevices() []storeDevice {
+	described := make(map[string]drivers.DeviceInfo, len(g.devices))
+	for _, d := range g.devices {
+		described[d.Name] = d
+	}
+	out := make([]storeDevice, 0, len(g.cfg.Devices))
+	for _, cd := range g.cfg.Devices {
+		if info, ok := described[cd.Name]; ok && !cd.Disabled {
+			out = append(out, storeDevice{info: info, interval: cd.PollInterval.D()})
+			continue
+		}
+		if !cd.Disabled {
+			continue // a driver that described no such device: nothing to show
+		}
+		info := drivers.DeviceInfo{Name: cd.Name, Driver: cd.Driver}
+		for _, t := range cd.Tags {
+			info.Tags = append(info.Tags, drivers.TagInfo{Name: t.Name, Units: t.Units, Writable: t.Writable})
+		}
+		out = append(out, storeDevice{info: info, interval: cd.PollInterval.D(), disabled: true})
+	}
+	return out
+}
+
+// Snapshot implements web.Source. It copies what it returns and does not block on any part.
+func (g *Gateway) Snapshot() web.Snapshot {
+	now := time.Now()
+	status := map[string]drivers.DeviceStatus{}
+	for _, d := range g.drivers {
+		if r, ok := d.(drivers.StatusReporter); ok {
+			for _, s := range r.Status() {
+				status[s.Device] = s
+			}
+		}
+	}
+	snap := web.Snapshot{
+		Group: g.cfg.Sparkplug.GroupID, EdgeNode: g.cfg.Sparkplug.EdgeNodeID,
+		Version: g.version, Started: g.started, Devices: g.store.view(status, now),
+		Upstream: g.upstreamView(), Health: g.health.failures(),
+	}
+	g.mu.RLock()
+	b := g.broker
+	g.mu.RUnlock()
+	if b != nil {
+		snap.Broker = b.Addr().String()
+		snap.Local = web.LocalBroker{Clients: b.Clients(), BdSeq: g.localBdSeq.Load()}
+	}
+	return snap
+}
+
+// upstreamView is the upstream line of the page, from the bridge's status.
+func (g *Gateway) upstreamView() web.Upstream {
+	u := web.Upstream{Enabled: g.cfg.Upstream.Enabled(), PrimaryHost: g.cfg.Sparkplug.PrimaryHostID}
+	g.mu.RLock()
+	br := g.bridge
+	g.mu.RUnlock()
+	if br == nil {
+		return u
+	}
+	st := br.Status()
+	u.State, u.Server, u.Since = string(st.State), st.Server, st.Since
+	u.Connected = st.State == bridge.StateOnline || st.State == bridge.StateWaitingHost
+	u.BdSeq, u.Connects, u.Attempts = st.BdSeq, st.Connects, st.Attempts
+	u.LastError, u.LastErrorAt = st.LastError, st.LastErrAt
+	u.Queued, u.QueueBytes, u.QueueOldest = st.Queue.Records, st.Queue.Bytes, st.Queue.OldestAge
+	u.DroppedByReason = map[string]uint64{}
+	for reason, n := range st.Queue.Dropped {
+		u.DroppedByReason[string(reason)] += n
+		u.Dropped += n
+	}
+	if st.QueueErrors > 0 {
+		u.DroppedByReason["refused"] += st.QueueErrors
+		u.Dropped += st.QueueErrors
+	}
+	if u.PrimaryHost != "" {
+		u.PrimaryHostState = "unknown"
+		if st.State == bridge.StateOnline {
+			u.PrimaryHostState = "online"
+		}
+	}
+	return u
+}
