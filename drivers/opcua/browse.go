@@ -83,7 +83,7 @@ func Browse(ctx context.Context, o BrowseOptions, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer c.close(ctx, true)
+	defer c.close(o.Timeout, true)
 	vars, note, err := c.walk(ctx, o)
 	if err != nil {
 		return err
@@ -192,11 +192,11 @@ func (d *device) browseConn(ctx context.Context, ep *ua.EndpointDescription, o B
 	cctx, cancel := context.WithTimeout(ctx, 2*d.opts.Timeout)
 	defer cancel()
 	if err := c.client.Connect(cctx); err != nil {
-		c.close(ctx, false)
+		c.close(d.opts.Timeout, false)
 		return nil, fmt.Errorf("connecting: %w", err)
 	}
 	if err := c.readLimits(ctx); err != nil {
-		c.close(ctx, true)
+		c.close(d.opts.Timeout, true)
 		return nil, fmt.Errorf("reading the operation limits: %w", err)
 	}
 	return c, nil

@@ -24,6 +24,9 @@ const (
 	subscriptionLifetime = time.Minute
 	// defaultBatch bounds a request's operations when the server states no limit.
 	defaultBatch = 1000
+	// shutdownBudget bounds each step of closing a session when the driver stops, so that Close
+	// returns within closeTimeout whatever the device's timeout.
+	shutdownBudget = 2 * time.Second
 )
 
 var (
@@ -99,16 +102,16 @@ func (d *device) connect(ctx context.Context, old *orphan) (*conn, error) {
 	err = c.client.Connect(cctx)
 	cancel()
 	if err != nil {
-		c.close(ctx, false)
+		c.close(d.opts.Timeout, false)
 		return nil, fmt.Errorf("connecting: %w", err)
 	}
 	c.lastOK = d.drv.clock.Now()
 	if err := c.readLimits(ctx); err != nil {
-		c.close(ctx, true)
+		c.close(d.opts.Timeout, true)
 		return nil, fmt.Errorf("reading the operation limits: %w", err)
 	}
 	if err := c.checkTags(ctx); err != nil {
-		c.close(ctx, true)
+		c.close(d.opts.Timeout, true)
 		return nil, fmt.Errorf("reading the tags' data types: %w", err)
 	}
 	return c, nil
@@ -308,10 +311,10 @@ func (c *conn) readLimits(ctx context.Context) error {
 	return nil
 }
 
-// close ends the session: politely when alive (closing the session on the server), else it
-// just drops the connection. It is bounded by the device's timeout.
-func (c *conn) close(ctx context.Context, alive bool) {
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.d.opts.Timeout)
+// close ends the session within budget: politely when alive (closing the session on the
+// server), else it just drops the connection.
+func (c *conn) close(budget time.Duration, alive bool) {
+	cctx, cancel := context.WithTimeout(context.Background(), budget)
 	defer cancel()
 	if !alive {
 		_, _ = c.client.DetachSession(cctx)
@@ -325,19 +328,23 @@ func (c *conn) close(ctx context.Context, alive bool) {
 // detached and returned, to be cleaned up through the next connection.
 func (d *device) disconnect(c *conn, err error) *orphan {
 	alive := !c.isLost() && (errors.Is(err, errRescan) || errors.Is(err, errSilent) || errors.Is(err, context.Canceled))
+	budget := d.opts.Timeout
+	if errors.Is(err, context.Canceled) { // stopping: polite, but quick
+		budget = min(budget, shutdownBudget)
+	}
 	if alive && len(c.subs) > 0 {
-		dctx, cancel := context.WithTimeout(context.Background(), d.opts.Timeout)
+		dctx, cancel := context.WithTimeout(context.Background(), budget)
 		if derr := c.deleteSubscriptions(dctx, c.subs); derr != nil {
 			alive = false
 		}
 		cancel()
 	}
 	if alive {
-		c.close(context.Background(), true)
+		c.close(budget, true)
 		return nil
 	}
 	s := c.client.Session()
-	c.close(context.Background(), false)
+	c.close(budget, false)
 	if s == nil {
 		return nil
 	}

@@ -141,7 +141,8 @@ func (d *device) run(ctx context.Context, sink drivers.Sink) {
 			continue
 		}
 		d.stats.failed(err, clk.Now())
-		d.log.Warn("session lost; reconnecting", "err", logx.Err(err), "lasted", clk.Since(started).Round(time.Millisecond))
+		d.drv.limit.Log(d.log, slog.LevelWarn, "lost|"+d.name, "session lost; reconnecting", "err", logx.Err(err),
+			"lasted", clk.Since(started).Round(time.Millisecond))
 		if clk.Since(started) >= stableAfter {
 			bo.Reset()
 			continue // one attempt at once; the device goes down only if it fails

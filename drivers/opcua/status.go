@@ -24,7 +24,6 @@ const (
 	kindStatus     = "status"     // a service answered with a bad status
 	kindConfig     = "config"     // the server has no endpoint or token the device asks for
 	kindWatchdog   = "watchdog"   // a subscription went silent while the session answered
-	kindKeepAlive  = "keep-alive" // the server stopped answering the keep-alive read
 )
 
 // errorKind classifies an error for the counters.
@@ -96,6 +95,13 @@ func (s *stats) failed(err error, at time.Time) {
 	}
 	s.byKind[errorKind(err)]++
 	s.lastErr, s.lastErrAt = err.Error(), at
+	s.mu.Unlock()
+}
+
+// data records data that arrived without a request (a subscription's notification).
+func (s *stats) data(at time.Time) {
+	s.mu.Lock()
+	s.lastGood = at
 	s.mu.Unlock()
 }
 

@@ -236,9 +236,7 @@ func (c *conn) notified(n *opcua.PublishNotificationData, sink drivers.Sink) err
 			batch = append(batch, c.sample(i, item.Value, now))
 		}
 		if len(batch) > 0 {
-			c.d.stats.mu.Lock()
-			c.d.stats.lastGood = now
-			c.d.stats.mu.Unlock()
+			c.d.stats.data(now)
 			sink.Samples(batch)
 		}
 	case *ua.StatusChangeNotification:
