@@ -20,10 +20,10 @@ import (
 const (
 	kindTimeout    = "timeout"
 	kindConnection = "connection"
-	kindSecurity   = "security"   // untrusted certificate, refused credentials, security checks
-	kindStatus     = "status"     // a service answered with a bad status
-	kindConfig     = "config"     // the server has no endpoint or token the device asks for
-	kindWatchdog   = "watchdog"   // a subscription went silent while the session answered
+	kindSecurity   = "security" // untrusted certificate, refused credentials, security checks
+	kindStatus     = "status"   // a service answered with a bad status
+	kindConfig     = "config"   // the server has no endpoint or token the device asks for
+	kindWatchdog   = "watchdog" // a subscription went silent while the session answered
 )
 
 // errorKind classifies an error for the counters.
