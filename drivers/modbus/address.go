@@ -51,6 +51,34 @@ func (t table) digit() byte {
 	return '4'
 }
 
+// prefix is the table's short prefix in the zero-based notation ("hr" in "hr:0").
+func (t table) prefix() string {
+	switch t {
+	case coils:
+		return "co"
+	case discreteInputs:
+		return "di"
+	case inputRegisters:
+		return "ir"
+	}
+	return "hr"
+}
+
+// unit names n of what the table holds: "1 register", "8 coils".
+func (t table) unit(n uint16) string {
+	s := "register"
+	switch t {
+	case coils:
+		s = "coil"
+	case discreteInputs:
+		s = "discrete input"
+	}
+	if n != 1 {
+		s += "s"
+	}
+	return s
+}
+
 // prefixes maps the zero-based prefixes to their tables.
 var prefixes = map[string]table{
 	"hr": holdingRegisters, "holding": holdingRegisters,
@@ -64,11 +92,15 @@ type address struct {
 	table  table
 	offset uint16 // zero-based, as sent on the wire
 	bit    int    // bit inside a register, 0 (LSB) … 15; -1 when the address is not a bit
+	// zeroBased is set for a device whose five- and six-digit addresses count from 0
+	// (zero_based): "40000" is offset 0 there. String writes the address that way back.
+	zeroBased bool
 }
 
-// parseAddress parses the notations described in the package comment.
-func parseAddress(s string) (address, error) {
-	a := address{bit: -1}
+// parseAddress parses the notations described in the package comment; zeroBased makes the
+// five- and six-digit notations count from 0 (the device's zero_based).
+func parseAddress(s string, zeroBased bool) (address, error) {
+	a := address{bit: -1, zeroBased: zeroBased}
 	if s == "" {
 		return a, errors.New("address is missing")
 	}
@@ -77,7 +109,7 @@ func parseAddress(s string) (address, error) {
 	if p, rest, ok := strings.Cut(main, ":"); ok {
 		a.table, a.offset, err = parsePrefixed(strings.ToLower(p), rest)
 	} else {
-		a.table, a.offset, err = parseNumeric(main)
+		a.table, a.offset, err = parseNumeric(main, zeroBased)
 	}
 	if err != nil {
 		return a, fmt.Errorf("address %q: %w", s, err)
@@ -107,7 +139,7 @@ func parsePrefixed(prefix, rest string) (table, uint16, error) {
 	return t, uint16(n), nil
 }
 
-func parseNumeric(s string) (table, uint16, error) {
+func parseNumeric(s string, zeroBased bool) (table, uint16, error) {
 	for i := 0; i < len(s); i++ {
 		if s[i] < '0' || s[i] > '9' {
 			return 0, 0, errors.New(`want 40001…49999, 400001…465536 (also 3…, 1…, 0… for the other tables) or a prefix such as "hr:0"`)
@@ -130,19 +162,33 @@ func parseNumeric(s string) (table, uint16, error) {
 		return 0, 0, fmt.Errorf("leading digit %c names no table (0 coils, 1 discrete inputs, 3 input registers, 4 holding registers)", s[0])
 	}
 	n, _ := strconv.Atoi(s[1:])
-	max := 9999
+	first, last := 1, 9999
 	if len(s) == 6 {
-		max = 65536
+		last = 65536
 	}
-	if n < 1 || n > max {
-		return 0, 0, fmt.Errorf("register number %d is outside 1…%d", n, max)
+	if zeroBased {
+		first = 0
+		if len(s) == 6 {
+			last = 65535
+		}
 	}
-	return t, uint16(n - 1), nil
+	switch {
+	case n == 0 && !zeroBased:
+		return 0, 0, fmt.Errorf("register number 0 is outside 1…%d (for a device whose manual counts from 0, set zero_based = true)", last)
+	case n < first || n > last:
+		return 0, 0, fmt.Errorf("register number %d is outside %d…%d", n, first, last)
+	}
+	return t, uint16(n - first), nil
 }
 
-// String formats the address in the six-digit notation ("400001", "400001.3").
+// String formats the address in the six-digit notation ("400001", "400001.3"; "400000" for
+// the same register of a zero-based device).
 func (a address) String() string {
-	s := string(a.table.digit()) + fmt.Sprintf("%05d", int(a.offset)+1)
+	n := int(a.offset) + 1
+	if a.zeroBased {
+		n--
+	}
+	s := string(a.table.digit()) + fmt.Sprintf("%05d", n)
 	if a.bit >= 0 {
 		s += "." + strconv.Itoa(a.bit)
 	}

@@ -37,7 +37,7 @@ func TestParseAddress(t *testing.T) {
 		{"30002.0", inputRegisters, 1, 0},
 	}
 	for _, c := range cases {
-		a, err := parseAddress(c.in)
+		a, err := parseAddress(c.in, false)
 		if err != nil {
 			t.Errorf("%q: %v", c.in, err)
 			continue
@@ -49,7 +49,7 @@ func TestParseAddress(t *testing.T) {
 	for _, bad := range []string{"", "1", "40000", "400000", "465537", "20001", "50001", "4001", "4000001",
 		"hr:", "hr:-1", "hr:65536", "xx:1", "40001.16", "40001.", "40001.-1", "00001.1", "co:1.0",
 		"40001.03", "hr:+1", "4e001", " 40001"} {
-		if a, err := parseAddress(bad); err == nil {
+		if a, err := parseAddress(bad, false); err == nil {
 			t.Errorf("%q parsed as %+v, want an error", bad, a)
 		}
 	}

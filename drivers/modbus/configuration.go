@@ -27,10 +27,14 @@ func init() {
 
 // modbusSettings are the device keys Modbus TCP and RTU share.
 type modbusSettings struct {
-	ByteOrder    string `toml:"byte_order"`    // ABCD (default), CDAB, BADC, DCBA
-	MaxRegisters int    `toml:"max_registers"` // per read, 1…125, default 125
-	MaxBits      int    `toml:"max_bits"`      // per read, 1…2000, default 2000
-	MaxGap       int    `toml:"max_gap"`       // unused registers a merged read may span, default 0
+	ByteOrder           string          `toml:"byte_order"`            // ABCD (default), CDAB, BADC, DCBA
+	MaxRegisters        int             `toml:"max_registers"`         // per read, 1…125, default 125
+	MaxBits             int             `toml:"max_bits"`              // per read, 1…2000, default 2000
+	MaxGap              int             `toml:"max_gap"`               // unused registers a merged read may span, default 0
+	ZeroBased           bool            `toml:"zero_based"`            // "40000" is offset 0; default false
+	WriteSingleRegister string          `toml:"write_single_register"` // "fc6" (default) or "fc16"
+	WriteCoil           string          `toml:"write_coil"`            // "fc5" (default) or "fc15"
+	MaxBackoff          config.Duration `toml:"max_backoff"`           // quarantine probes at most this far apart, default 10s
 }
 
 // tcpSettings are the keys of a modbus-tcp device beyond the common ones.
@@ -48,6 +52,9 @@ type rtuSettings struct {
 	Parity   string `toml:"parity"`    // N, E or O: required (no silent default)
 	StopBits int    `toml:"stop_bits"` // default 1
 	UnitID   *int   `toml:"unit_id"`   // 1…247: required
+	// Silence on the line beyond the computed 3.5 characters, for radios and slow converters.
+	InterFrameDelay config.Duration `toml:"inter_frame_delay"` // default 0s: 3.5 characters
+	TurnaroundDelay config.Duration `toml:"turnaround_delay"`  // default 0s
 	modbusSettings
 }
 
@@ -64,7 +71,9 @@ type tagSettings struct {
 // newSettings returns the device settings of driver name with its defaults: every default of
 // a Modbus device is here.
 func newSettings(name string) any {
-	common := modbusSettings{ByteOrder: "ABCD", MaxRegisters: maxReadRegisters, MaxBits: maxReadBits}
+	common := modbusSettings{ByteOrder: "ABCD", MaxRegisters: maxReadRegisters, MaxBits: maxReadBits,
+		WriteSingleRegister: DefaultWriteSingleRegister, WriteCoil: DefaultWriteCoil,
+		MaxBackoff: config.Duration(DefaultMaxBackoff)}
 	if name == NameRTU {
 		return &rtuSettings{Baud: 9600, DataBits: 8, StopBits: 1, modbusSettings: common}
 	}
@@ -106,8 +115,8 @@ func validate(devs []*config.Device) config.Errors {
 				errs = append(errs, cd.Errorf(p.key, "%s", p.msg))
 			}
 			if first, ok := buses[dev.endpoint]; len(ps) == 0 && ok {
-				if msg := dev.sharesBusWith(first); msg != "" {
-					errs = append(errs, cd.Errorf("port", "%s", msg))
+				if key, msg := dev.sharesBusWith(first); msg != "" {
+					errs = append(errs, cd.Errorf(key, "%s", msg))
 				}
 			} else if len(ps) == 0 {
 				buses[dev.endpoint] = dev
@@ -154,13 +163,16 @@ func deviceOptions(cd *config.Device) (DeviceOptions, bool) {
 	case *tcpSettings:
 		o.Address, o.UnitID, common = s.Address, s.UnitID, s.modbusSettings
 	case *rtuSettings:
-		o.Serial = &SerialOptions{Port: s.Port, Baud: s.Baud, DataBits: s.DataBits, Parity: s.Parity, StopBits: s.StopBits}
+		o.Serial = &SerialOptions{Port: s.Port, Baud: s.Baud, DataBits: s.DataBits, Parity: s.Parity, StopBits: s.StopBits,
+			InterFrameDelay: s.InterFrameDelay.D(), TurnaroundDelay: s.TurnaroundDelay.D()}
 		if s.UnitID != nil {
 			o.UnitID = *s.UnitID
 		}
 		unitMissing, common = s.UnitID == nil, s.modbusSettings
 	}
 	o.ByteOrder, o.MaxRegisters, o.MaxBits, o.MaxGap = common.ByteOrder, common.MaxRegisters, common.MaxBits, common.MaxGap
+	o.ZeroBased, o.WriteSingleRegister, o.WriteCoil = common.ZeroBased, common.WriteSingleRegister, common.WriteCoil
+	o.MaxBackoff = common.MaxBackoff.D()
 	for j := range cd.Tags {
 		o.Tags = append(o.Tags, tagOptions(&cd.Tags[j]))
 	}

@@ -194,6 +194,10 @@ byte_order = "cdab"
 max_registers = 60
 max_bits = 16
 max_gap = 4
+zero_based = true
+write_single_register = "fc16"
+write_coil = "fc15"
+max_backoff = "3s"
 tag = [
   { name = "T", address = "hr:0", type = "float32", byte_order = "dcba", length = 0, scale = 2, offset = -1.5,
     units = "psi", description = "d", writable = true, min = 0, max = 10.5, deadband = 1, deadband_percent = 2.5,
@@ -206,13 +210,14 @@ tag = [
 	got, _ := deviceOptions(&c.Devices[0])
 	want := DeviceOptions{Name: "TCP", Address: "[fe80::1]", UnitID: 0, PollInterval: 250 * time.Millisecond,
 		Timeout: 2 * time.Second, ByteOrder: "cdab", MaxRegisters: 60, MaxBits: 16, MaxGap: 4,
+		ZeroBased: true, WriteSingleRegister: "fc16", WriteCoil: "fc15", MaxBackoff: 3 * time.Second,
 		Tags: []TagOptions{{Name: "T", Address: "hr:0", Type: "float32", ByteOrder: "dcba", Scale: f64(2), Offset: f64(-1.5),
 			Units: "psi", Description: "d", Writable: true, Min: f64(0), Max: f64(10.5), Deadband: 1,
 			DeadbandPercent: 2.5, MaxInterval: time.Minute}}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("\n got %+v\nwant %+v", got, want)
 	}
-	if c.Devices[0].Line != 5 || c.Devices[0].Tags[0].Line != 17 { // the "tag = [" line
+	if c.Devices[0].Line != 5 || c.Devices[0].Tags[0].Line != 21 { // the "tag = [" line
 		t.Errorf("lines %d, %d", c.Devices[0].Line, c.Devices[0].Tags[0].Line)
 	}
 	if len(c.Enabled(NameTCP)) != 0 {

@@ -20,7 +20,7 @@ func decodeResponse(r *request, data []byte, at time.Time, out []drivers.Sample)
 		want = (int(r.count) + 7) / 8
 	}
 	if len(data) != want {
-		return fmt.Errorf("%w: %d bytes for %d %s, want %d", errGarbage, len(data), r.count, r.table, want)
+		return fmt.Errorf("%d data bytes for %d %s, want %d", len(data), r.count, r.table, want)
 	}
 	for _, t := range r.tags {
 		s := &out[t.index]

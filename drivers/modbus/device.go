@@ -31,13 +31,19 @@ type device struct {
 	maxRegs  int
 	maxBits  int
 	maxGap   int
-	endpoint string        // "tcp host:port" or "rtu /dev/tty…": devices sharing it share a goroutine
-	addr     string        // host:port for TCP
-	order    byteOrder     // the tags' byte order unless they set their own
-	serial   SerialOptions // for RTU, with the parity in upper case
-	tags     []*tag
-	byName   map[string]*tag
-	log      *slog.Logger
+	// zeroBased: the five- and six-digit addresses count from 0 (zero_based).
+	zeroBased bool
+	// writeReg and writeCoil are the functions that write one register (6 or 16) and one
+	// coil (5 or 15).
+	writeReg, writeCoil byte
+	maxBackoff          time.Duration // longest probe interval in quarantine
+	endpoint            string        // "tcp host:port" or "rtu /dev/tty…": devices sharing it share a goroutine
+	addr                string        // host:port for TCP
+	order               byteOrder     // the tags' byte order unless they set their own
+	serial              SerialOptions // for RTU, with the parity in upper case
+	tags                []*tag
+	byName              map[string]*tag
+	log                 *slog.Logger
 
 	planMu sync.Mutex
 	reqs   []*request      // the plan: every read of one poll cycle, by table and start
@@ -77,11 +83,12 @@ func (d *device) pollInterval() time.Duration {
 func newDevice(o *DeviceOptions, log *slog.Logger) (*device, problems) {
 	d := &device{
 		name: o.Name, driver: NameTCP, interval: o.PollInterval, timeout: o.Timeout,
-		maxRegs: o.MaxRegisters, maxBits: o.MaxBits, maxGap: o.MaxGap,
-		byName: map[string]*tag{}, cuts: map[table][]int{},
+		maxRegs: o.MaxRegisters, maxBits: o.MaxBits, maxGap: o.MaxGap, zeroBased: o.ZeroBased,
+		maxBackoff: o.MaxBackoff, byName: map[string]*tag{}, cuts: map[table][]int{},
 		log: log.With("device", o.Name),
 	}
 	ps := d.limits(o.ByteOrder)
+	ps = append(ps, d.protocol(o)...)
 	if o.Serial == nil {
 		ps = append(ps, d.tcpSettings(o)...)
 	} else {
@@ -108,6 +115,38 @@ func (d *device) limits(order string) problems {
 	if d.maxGap < 0 {
 		ps.add("max_gap", "max_gap must not be negative")
 		d.maxGap = 0
+	}
+	return ps
+}
+
+// Bounds of the keys that protocol and rtuSettings check.
+const (
+	maxDelay      = 5 * time.Second // inter_frame_delay, turnaround_delay
+	maxMaxBackoff = time.Hour       // max_backoff (the message says "1h")
+)
+
+// protocol checks the device's write functions and quarantine backoff.
+func (d *device) protocol(o *DeviceOptions) problems {
+	var ps problems
+	switch strings.ToLower(o.WriteSingleRegister) {
+	case "fc6":
+		d.writeReg = fcWriteRegister
+	case "fc16":
+		d.writeReg = fcWriteRegisters
+	default:
+		ps.add("write_single_register", "write_single_register must be \"fc6\" or \"fc16\", not %q", o.WriteSingleRegister)
+	}
+	switch strings.ToLower(o.WriteCoil) {
+	case "fc5":
+		d.writeCoil = fcWriteCoil
+	case "fc15":
+		d.writeCoil = fcWriteCoils
+	default:
+		ps.add("write_coil", "write_coil must be \"fc5\" or \"fc15\", not %q", o.WriteCoil)
+	}
+	if o.MaxBackoff <= 0 || o.MaxBackoff > maxMaxBackoff {
+		ps.add("max_backoff", "max_backoff must be more than 0s and at most 1h, not %v", o.MaxBackoff)
+		d.maxBackoff = DefaultMaxBackoff
 	}
 	return ps
 }
@@ -162,18 +201,33 @@ func (d *device) rtuSettings(o *DeviceOptions) problems {
 	if o.UnitID < 1 || o.UnitID > 247 {
 		ps.add("unit_id", "unit_id must be from 1 to 247 for modbus-rtu, not %d", o.UnitID)
 	}
+	if s.InterFrameDelay < 0 || s.InterFrameDelay > maxDelay {
+		ps.add("inter_frame_delay", "inter_frame_delay must be from 0s to %v, not %v", maxDelay, s.InterFrameDelay)
+	}
+	if s.TurnaroundDelay < 0 || s.TurnaroundDelay > maxDelay {
+		ps.add("turnaround_delay", "turnaround_delay must be from 0s to %v, not %v", maxDelay, s.TurnaroundDelay)
+	}
 	d.unit = byte(o.UnitID)
 	d.serial, d.endpoint = s, "rtu "+s.Port
 	return ps
 }
 
-// sharesBusWith returns what is wrong when d shares a serial port with first, the first
-// device on that port, with other line settings; "" when nothing is.
-func (d *device) sharesBusWith(first *device) string {
-	if d.driver != NameRTU || d.serial == first.serial {
-		return ""
+// sharesBusWith returns the key and what is wrong when d shares a serial port with first,
+// the first device on that port, with other line settings; "" when nothing is.
+func (d *device) sharesBusWith(first *device) (string, string) {
+	a, b := d.serial, first.serial
+	switch {
+	case d.driver != NameRTU || a == b:
+		return "", ""
+	case a.Baud != b.Baud || a.DataBits != b.DataBits || a.Parity != b.Parity || a.StopBits != b.StopBits:
+		return "port", fmt.Sprintf("port %s is shared with device %q, whose baud, data_bits, parity or stop_bits differ",
+			d.serial.Port, first.name)
 	}
-	return fmt.Sprintf("port %s is shared with device %q, whose baud, data_bits, parity or stop_bits differ",
+	key := "inter_frame_delay"
+	if a.InterFrameDelay == b.InterFrameDelay {
+		key = "turnaround_delay"
+	}
+	return key, fmt.Sprintf("port %s is shared with device %q, whose inter_frame_delay or turnaround_delay differ",
 		d.serial.Port, first.name)
 }
 

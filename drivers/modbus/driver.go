@@ -14,6 +14,11 @@ import (
 	"github.com/wellgate/wellgate/drivers"
 )
 
+// closeWait bounds Close: a request in flight is interrupted when the driver stops (a TCP
+// connection is closed under its read, a serial read ends within its slice), so the endpoints
+// stop within milliseconds; the bound leaves room for a loaded machine.
+const closeWait = 2 * time.Second
+
 // Driver polls Modbus TCP and RTU devices.
 type Driver struct {
 	log       *slog.Logger
@@ -51,7 +56,7 @@ func New(opts Options, log *slog.Logger) (*Driver, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	d := &Driver{log: log, byName: map[string]*device{}, byDevice: map[*device]*endpoint{},
-		closing: make(chan struct{}), closeWait: time.Second}
+		closing: make(chan struct{}), closeWait: closeWait}
 	var errs []error
 	byKey := map[string]*endpoint{}
 	for i := range opts.Devices {
@@ -65,7 +70,7 @@ func New(opts Options, log *slog.Logger) (*Driver, error) {
 			e = newEndpoint(dev, d.log)
 			byKey[dev.endpoint] = e
 			d.endpoints = append(d.endpoints, e)
-		} else if msg := dev.sharesBusWith(e.devices[0]); msg != "" {
+		} else if _, msg := dev.sharesBusWith(e.devices[0]); msg != "" {
 			errs = append(errs, fmt.Errorf("device %q: %s", dev.name, msg))
 			continue
 		}
@@ -75,8 +80,6 @@ func New(opts Options, log *slog.Logger) (*Driver, error) {
 		d.byName[dev.name] = dev
 		dev.override = &d.scanRate
 		dev.replan()
-		// A request in flight ends within its timeout; an RTU line may first drain as long.
-		d.closeWait = max(d.closeWait, 2*dev.timeout+time.Second)
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -156,8 +159,8 @@ func (d *Driver) Run(ctx context.Context, sink drivers.Sink) error {
 }
 
 // Close stops Run, if it runs, and waits until every endpoint has closed its connection or
-// port: at most about twice the longest request timeout (a request in flight ends within its
-// timeout). It is idempotent; a Run that starts after Close returns at once.
+// port: requests in flight are interrupted, not waited for; Close gives up after closeWait.
+// It is idempotent; a Run that starts after Close returns at once.
 func (d *Driver) Close() error {
 	d.closeOnce.Do(func() { close(d.closing) })
 	d.mu.Lock()

@@ -1,10 +1,12 @@
 package modbus
 
 import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"slices"
 	"testing"
 	"time"
-
-	"github.com/goburrow/modbus"
 
 	"github.com/wellgate/wellgate/drivers"
 )
@@ -73,37 +75,177 @@ func FuzzDecodeResponse(f *testing.F) {
 	})
 }
 
-// FuzzDecodeRTUFrame feeds arbitrary bytes, as if they came down the serial line, through the
-// RTU framing (resync, frame length) and goburrow's packager checks: nothing may panic, and a
-// frame accepted must belong to the request.
-func FuzzDecodeRTUFrame(f *testing.F) {
-	f.Add(byte(1), byte(3), uint16(0), uint16(2), withCRC([]byte{1, 3, 4, 0x3f, 0x80, 0, 0}))
-	f.Add(byte(1), byte(1), uint16(0), uint16(3), withCRC([]byte{1, 1, 1, 5}))
-	f.Add(byte(2), byte(3), uint16(0), uint16(1), append([]byte{9, 9}, withCRC([]byte{2, 0x83, 2})...))
-	f.Fuzz(func(t *testing.T, unit, fc byte, addr, qty uint16, line []byte) {
-		p := modbus.NewRTUClientHandler("")
-		p.SlaveId = unit
-		req, err := p.Encode(&modbus.ProtocolDataUnit{FunctionCode: fc, Data: []byte{byte(addr >> 8), byte(addr), byte(qty >> 8), byte(qty)}})
-		if err != nil {
+// fuzzOp is a request the driver could send, picked by the fuzzer: one of the eight functions,
+// with a quantity that fits the function.
+func fuzzOp(sel byte, addr, qty uint16) []byte {
+	fcs := []byte{fcReadCoils, fcReadDiscrete, fcReadHolding, fcReadInput, fcWriteCoil, fcWriteRegister, fcWriteCoils, fcWriteRegisters}
+	fc := fcs[int(sel)%len(fcs)]
+	tg := &tag{name: "t", start: addr, bit: -1}
+	switch fc {
+	case fcReadCoils, fcReadDiscrete:
+		return readOp(&request{table: coils, start: addr, count: 1 + qty%2000}).withFC(fc)
+	case fcReadHolding, fcReadInput:
+		return readOp(&request{table: holdingRegisters, start: addr, count: 1 + qty%125}).withFC(fc)
+	case fcWriteCoil:
+		return writeSingleOp(fc, tg, 0xFF00*(qty&1)).pdu
+	case fcWriteRegister:
+		return writeSingleOp(fc, tg, qty).pdu
+	case fcWriteCoils:
+		n := 1 + qty%16
+		return writeMultipleOp(fc, tg, n, make([]byte, (n+7)/8)).pdu
+	}
+	n := 1 + qty%8
+	return writeMultipleOp(fc, tg, n, make([]byte, 2*n)).pdu
+}
+
+func (o *op) withFC(fc byte) []byte { o.pdu[0] = fc; return o.pdu }
+
+// replyTo is the frame a device sends in answer to req, with data made from seed.
+func replyTo(unit byte, req []byte, seed byte) []byte {
+	fc := req[0]
+	pdu := []byte{fc}
+	switch fc {
+	case fcReadCoils, fcReadDiscrete, fcReadHolding, fcReadInput:
+		n := replyDataLen(req)
+		pdu = append(pdu, byte(n))
+		for i := range n {
+			pdu = append(pdu, seed+byte(i))
+		}
+	default:
+		pdu = append(pdu, req[1:5]...)
+	}
+	return rtuEncode(unit, pdu)
+}
+
+// readStream feeds stream to a reader in chunks of chunk bytes, as the link does, sorting the
+// frames against req to unit. It checks that every frame surfaced is a piece of the stream
+// with a valid CRC and the length its header gives, and that the reader holds fewer than
+// rtuMaxFrame bytes between reads. It returns the answer, if one came, and the late frames.
+func readStream(t *testing.T, unit byte, req, stream []byte, chunk int) (answer []byte, done bool, err error, late [][]byte) {
+	t.Helper()
+	var r rtuReader
+	r.reset(unit, req[0])
+	check := func(f []byte) {
+		if !bytes.Contains(stream, f) || rtuFrameLen(f) != len(f) || rtuCRC(f[:len(f)-2]) != binary.LittleEndian.Uint16(f[len(f)-2:]) {
+			t.Fatalf("surfaced % x, not a valid frame of the stream", f)
+		}
+	}
+	onLate := func(_ byte, f []byte, why error) {
+		check(f)
+		if why == nil {
+			t.Fatalf("late frame % x without a reason", f)
+		}
+		late = append(late, f)
+	}
+	for at := 0; at < len(stream); at += chunk {
+		r.add(stream[at:min(at+chunk, len(stream))])
+		if answer, done, err = r.take(req, onLate); done {
+			return answer, done, err, late
+		}
+		if r.pending() >= rtuMaxFrame {
+			t.Fatalf("reader holds %d bytes", r.pending())
+		}
+	}
+	return nil, false, r.failure(), late
+}
+
+// answersAt reports whether a frame that answers req to unit starts at stream[i].
+func answersAt(unit byte, req, stream []byte, i int) bool {
+	l := rtuFrameLen(stream[i:])
+	if l <= 0 || i+l > len(stream) || stream[i] != unit {
+		return false
+	}
+	f := stream[i : i+l]
+	if rtuCRC(f[:l-2]) != binary.LittleEndian.Uint16(f[l-2:]) {
+		return false
+	}
+	_, err := checkReply(req, f[1:l-2])
+	var pe *protocolError
+	return !errors.As(err, &pe)
+}
+
+// FuzzRTUFrames feeds arbitrary bytes, in arbitrary chunks, through the RTU frame reader as
+// if they came down the serial line in answer to a request: nothing may panic, every frame
+// surfaced must be a valid frame of the stream, the reader stays bounded, and an answer
+// accepted must be a frame of the stream that answers the request (unit, function, length,
+// echo).
+func FuzzRTUFrames(f *testing.F) {
+	f.Add(byte(1), byte(0), uint16(0), uint16(7), byte(3), []byte{0x02, 0x01, 0x01, 0x01, 0x90, 0x0c, 0x01, 0x01, 0x01, 0x05, 0x91, 0x8b})
+	f.Add(byte(1), byte(2), uint16(0), uint16(1), byte(1), withCRC([]byte{1, 3, 4, 0x3f, 0x80, 0, 0}))
+	f.Add(byte(2), byte(2), uint16(0), uint16(0), byte(7), append([]byte{9, 9}, withCRC([]byte{2, 0x83, 2})...))
+	f.Fuzz(func(t *testing.T, unit, sel byte, addr, qty uint16, chunk byte, stream []byte) {
+		unit = 1 + unit%247
+		req := fuzzOp(sel, addr, qty)
+		data, done, err, _ := readStream(t, unit, req, stream, 1+int(chunk)%64)
+		if !done {
 			return
 		}
-		got := append([]byte(nil), line...)
-		n := resync(req, got)
-		got = got[:n]
-		want := frameLength(req, got)
-		if want == 0 || n < want {
-			return
+		found := false
+		for i := range stream {
+			found = found || answersAt(unit, req, stream, i)
 		}
-		frame := got[:want]
-		if p.Verify(req, frame) != nil {
-			return
-		}
-		pdu, err := p.Decode(frame)
-		if err != nil {
-			return
-		}
-		if frame[0] != unit || (pdu.FunctionCode != fc && pdu.FunctionCode != fc|0x80) {
-			t.Fatalf("accepted frame % x for request % x", frame, req)
+		if !found {
+			t.Fatalf("accepted %x (%v) for request %x from a stream holding no answer: % x", data, err, req, stream)
 		}
 	})
+}
+
+// FuzzRTUStaleFrames builds what a shared bus delivers after a slow slave: noise, a stale
+// frame cut short, whole stale frames (from another unit, or from the same unit in answer to
+// another request), then the reply, then more stale bytes, read in arbitrary chunks. The reader
+// must find the reply's own data, unless the bytes before it hold another frame that answers
+// the request just as well (which RTU cannot tell apart), and must report every stale frame
+// it skips as late.
+func FuzzRTUStaleFrames(f *testing.F) {
+	// The bytes: a late 02 01 01 01 90 0c in front of unit 1's coil read.
+	f.Add([]byte{}, byte(2), byte(0), uint16(0), uint16(7), byte(0), byte(1), byte(0), uint16(0), uint16(7), byte(1), byte(6))
+	f.Add([]byte{0xff, 0x01}, byte(1), byte(2), uint16(5), uint16(1), byte(3), byte(1), byte(2), uint16(0), uint16(1), byte(3), byte(64))
+	f.Add([]byte{0x03, 0x03}, byte(4), byte(5), uint16(9), uint16(2), byte(4), byte(3), byte(5), uint16(9), uint16(3), byte(9), byte(2))
+	f.Fuzz(func(t *testing.T, noise []byte, staleUnit, staleSel byte, staleAddr, staleQty uint16, cut,
+		unit, sel byte, addr, qty uint16, seed, chunk byte) {
+		unit, staleUnit = 1+unit%247, 1+staleUnit%247
+		req := fuzzOp(sel, addr, qty)
+		staleReq := fuzzOp(staleSel, staleAddr, staleQty)
+		stale := replyTo(staleUnit, staleReq, seed^0x5a)
+		reply := replyTo(unit, req, seed)
+		var stream []byte
+		stream = append(stream, noise...)
+		stream = append(stream, stale[:int(cut)%len(stale)]...)
+		stream = append(stream, stale...)
+		at := len(stream)
+		stream = append(stream, reply...)
+		stream = append(stream, stale[:int(cut)%len(stale)]...)
+		data, done, err, late := readStream(t, unit, req, stream, 1+int(chunk)%64)
+		want, _ := checkReply(req, reply[1:len(reply)-2])
+		if done && err == nil && bytes.Equal(data, want) {
+			staleAnswers := staleUnit == unit && answersAt(unit, req, stale, 0)
+			if !staleAnswers && !slices.ContainsFunc(late, func(f []byte) bool { return bytes.Equal(f, stale) }) && !overlapped(stream, stale, len(noise)) {
+				t.Fatalf("stale frame % x skipped without being reported late (late: % x)", stale, late)
+			}
+			return
+		}
+		for i := range at {
+			if answersAt(unit, req, stream, i) {
+				return // an earlier frame answers the request: RTU cannot tell it from the reply
+			}
+		}
+		t.Fatalf("reply % x to %x not found after stale % x: got %x, done %v, %v", reply, req, stale, data, done, err)
+	})
+}
+
+// overlapped reports whether the whole stale frame at stream[from+cut:] may have been taken
+// into a frame that starts earlier (in the noise or the cut frame), which a valid CRC decides.
+func overlapped(stream, stale []byte, from int) bool {
+	whole := bytes.Index(stream[from:], stale)
+	if whole < 0 {
+		return true
+	}
+	whole += from
+	for i := range whole {
+		if l := rtuFrameLen(stream[i:]); l > 0 && i+l > whole && i+l <= len(stream) &&
+			rtuCRC(stream[i:i+l-2]) == binary.LittleEndian.Uint16(stream[i+l-2:]) {
+			return true
+		}
+	}
+	return false
 }

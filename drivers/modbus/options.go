@@ -33,8 +33,28 @@ type DeviceOptions struct {
 	MaxRegisters int // registers in one read, 1…125
 	MaxBits      int // coils or discrete inputs in one read, 1…2000
 	MaxGap       int // unused registers (or bits) one read may span, 0 or more
-	Tags         []TagOptions
+	// ZeroBased makes the five- and six-digit addresses of the device's tags count from 0
+	// ("40000" is holding register offset 0), for devices whose manuals number registers
+	// that way. The prefixed forms ("hr:0") are protocol addresses either way.
+	ZeroBased bool
+	// WriteSingleRegister is how a tag of one register (and a bit in a register) is written:
+	// "fc6" (write single register) or "fc16" (write multiple registers, with one).
+	WriteSingleRegister string
+	// WriteCoil is how a coil is written: "fc5" (write single coil) or "fc15" (write
+	// multiple coils, with one).
+	WriteCoil string
+	// MaxBackoff is the longest interval at which a device that stopped answering is probed
+	// while another device on its line answers (see the package comment); greater than 0.
+	MaxBackoff time.Duration
+	Tags       []TagOptions
 }
+
+// Defaults of the configuration's keys (newSettings applies them), for Options made in code.
+const (
+	DefaultMaxBackoff          = 10 * time.Second
+	DefaultWriteSingleRegister = "fc6"
+	DefaultWriteCoil           = "fc5"
+)
 
 // SerialOptions are an RTU line's settings. Every device on one port must agree on them.
 type SerialOptions struct {
@@ -43,6 +63,14 @@ type SerialOptions struct {
 	DataBits int    // 7 or 8
 	Parity   string // "N", "E" or "O" (either case)
 	StopBits int    // 1 or 2
+	// InterFrameDelay is the silence kept on the line between frames when it is longer than
+	// the 3.5 character times computed from the baud and framing (1.75 ms above 19200
+	// baud): for radios and slow converters. 0 keeps the computed interval; at most 5 s.
+	InterFrameDelay time.Duration
+	// TurnaroundDelay is more silence kept after the line was last busy (a reply, or the
+	// end of a request that got none) before the next request, for converters and radios
+	// that switch direction slowly. 0 for none; at most 5 s.
+	TurnaroundDelay time.Duration
 }
 
 // TagOptions is one tag of a device.

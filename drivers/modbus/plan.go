@@ -129,7 +129,7 @@ func (d *Driver) WritePlan(w io.Writer) {
 				names[i] = t.name
 			}
 			fmt.Fprintf(w, "  %-17s start %5d (%s) count %4d  tags: %s\n",
-				r.table, r.start, address{table: r.table, offset: r.start, bit: -1}, r.count, strings.Join(names, ", "))
+				r.table, r.start, address{table: r.table, offset: r.start, bit: -1, zeroBased: dev.zeroBased}, r.count, strings.Join(names, ", "))
 		}
 		total += len(reqs)
 	}

@@ -6,8 +6,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/goburrow/modbus"
-
 	"github.com/wellgate/wellgate/drivers"
 	"github.com/wellgate/wellgate/internal/backoff"
 )
@@ -16,7 +14,6 @@ import (
 const (
 	downAfter      = 2                      // failed cycles in a row before a device is reported down
 	connBackoffMin = 250 * time.Millisecond // first wait after a failed connect
-	backoffMax     = 30 * time.Second       // longest wait (or the poll interval, if longer)
 )
 
 // endpoint is one TCP host:port or one serial port, with the devices behind it. One goroutine
@@ -25,6 +22,7 @@ type endpoint struct {
 	key       string
 	link      link
 	devices   []*device
+	current   *device // the device whose request is in flight
 	jobs      chan *writeJob
 	rescan    chan struct{} // the scan rate changed: reschedule
 	stopped   chan struct{} // closed when run returns
@@ -38,9 +36,9 @@ func newEndpoint(first *device, log *slog.Logger) *endpoint {
 		rescan: make(chan struct{}, 1),
 		log:    log.With("endpoint", first.endpoint)}
 	if first.driver == NameTCP {
-		e.link = newTCPLink(first.addr)
+		e.link = newTCPLink(first.addr, e.lateReply)
 	} else {
-		e.link = newRTULink(first.serial)
+		e.link = newRTULink(first.serial, e.lateReply, e.log)
 	}
 	return e
 }
@@ -67,7 +65,7 @@ func (e *endpoint) run(ctx context.Context, sink drivers.Sink) {
 		case <-ctx.Done():
 			return
 		case j := <-e.jobs:
-			e.write(j)
+			e.write(ctx, j)
 		case <-e.rescan:
 			e.reschedule(time.Now())
 		case <-timer.C:
@@ -99,30 +97,26 @@ func (e *endpoint) poll(ctx context.Context, d *device, sink drivers.Sink) {
 	e.finish(d, samples, err, sink)
 }
 
-// readAll runs d's reads. It returns the communication error that ended the cycle early, or
-// nil; tags whose read got an exception stay bad.
+// readAll runs d's reads. It returns the error that ended the cycle early (the device did not
+// answer, or answered outside the protocol), or nil; tags whose read got an exception stay bad.
 func (e *endpoint) readAll(ctx context.Context, d *device, samples []drivers.Sample) error {
 	for _, r := range d.plan() {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		data, err := e.read(d, r)
+		data, err := e.read(ctx, d, r)
 		if err == nil {
-			err = decodeResponse(r, data, time.Now(), samples)
-			if err != nil {
-				d.stats.failed(kindGarbage, err, time.Now())
-				e.link.close()
+			if err := e.decode(d, r, data, samples); err != nil {
 				return err
 			}
 			continue
 		}
 		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
 		case isIllegalAddress(err) && len(r.tags) > 1:
-			if err := e.split(d, r, samples); err != nil {
+			if err := e.split(ctx, d, r, samples); err != nil {
 				return err
 			}
-		case errorKind(err) == kindException:
-			d.log.Debug("exception", "table", r.table.String(), "start", r.start, "count", r.count, "err", err)
+		case isException(err):
+			d.log.Debug("exception", "err", err)
 		default:
 			return err
 		}
@@ -130,26 +124,30 @@ func (e *endpoint) readAll(ctx context.Context, d *device, samples []drivers.Sam
 	return nil
 }
 
-// read sends one read request.
-func (e *endpoint) read(d *device, r *request) ([]byte, error) {
-	return e.do(d, func(c modbus.Client) ([]byte, error) {
-		switch r.table {
-		case coils:
-			return c.ReadCoils(r.start, r.count)
-		case discreteInputs:
-			return c.ReadDiscreteInputs(r.start, r.count)
-		case inputRegisters:
-			return c.ReadInputRegisters(r.start, r.count)
-		}
-		return c.ReadHoldingRegisters(r.start, r.count)
-	})
+// decode decodes the data of read r into samples; a length that does not fit is a protocol
+// error (the link checked it already, so this is a second line of defence).
+func (e *endpoint) decode(d *device, r *request, data []byte, samples []drivers.Sample) error {
+	if err := decodeResponse(r, data, time.Now(), samples); err != nil {
+		err = &requestError{op: readOp(r), err: protoErr(kindWrongLength, data, "wrong length in reply (%v)", err)}
+		d.stats.failed(kindWrongLength, err, time.Now())
+		return err
+	}
+	return nil
 }
 
-// do sends one request to d and keeps the books: counters, closing the link after any error
-// that is not a Modbus exception, and backing the endpoint off after a failed connect.
-func (e *endpoint) do(d *device, req func(modbus.Client) ([]byte, error)) ([]byte, error) {
-	e.link.setTimeout(d.timeout)
-	if err := e.link.connect(); err != nil {
+// read sends one read request.
+func (e *endpoint) read(ctx context.Context, d *device, r *request) ([]byte, error) {
+	return e.do(ctx, d, readOp(r))
+}
+
+// do sends one request to d and keeps the books: counters, the debug log of protocol errors
+// with the raw frame, and backing the endpoint off after a failed connect. Errors name the
+// request (requestError). When ctx ends it returns ctx's error and counts nothing.
+func (e *endpoint) do(ctx context.Context, d *device, o *op) ([]byte, error) {
+	if err := e.link.connect(ctx, d.timeout); err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
 		e.connFailed(err)
 		d.stats.failed(kindConnection, err, time.Now())
 		return nil, err
@@ -158,23 +156,60 @@ func (e *endpoint) do(d *device, req func(modbus.Client) ([]byte, error)) ([]byt
 		e.connRestored()
 	}
 	start := time.Now()
-	data, err := req(e.link.client(d.unit))
+	e.current = d
+	data, err := e.link.exchange(ctx, d.unit, o.pdu, d.timeout)
+	e.current = nil
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
 	if err == nil {
 		d.stats.ok(time.Since(start))
 		return data, nil
 	}
 	kind := errorKind(err)
+	err = &requestError{op: o, err: err}
 	d.stats.failed(kind, err, time.Now())
-	if kind != kindException {
-		e.link.close()
+	if f := frameHex(err); f != "" {
+		d.log.Debug("protocol error", "kind", kind, "err", err, "frame", f, "request", fmt.Sprintf("%x", o.pdu))
 	}
 	return nil, err
 }
 
-// connFailed backs the endpoint off after a failed connect, with jitter.
+// lateReply counts a frame the link discarded: on the device with the frame's unit id, the
+// one that answered late, else on the device whose request was in flight.
+func (e *endpoint) lateReply(unit byte, frame []byte, why error) {
+	to := e.current
+	for _, d := range e.devices {
+		if d.unit == unit {
+			to = d
+			break
+		}
+	}
+	if to == nil {
+		to = e.devices[0]
+	}
+	first := to.stats.late()
+	args := []any{"unit", unit, "frame", fmt.Sprintf("%x", frame), "why", why}
+	if e.current != nil {
+		args = append(args, "during", e.current.name)
+	}
+	if first { // the rest at debug level: a slow device may send one per poll
+		to.log.Warn("discarded a frame that answers no request in flight: a late reply? (raise the device's timeout)", args...)
+		return
+	}
+	to.log.Debug("discarded a frame that answers no request in flight", args...)
+}
+
+// connFailed backs the endpoint off after a failed connect, with jitter, up to the smallest
+// poll interval (and max_backoff) of its devices: all of them wait for the connection, so
+// there is nobody to protect, and a line that comes back is used within one poll interval.
 func (e *endpoint) connFailed(err error) {
 	e.connFails++
-	wait := backoff.Delay(connBackoffMin, e.connFails-1, backoffMax)
+	limit := time.Duration(1<<63 - 1)
+	for _, d := range e.devices {
+		limit = min(limit, d.pollInterval(), d.maxBackoff)
+	}
+	wait := backoff.Delay(connBackoffMin, e.connFails-1, max(limit, connBackoffMin))
 	e.notBefore = time.Now().Add(wait)
 	if e.connFails == 1 {
 		e.log.Warn("cannot connect", "err", err, "retry_in", wait.Round(time.Millisecond))
@@ -194,20 +229,21 @@ func (e *endpoint) connRestored() {
 	}
 }
 
+// anyUp reports whether a device of the endpoint other than d is answering.
+func (e *endpoint) anyUp(d *device) bool {
+	for _, o := range e.devices {
+		if o != d && o.state == stateUp {
+			return true
+		}
+	}
+	return false
+}
+
 // finish delivers a cycle's samples and updates the device's state and schedule.
 func (e *endpoint) finish(d *device, samples []drivers.Sample, err error, sink drivers.Sink) {
 	now := time.Now()
 	if err == nil {
-		d.fails = 0
-		d.stats.cycle(true, now)
-		sink.Samples(samples)
-		if d.state != stateUp {
-			d.state = stateUp
-			d.stats.setUp(true)
-			d.log.Info("device is answering")
-			sink.DeviceState(d.name, true, nil)
-		}
-		d.next = nextTick(d.next, d.pollInterval(), now)
+		e.answered(d, samples, sink, now)
 		return
 	}
 	d.fails++
@@ -219,12 +255,42 @@ func (e *endpoint) finish(d *device, samples []drivers.Sample, err error, sink d
 	if d.fails >= downAfter && d.state != stateDown {
 		d.state = stateDown
 		d.stats.setUp(false)
-		d.log.Warn("device is not answering", "err", err)
-		sink.DeviceState(d.name, false, fmt.Errorf("%w: %w", errNoAnswer, err))
+		why := errNoAnswer
+		if !silentKind(d.lastKind) {
+			why = errBadReplies
+		}
+		d.log.Warn(why.Error(), "err", err)
+		sink.DeviceState(d.name, false, fmt.Errorf("%w: %w", why, err))
 	}
-	if d.state == stateDown {
-		d.next = now.Add(backoff.Delay(d.pollInterval(), d.fails-downAfter, max(backoffMax, d.pollInterval())))
-		return
+	switch {
+	case d.state == stateDown && e.anyUp(d):
+		// Quarantine: a device that does not answer costs its neighbours a timeout per
+		// probe, so it is probed at a growing interval, at most max_backoff apart.
+		d.next = now.Add(backoff.Delay(d.pollInterval(), d.fails-downAfter, max(d.maxBackoff, d.pollInterval())))
+	default:
+		// Nobody else on the line answers: there is nobody to protect, and probing at the
+		// poll rate brings the device back within one interval of its line returning.
+		d.next = nextTick(d.next, d.pollInterval(), now)
+	}
+}
+
+// answered delivers a good cycle. A device that comes up on a line where no other device was
+// answering shows that the line is back: every quarantined device on it is probed at once.
+func (e *endpoint) answered(d *device, samples []drivers.Sample, sink drivers.Sink, now time.Time) {
+	d.fails = 0
+	d.stats.cycle(true, now)
+	sink.Samples(samples)
+	if d.state != stateUp {
+		lineBack := !e.anyUp(d)
+		d.state = stateUp
+		d.stats.setUp(true)
+		d.log.Info("device is answering")
+		sink.DeviceState(d.name, true, nil)
+		for _, o := range e.devices {
+			if lineBack && o.state == stateDown {
+				o.next = now
+			}
+		}
 	}
 	d.next = nextTick(d.next, d.pollInterval(), now)
 }

@@ -12,6 +12,7 @@ func rtuDevice(name, port string, unit int, tags ...TagOptions) DeviceOptions {
 		Name: name, Serial: &SerialOptions{Port: port, Baud: 19200, DataBits: 8, Parity: "N", StopBits: 1},
 		UnitID: unit, PollInterval: 50 * time.Millisecond, Timeout: 150 * time.Millisecond,
 		ByteOrder: "ABCD", MaxRegisters: maxReadRegisters, MaxBits: maxReadBits, Tags: tags,
+		WriteSingleRegister: DefaultWriteSingleRegister, WriteCoil: DefaultWriteCoil, MaxBackoff: DefaultMaxBackoff,
 	}
 }
 

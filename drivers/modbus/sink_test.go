@@ -24,11 +24,13 @@ type testSink struct {
 	mu      sync.Mutex
 	latest  map[string]drivers.Sample // "device/tag"
 	batches map[string]int            // device → batches
+	bad     map[string]int            // device → samples delivered with bad quality
+	check   func(drivers.Sample)      // when set, sees every sample (under the lock)
 	states  []stateEvent
 }
 
 func newTestSink() *testSink {
-	return &testSink{latest: map[string]drivers.Sample{}, batches: map[string]int{}}
+	return &testSink{latest: map[string]drivers.Sample{}, batches: map[string]int{}, bad: map[string]int{}}
 }
 
 func (s *testSink) Samples(batch []drivers.Sample) {
@@ -36,6 +38,12 @@ func (s *testSink) Samples(batch []drivers.Sample) {
 	defer s.mu.Unlock()
 	for _, x := range batch {
 		s.latest[x.Device+"/"+x.Tag] = x
+		if x.Quality != drivers.Good {
+			s.bad[x.Device]++
+		}
+		if s.check != nil {
+			s.check(x)
+		}
 	}
 	if len(batch) > 0 {
 		s.batches[batch[0].Device]++
@@ -127,6 +135,7 @@ func tcpOptions(name, addr string, unit int, tags ...TagOptions) DeviceOptions {
 	return DeviceOptions{
 		Name: name, Address: addr, UnitID: unit, PollInterval: time.Second, Timeout: time.Second,
 		ByteOrder: "ABCD", MaxRegisters: maxReadRegisters, MaxBits: maxReadBits, Tags: tags,
+		WriteSingleRegister: DefaultWriteSingleRegister, WriteCoil: DefaultWriteCoil, MaxBackoff: DefaultMaxBackoff,
 	}
 }
 
@@ -137,4 +146,18 @@ func (s *testSink) batchCount(device string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.batches[device]
+}
+
+// badCount returns how many samples of device were delivered with bad quality.
+func (s *testSink) badCount(device string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.bad[device]
+}
+
+// onSample makes f see every sample delivered from now on.
+func (s *testSink) onSample(f func(drivers.Sample)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.check = f
 }

@@ -44,6 +44,18 @@ func (s *stats) failed(kind string, err error, at time.Time) {
 	s.mu.Unlock()
 }
 
+// late records a frame discarded because it did not answer the request in flight (see
+// kindLate); it is not a failed request. It reports whether it was the first.
+func (s *stats) late() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.byKind == nil {
+		s.byKind = map[string]uint64{}
+	}
+	s.byKind[kindLate]++
+	return s.byKind[kindLate] == 1
+}
+
 // cycle records the end of a poll cycle.
 func (s *stats) cycle(good bool, at time.Time) {
 	s.mu.Lock()

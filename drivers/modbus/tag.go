@@ -59,7 +59,7 @@ func (t *tag) end() int { return int(t.start) + int(t.size) }
 func newTag(o *TagOptions, dev *device) (*tag, problems) {
 	var ps problems
 	t := &tag{name: o.Name, writable: o.Writable, min: o.Min, max: o.Max, bit: -1}
-	a, err := parseAddress(o.Address)
+	a, err := parseAddress(o.Address, dev.zeroBased)
 	if err != nil {
 		ps.add("address", "%v", err)
 		return nil, ps

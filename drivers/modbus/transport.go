@@ -1,107 +1,140 @@
 package modbus
 
 import (
+	"context"
+	"encoding/binary"
 	"errors"
+	"fmt"
+	"io"
 	"net"
-	"strings"
 	"time"
-
-	"github.com/goburrow/modbus"
-	"github.com/goburrow/serial"
 )
 
 // link is the connection (TCP) or port (RTU) an endpoint's goroutine owns. It is used by that
-// goroutine only.
+// goroutine only. Both kinds frame and check replies themselves: goburrow's client cannot tell
+// an exception from a reply with another function code, cannot skip a stale reply, and its
+// transporters cannot be interrupted in a read.
 type link interface {
-	// client returns the client that talks to unit over the shared connection.
-	client(unit byte) modbus.Client
-	// connect opens the connection or port if it is not open.
-	connect() error
-	// close closes it; the next request opens it again. Idempotent.
+	// connect opens the connection or port if it is not open; a failure is a *connError.
+	connect(ctx context.Context, timeout time.Duration) error
+	// exchange sends the request PDU req to unit and waits, at most timeout, for its reply.
+	// It returns what checkReply returns for the reply (a read's data, an *exceptionError),
+	// or a *protocolError, errTimeout or an I/O error; ctx's error as soon as ctx ends. A
+	// frame that arrives but does not answer req is handed to the link's late function and
+	// never returned as the answer. After a failure the link recovers on its own (closes,
+	// drains) so that the next exchange starts clean.
+	exchange(ctx context.Context, unit byte, req []byte, timeout time.Duration) ([]byte, error)
+	// close closes it; the next exchange opens it again. Idempotent.
 	close()
-	// setTimeout sets the timeout of the following requests.
-	setTimeout(d time.Duration)
 }
 
-// Errors the driver itself detects.
-var (
-	errGarbage  = errors.New("garbage response")
-	errTimeout  = errors.New("timeout")
-	errNoAnswer = errors.New("device is not answering")
-)
+// lateFunc is told about every frame a link discards: unit is the frame's unit id, why says
+// what makes it no answer to the request in flight.
+type lateFunc func(unit byte, frame []byte, why error)
 
-// connError marks an error opening a connection or a port.
-type connError struct{ err error }
-
-func (e *connError) Error() string { return "connect: " + e.err.Error() }
-func (e *connError) Unwrap() error { return e.err }
-
-// Error kinds, as counted in drivers.DeviceStatus.ErrorsByKind.
-const (
-	kindTimeout    = "timeout"
-	kindException  = "exception"
-	kindCRC        = "crc"
-	kindConnection = "connection"
-	kindGarbage    = "garbage"
-)
-
-// errorKind classifies an error from a request.
-func errorKind(err error) string {
-	var me *modbus.ModbusError
-	var ce *connError
-	var ne net.Error
-	switch {
-	case errors.As(err, &me):
-		return kindException
-	case errors.As(err, &ce):
-		return kindConnection
-	case errors.Is(err, errTimeout), errors.Is(err, serial.ErrTimeout), errors.As(err, &ne) && ne.Timeout():
-		return kindTimeout
-	case strings.Contains(err.Error(), "crc"):
-		return kindCRC
-	case errors.Is(err, errGarbage), strings.HasPrefix(err.Error(), "modbus: "):
-		return kindGarbage
-	}
-	return kindConnection // EOF, connection reset, broken pipe, port gone
-}
-
-// isIllegalAddress reports whether err is the exception "illegal data address".
-func isIllegalAddress(err error) bool {
-	var me *modbus.ModbusError
-	return errors.As(err, &me) && me.ExceptionCode == modbus.ExceptionCodeIllegalDataAddress
-}
-
-// tcpLink is one Modbus TCP connection shared by every unit id behind an endpoint. Each unit
-// gets its own packager (unit id, transaction ids) over the shared transporter.
+// tcpLink is one Modbus TCP connection shared by every unit id behind an endpoint. Replies are
+// matched to requests by transaction id; one with an older id (a reply that came after its
+// request timed out) is discarded.
 type tcpLink struct {
-	shared  *modbus.TCPClientHandler
-	clients map[byte]modbus.Client
-	addr    string
+	addr string
+	conn net.Conn
+	tid  uint16
+	late lateFunc
+	buf  [7 + 253]byte // MBAP header and the longest PDU
 }
 
-func newTCPLink(addr string) *tcpLink {
-	h := modbus.NewTCPClientHandler(addr)
-	h.IdleTimeout = 0 // its idle timer would close the connection under a request
-	return &tcpLink{shared: h, clients: map[byte]modbus.Client{}, addr: addr}
+func newTCPLink(addr string, late lateFunc) *tcpLink {
+	return &tcpLink{addr: addr, late: late}
 }
 
-func (l *tcpLink) client(unit byte) modbus.Client {
-	c, ok := l.clients[unit]
-	if !ok {
-		p := modbus.NewTCPClientHandler(l.addr) // used as the packager only
-		p.SlaveId = unit
-		c = modbus.NewClient2(p, l.shared)
-		l.clients[unit] = c
+func (l *tcpLink) connect(ctx context.Context, timeout time.Duration) error {
+	if l.conn != nil {
+		return nil
 	}
-	return c
-}
-
-func (l *tcpLink) connect() error {
-	if err := l.shared.Connect(); err != nil {
+	d := net.Dialer{Timeout: timeout}
+	c, err := d.DialContext(ctx, "tcp", l.addr)
+	if err != nil {
 		return &connError{err}
 	}
+	l.conn = c
 	return nil
 }
 
-func (l *tcpLink) close()                     { _ = l.shared.Close() }
-func (l *tcpLink) setTimeout(d time.Duration) { l.shared.Timeout = d }
+func (l *tcpLink) close() {
+	if l.conn != nil {
+		_ = l.conn.Close()
+		l.conn = nil
+	}
+}
+
+func (l *tcpLink) exchange(ctx context.Context, unit byte, req []byte, timeout time.Duration) ([]byte, error) {
+	if err := l.connect(ctx, timeout); err != nil {
+		return nil, err
+	}
+	conn := l.conn
+	// Shutdown must not wait for a slow device: closing the connection ends a blocked read.
+	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
+	data, err := l.roundTrip(conn, unit, req, timeout)
+	stop()
+	if ctx.Err() != nil {
+		l.close()
+		return nil, ctx.Err()
+	}
+	if err != nil && !isException(err) {
+		// A late reply would only be discarded, but a connection that timed out may be dead
+		// (a TCP-to-RTU gateway that restarted): the next request dials again.
+		l.close()
+	}
+	return data, err
+}
+
+// roundTrip writes one request and reads frames until the one with its transaction id.
+func (l *tcpLink) roundTrip(conn net.Conn, unit byte, req []byte, timeout time.Duration) ([]byte, error) {
+	l.tid++
+	adu := make([]byte, 7, 7+len(req))
+	binary.BigEndian.PutUint16(adu[0:], l.tid)
+	binary.BigEndian.PutUint16(adu[4:], uint16(len(req)+1))
+	adu[6] = unit
+	adu = append(adu, req...)
+	if err := conn.SetDeadline(time.Now().Add(timeout)); err != nil {
+		return nil, err
+	}
+	if _, err := conn.Write(adu); err != nil {
+		return nil, tcpErr(err)
+	}
+	for {
+		if _, err := io.ReadFull(conn, l.buf[:7]); err != nil {
+			return nil, tcpErr(err)
+		}
+		n := int(binary.BigEndian.Uint16(l.buf[4:]))
+		if binary.BigEndian.Uint16(l.buf[2:]) != 0 || n < 2 || n > 254 {
+			return nil, protoErr(kindGarbage, append([]byte(nil), l.buf[:7]...), "garbage in reply (not a Modbus TCP header)")
+		}
+		if _, err := io.ReadFull(conn, l.buf[7:6+n]); err != nil {
+			return nil, tcpErr(err)
+		}
+		frame := l.buf[:6+n]
+		if binary.BigEndian.Uint16(frame) != l.tid {
+			l.late(frame[6], append([]byte(nil), frame...), fmt.Errorf("transaction id %d, want %d", binary.BigEndian.Uint16(frame), l.tid))
+			continue
+		}
+		if frame[6] != unit {
+			return nil, protoErr(kindWrongUnit, append([]byte(nil), frame...), "wrong unit in reply (%d, want %d)", frame[6], unit)
+		}
+		data, err := checkReply(req, frame[7:])
+		var pe *protocolError
+		if errors.As(err, &pe) {
+			pe.frame = append([]byte(nil), frame...)
+		}
+		return append([]byte(nil), data...), err
+	}
+}
+
+// tcpErr maps a read or write error: a deadline is a timeout.
+func tcpErr(err error) error {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return errTimeout
+	}
+	return err
+}

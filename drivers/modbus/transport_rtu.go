@@ -1,60 +1,83 @@
 package modbus
 
 import (
-	"encoding/binary"
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
-	"github.com/goburrow/modbus"
 	"github.com/goburrow/serial"
 )
 
-// readSlice is how long one read from the serial port waits for bytes. A request's timeout is
-// made of slices, so that every device on a bus keeps its own timeout although goburrow/serial
-// fixes the port's read timeout when it opens the port.
-const readSlice = 10 * time.Millisecond
+// Bounds of the serial read slice (see rtuLink).
+const (
+	minReadSlice = time.Millisecond
+	maxReadSlice = 10 * time.Millisecond
+)
 
-// rtuLink is one serial bus. It replaces goburrow's RTU transporter (which has no lock, sleeps
-// a computed delay and closes the port from an idle timer) with one owned by the bus's
-// goroutine; goburrow's RTU packager still builds and checks the frames (address, CRC).
+// rtuLink is one serial bus, owned by the bus's goroutine; goburrow/serial opens and reads the
+// port. Bus discipline:
+//
+//   - Before every request, and after every failed exchange, the input is drained until the
+//     line has been silent for the silent interval (3.5 characters at the line's baud and
+//     framing, or inter_frame_delay if longer) plus turnaround_delay. Frames drained are late
+//     replies, reported as such; nothing left over from one exchange reaches the next.
+//   - A reply is read until it is complete or the timeout passes. Frames are found by their
+//     structure and CRC (rtuReader), sliding past false starts; a frame that does not answer
+//     the request (another unit, another function, a byte count that does not fit, a write's
+//     echo of another address or value) is discarded, reported as late, and never decoded as
+//     the answer.
+//   - goburrow/serial fixes a port's read timeout when it opens it. Reads wait at most one
+//     slice (the silent interval, within 1…10 ms), so each device keeps its own timeout, an
+//     empty read proves a silent interval, and a cancelled context ends a read within a
+//     slice. The port is never closed under a read from another goroutine: goburrow's port
+//     keeps its descriptor in a plain field, so that would race, and a reused descriptor could
+//     be read by mistake.
 type rtuLink struct {
-	cfg     serial.Config
-	port    serial.Port
-	timeout time.Duration
-	gap     time.Duration // 3.5 character times of silence between frames
-	lastIO  time.Time
-	dirty   bool // the last exchange failed: bytes of it may still arrive
-	clients map[byte]modbus.Client
-	buf     [256]byte
+	cfg        serial.Config
+	port       serial.Port
+	char       time.Duration // one character on the wire: start, data, parity and stop bits
+	gap        time.Duration // silent interval between frames
+	turnaround time.Duration // extra silence after the line was last busy, before a request
+	lastIO     time.Time     // when the line was last busy: last byte read, or end of our request
+	late       lateFunc
+	log        *slog.Logger
+	reader     rtuReader
+	rd         [rtuMaxFrame]byte
 }
 
-func newRTULink(s SerialOptions) *rtuLink {
+func newRTULink(s SerialOptions, late lateFunc, log *slog.Logger) *rtuLink {
+	char, t35 := charTime(s, 1), silentInterval(s)
 	l := &rtuLink{
 		cfg: serial.Config{Address: s.Port, BaudRate: s.Baud, DataBits: s.DataBits,
-			StopBits: s.StopBits, Parity: s.Parity, Timeout: readSlice},
-		clients: map[byte]modbus.Client{},
-	}
-	// 3.5 characters of 11 bits; the spec fixes 1.75 ms above 19200 baud.
-	l.gap = time.Duration(3.5 * 11 * float64(time.Second) / float64(s.Baud))
-	if s.Baud > 19200 {
-		l.gap = 1750 * time.Microsecond
+			StopBits: s.StopBits, Parity: s.Parity, Timeout: min(max(t35, minReadSlice), maxReadSlice)},
+		char: char, gap: max(t35, s.InterFrameDelay), turnaround: s.TurnaroundDelay,
+		late: late, log: log,
 	}
 	return l
 }
 
-func (l *rtuLink) client(unit byte) modbus.Client {
-	c, ok := l.clients[unit]
-	if !ok {
-		p := modbus.NewRTUClientHandler(l.cfg.Address) // used as the packager only
-		p.SlaveId = unit
-		c = modbus.NewClient2(p, l)
-		l.clients[unit] = c
+// charTime is the time n characters take on the line, each a start bit, the data bits, a
+// parity bit unless parity is N, and the stop bits.
+func charTime(s SerialOptions, n float64) time.Duration {
+	bits := 1 + s.DataBits + s.StopBits
+	if s.Parity != "N" && s.Parity != "n" {
+		bits++
 	}
-	return c
+	return time.Duration(n * float64(bits) * float64(time.Second) / float64(max(s.Baud, 1)))
 }
 
-func (l *rtuLink) connect() error {
+// silentInterval is the 3.5 character times that separate RTU frames; the specification fixes
+// it at 1.75 ms above 19200 baud.
+func silentInterval(s SerialOptions) time.Duration {
+	if s.Baud > 19200 {
+		return 1750 * time.Microsecond
+	}
+	return charTime(s, 3.5)
+}
+
+func (l *rtuLink) connect(context.Context, time.Duration) error {
 	if l.port != nil {
 		return nil
 	}
@@ -66,113 +89,109 @@ func (l *rtuLink) connect() error {
 	return nil
 }
 
-// close closes the port after a timeout, a CRC error or garbage. Whatever still arrives
-// belongs to the failed exchange: the next Send first waits for the line to fall silent.
+// close closes the port after an I/O error or at the end; the next exchange opens it again.
 func (l *rtuLink) close() {
 	if l.port != nil {
 		_ = l.port.Close()
 		l.port = nil
 	}
-	l.dirty = true
 }
 
-// drain reads and drops bytes until the line has been silent for one read slice, or until
-// limit has passed.
-func (l *rtuLink) drain(limit time.Duration) {
-	deadline := time.Now().Add(limit)
-	for time.Now().Before(deadline) {
-		n, err := l.port.Read(l.buf[:])
-		if n == 0 || (err != nil && !errors.Is(err, serial.ErrTimeout)) {
-			return
-		}
-	}
-}
-
-func (l *rtuLink) setTimeout(d time.Duration) { l.timeout = d }
-
-// Send implements modbus.Transporter: it writes one request frame and reads the reply frame.
-func (l *rtuLink) Send(req []byte) ([]byte, error) {
-	if err := l.connect(); err != nil {
+func (l *rtuLink) exchange(ctx context.Context, unit byte, req []byte, timeout time.Duration) ([]byte, error) {
+	if err := l.connect(ctx, timeout); err != nil {
 		return nil, err
 	}
-	if l.dirty {
-		l.drain(l.timeout)
-		l.dirty = false
+	if err := l.quiet(ctx, timeout); err != nil {
+		return nil, err
 	}
-	if wait := l.gap - time.Since(l.lastIO); wait > 0 {
-		// Protocol timing, not synchronisation: the bus must stay silent between frames.
-		time.Sleep(wait)
-	}
-	if _, err := l.port.Write(req); err != nil {
+	adu := rtuEncode(unit, req)
+	if _, err := l.port.Write(adu); err != nil {
+		l.close()
 		return nil, fmt.Errorf("write: %w", err)
 	}
-	resp, err := l.readFrame(req, time.Now().Add(l.timeout))
-	l.lastIO = time.Now()
-	return resp, err
+	l.lastIO = time.Now().Add(time.Duration(len(adu)) * l.char) // the request leaves the wire
+	data, err := l.await(ctx, unit, req, l.lastIO.Add(timeout))
+	if err != nil && ctx.Err() == nil && l.port != nil && !isException(err) {
+		// Whatever is still arriving belongs to the failed exchange.
+		if qerr := l.quiet(ctx, timeout); qerr != nil && ctx.Err() == nil {
+			return nil, qerr
+		}
+	}
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	return data, err
 }
 
-// readFrame reads the reply to req until it is complete or the deadline passes.
-func (l *rtuLink) readFrame(req []byte, deadline time.Time) ([]byte, error) {
-	n := 0
+// read reads what the line has within one slice; it returns 0 bytes on silence.
+func (l *rtuLink) read() (int, error) {
+	n, err := l.port.Read(l.rd[:])
+	if err != nil && !errors.Is(err, serial.ErrTimeout) {
+		l.close()
+		return 0, fmt.Errorf("read: %w", err)
+	}
+	if n > 0 {
+		l.lastIO = time.Now()
+	}
+	return n, nil
+}
+
+// quiet drains the input until the line has been silent for the silent interval plus the
+// turnaround delay, or at most limit (a line that never falls silent). Frames drained are
+// reported as late; other bytes are dropped.
+func (l *rtuLink) quiet(ctx context.Context, limit time.Duration) error {
+	need := l.gap + l.turnaround
+	deadline := time.Now().Add(max(limit, need))
+	l.reader.reset(0, 0)
+	defer func() {
+		if dropped := l.reader.noise + l.reader.pending(); dropped > 0 {
+			l.log.Debug("dropped bytes between frames", "bytes", dropped)
+		}
+		l.reader.reset(0, 0)
+	}()
 	for {
-		m, err := l.port.Read(l.buf[n:])
-		if err != nil && !errors.Is(err, serial.ErrTimeout) {
-			return nil, fmt.Errorf("read: %w", err)
+		if err := ctx.Err(); err != nil {
+			return err
 		}
-		n += m
-		n = resync(req, l.buf[:n])
-		want := frameLength(req, l.buf[:n])
-		switch {
-		case want > 0 && n >= want:
-			return append([]byte(nil), l.buf[:want]...), nil
-		case want == 0 && n >= 4 && m == 0:
-			// Unknown function: the frame ends with the first silence.
-			return append([]byte(nil), l.buf[:n]...), nil
-		case n == len(l.buf):
-			return nil, fmt.Errorf("%w: frame longer than %d bytes", errGarbage, n)
-		case time.Now().After(deadline):
-			if n == 0 {
-				return nil, errTimeout
+		n, err := l.read()
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			l.reader.add(l.rd[:n])
+			for f, ok := l.reader.next(); ok; f, ok = l.reader.next() {
+				l.late(f[0], f, errors.New("arrived while no request was in flight"))
 			}
-			return nil, fmt.Errorf("%w: incomplete frame, %d of %d bytes before the timeout", errGarbage, n, want)
+		} else if time.Since(l.lastIO) >= need {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			l.log.Debug("line never fell silent; sending anyway", "waited", limit)
+			return nil
 		}
 	}
 }
 
-// resync drops leading bytes of got that cannot start the reply to req (a late reply to an
-// earlier request, line noise) and returns how many bytes remain at the start of got.
-func resync(req, got []byte) int {
-	skip := 0
-	for skip < len(got) {
-		if got[skip] == req[0] && (skip+1 == len(got) || got[skip+1] == req[1] || got[skip+1] == req[1]|0x80) {
-			break
+// await reads the reply to req from unit until the deadline.
+func (l *rtuLink) await(ctx context.Context, unit byte, req []byte, deadline time.Time) ([]byte, error) {
+	r := &l.reader
+	r.reset(unit, req[0])
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
 		}
-		skip++
+		n, err := l.read()
+		if err != nil {
+			return nil, err
+		}
+		if n > 0 {
+			r.add(l.rd[:n])
+			if data, done, err := r.take(req, l.late); done {
+				return data, err
+			}
+		}
+		if time.Now().After(deadline) {
+			return nil, r.failure()
+		}
 	}
-	if skip > 0 {
-		copy(got, got[skip:])
-	}
-	return len(got) - skip
-}
-
-// frameLength is the length of the RTU reply to req given its first bytes got, or 0 when the
-// function code does not tell.
-func frameLength(req, got []byte) int {
-	if len(req) < 6 {
-		return 0
-	}
-	if len(got) >= 2 && got[1] == req[1]|0x80 {
-		return 5 // address, function, exception code, CRC
-	}
-	count := int(binary.BigEndian.Uint16(req[4:]))
-	switch req[1] {
-	case modbus.FuncCodeReadCoils, modbus.FuncCodeReadDiscreteInputs:
-		return 5 + (count+7)/8
-	case modbus.FuncCodeReadHoldingRegisters, modbus.FuncCodeReadInputRegisters:
-		return 5 + 2*count
-	case modbus.FuncCodeWriteSingleCoil, modbus.FuncCodeWriteSingleRegister,
-		modbus.FuncCodeWriteMultipleCoils, modbus.FuncCodeWriteMultipleRegisters:
-		return 8
-	}
-	return 0
 }

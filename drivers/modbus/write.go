@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/goburrow/modbus"
-
 	"github.com/wellgate/wellgate/drivers"
 )
 
@@ -89,15 +87,15 @@ func prepareWrite(d *device, t *tag, v drivers.Value) (*writeJob, error) {
 
 // write runs a write job on the endpoint goroutine and hands the value read back to the
 // caller of Write, which publishes it (the gateway reports it even inside a deadband).
-func (e *endpoint) write(j *writeJob) {
+func (e *endpoint) write(ctx context.Context, j *writeJob) {
 	d, t := j.d, j.t
-	err := e.send(j)
+	err := e.send(ctx, j)
 	if err != nil { // the gateway logs the outcome of every write, once, with who asked
 		j.done <- writeResult{drivers.Null(t.typ), err}
 		return
 	}
 	r := &request{table: t.table, start: t.start, count: t.size, tags: []*tag{t}}
-	data, err := e.read(d, r)
+	data, err := e.read(ctx, d, r)
 	if err != nil {
 		j.done <- writeResult{drivers.Null(t.typ), fmt.Errorf("written, but reading back failed: %w", err)}
 		return
@@ -110,39 +108,42 @@ func (e *endpoint) write(j *writeJob) {
 	j.done <- writeResult{samples[t.index].Value, nil}
 }
 
-// send writes the job's value with the function that fits the tag.
-func (e *endpoint) send(j *writeJob) error {
-	t := j.t
+// send writes the job's value with the function that fits the tag and the device's
+// write_coil and write_single_register.
+func (e *endpoint) send(ctx context.Context, j *writeJob) error {
+	d, t := j.d, j.t
+	var o *op
 	switch {
+	case t.table == coils && d.writeCoil == fcWriteCoils:
+		o = writeMultipleOp(fcWriteCoils, t, 1, []byte{b2u8(j.bit)})
 	case t.table == coils:
-		v := uint16(0)
-		if j.bit {
-			v = 0xFF00
-		}
-		_, err := e.do(j.d, func(c modbus.Client) ([]byte, error) { return c.WriteSingleCoil(t.start, v) })
-		return err
+		o = writeSingleOp(fcWriteCoil, t, 0xFF00*uint16(b2u8(j.bit)))
 	case t.bit >= 0:
-		return e.writeBit(j)
+		return e.writeBit(ctx, j)
 	case t.size == 1:
-		v := binary.BigEndian.Uint16(j.wire)
-		_, err := e.do(j.d, func(c modbus.Client) ([]byte, error) { return c.WriteSingleRegister(t.start, v) })
-		return err
+		o = e.writeRegister(d, t, binary.BigEndian.Uint16(j.wire))
+	default:
+		o = writeMultipleOp(fcWriteRegisters, t, t.size, j.wire)
 	}
-	_, err := e.do(j.d, func(c modbus.Client) ([]byte, error) {
-		return c.WriteMultipleRegisters(t.start, t.size, j.wire)
-	})
+	_, err := e.do(ctx, d, o)
 	return err
 }
 
+// writeRegister is the request that writes one register with the device's function.
+func (e *endpoint) writeRegister(d *device, t *tag, v uint16) *op {
+	if d.writeReg == fcWriteRegisters {
+		return writeMultipleOp(fcWriteRegisters, t, 1, binary.BigEndian.AppendUint16(nil, v))
+	}
+	return writeSingleOp(fcWriteRegister, t, v)
+}
+
 // writeBit sets or clears one bit of a holding register by read-modify-write.
-func (e *endpoint) writeBit(j *writeJob) error {
+func (e *endpoint) writeBit(ctx context.Context, j *writeJob) error {
 	t := j.t
-	data, err := e.do(j.d, func(c modbus.Client) ([]byte, error) { return c.ReadHoldingRegisters(t.start, 1) })
+	r := &request{table: t.table, start: t.start, count: 1, tags: []*tag{t}}
+	data, err := e.read(ctx, j.d, r)
 	if err != nil {
 		return fmt.Errorf("reading the register: %w", err)
-	}
-	if len(data) != 2 {
-		return fmt.Errorf("%w: %d bytes for one register", errGarbage, len(data))
 	}
 	v := binary.BigEndian.Uint16(data)
 	if j.bit {
@@ -150,6 +151,13 @@ func (e *endpoint) writeBit(j *writeJob) error {
 	} else {
 		v &^= 1 << t.bit
 	}
-	_, err = e.do(j.d, func(c modbus.Client) ([]byte, error) { return c.WriteSingleRegister(t.start, v) })
+	_, err = e.do(ctx, j.d, e.writeRegister(j.d, t, v))
 	return err
+}
+
+func b2u8(b bool) uint8 {
+	if b {
+		return 1
+	}
+	return 0
 }
