@@ -1,6 +1,9 @@
 // Package modbus is wellgate's Modbus driver: Modbus TCP (several unit ids sharing one connection
-// per endpoint) and Modbus RTU over serial lines (several slaves per bus), built on
-// github.com/goburrow/modbus and github.com/goburrow/serial.
+// per endpoint) and Modbus RTU over serial lines (several slaves per bus). Serial ports are
+// opened and read with github.com/goburrow/serial; the driver builds, frames and checks the
+// Modbus frames itself (pdu.go, frame.go, transport*.go), because goburrow/modbus's client
+// cannot tell an exception from a reply with another function code, cannot skip a stale
+// reply, and cannot be interrupted in a read.
 //
 // # Addresses
 //
@@ -23,6 +26,12 @@
 // ("00001"): the integer 1 is not a valid address. A bit inside a register is addressed with a
 // ".N" suffix, "40001.3" or "hr:0.3", where bit 0 is the least significant bit of the register
 // value and N is 0…15; such a tag is a bool.
+//
+// Some devices document their registers off by one: "register 40100" in the manual is
+// protocol address 100. For them the device's zero_based = true makes the five- and six-digit
+// forms count from 0 ("40000" is offset 0, "40100" offset 100, "400000" … "465535"); the
+// prefixed forms are protocol addresses either way. Plans and messages write a zero-based
+// device's addresses the same way.
 //
 // # Types and byte orders
 //
@@ -65,33 +74,86 @@
 // search). When a device answers "illegal data address" to a merged read, the driver reads that
 // read's tags one by one, isolates the tags the device refuses into reads of their own, plans the
 // rest again around them and keeps that plan: one bad tag costs its own read, and only it goes
-// bad.
+// bad. When every tag reads on its own, the refused address lies in a hole the read spanned:
+// the driver reads the holes, halving a refused range until single addresses remain, and
+// only the addresses refused are kept out of merged reads; holes the device accepts are still
+// spanned (TestSplitIsolatesRefusedRegister).
 //
 // # Faults
 //
 // Each TCP endpoint (host:port) and each serial port is owned by one goroutine that serialises
-// every request to the devices behind it. After any error that is not a Modbus exception
-// (timeout, CRC, garbage, broken connection) the connection or port is closed and opened again
-// for the next request; connection failures back the endpoint off with jitter. A timeout ends the
-// device's poll cycle, so a silent device costs the others on its endpoint at most one timeout
-// per cycle; after two failed cycles in a row the device is reported down (Sink.DeviceState) and
-// quarantined, polled only at a growing, jittered interval until it answers again. Every poll
-// cycle delivers one batch with a sample per tag (bad quality and a typed null where there is no
-// value); a device coming up delivers its samples before Sink.DeviceState(name, true, nil), so
-// that a DBIRTH can carry current values. A device that is down delivers no samples.
+// every request to the devices behind it. A request ends in one of these ways, each counted
+// by its kind in drivers.DeviceStatus.ErrorsByKind:
 //
-// On a serial bus the driver uses its own transporter under goburrow's RTU packager: the read
-// timeout is made of short slices so each device keeps its own timeout, there is no idle timer,
-// frames are delimited by their expected length, and after a failed exchange the port is closed
-// and, on reopening, drained until the line is silent; bytes that cannot start the expected reply
-// (a late reply from a slow slave) are skipped.
+//	the answer           the data, decoded into the tags
+//	exception            the device refused the request: the tags read stay bad, the device
+//	                     is up ("exception")
+//	no answer            "timeout"; "connection" when the connection or port failed
+//	a wrong answer       a protocol error: "wrong_function" (another function code; an
+//	                     exception reply only counts as one to the request's own function),
+//	                     "wrong_length" (a byte count or size that does not fit the request),
+//	                     "wrong_unit" (TCP: another unit id), "wrong_echo" (a write's reply
+//	                     that echoes another address, value or quantity), "crc" (RTU) and
+//	                     "garbage" (bytes that make no frame). The raw frame is in the debug log.
+//
+// Errors name the request: `illegal data address reading hr:49000 (1 register) for tag
+// "Bogus/Out Of Range"`, `wrong function in reply (4 read input registers, want 3) reading
+// hr:0-1 (2 registers) for tag "Flow"`, `illegal function writing co:4 (1 coil, function 5)
+// for tag "Dump Valve"`: the status page shows the last one as the device's last error.
+//
+// Anything but an exception ends the device's poll cycle, so a silent or broken device costs
+// the others on its endpoint at most one timeout per cycle; after two failed cycles in a row
+// the device is reported down (Sink.DeviceState, with the error) and quarantined. A quarantined
+// device is probed at a growing, jittered interval, from its poll interval up to max_backoff
+// (default 10 s; never less than the poll interval), so that its timeouts cost its neighbours
+// little. When no other device on its line is answering there is nobody to protect: it is
+// probed at its poll rate. And a line that shows life again (the first device on it to answer
+// after all were down, or a TCP connection made again) has every quarantined device on it
+// probed at once. So a device whose line comes back is polled again within one poll interval
+// (plus the timeout of a probe in flight) when its whole line was down, and within max_backoff
+// when only its own drop was. Failed connects and port opens are retried with jitter at most
+// one poll interval (and max_backoff) apart. Every poll cycle delivers one batch with a sample
+// per tag (bad quality and a typed null where there is no value); a device coming up delivers
+// its samples before Sink.DeviceState(name, true, nil), so that a DBIRTH can carry current
+// values. A device that is down delivers no samples.
+//
+// Modbus TCP replies are matched to requests by transaction id: a reply with an older id (it
+// came after its request timed out) is discarded and counted as "late_reply". After an error
+// other than an exception the connection is closed and dialled again for the next request.
+//
+// On a serial bus the driver keeps the line's discipline. Before every request, and after
+// every failed exchange, it drains the input until the line has been silent for the silent
+// interval (3.5 characters computed from the baud and framing — start, data, parity and stop
+// bits — or 1.75 ms above 19200 baud; inter_frame_delay when longer) plus turnaround_delay:
+// what arrived belonged to no request in flight. It then reads the reply until it is complete
+// or the device's timeout passes, finding frames by their structure and CRC rather than by
+// timing (the kernel's buffer keeps no gaps): a candidate with a wrong CRC was a false start,
+// and the reader slides past it. A frame that does not answer the request — another unit id,
+// another function, a byte count that does not fit, a write's echo of another address or value
+// — is discarded, counted as "late_reply" on the device whose unit id it carries (and logged,
+// the first one as a warning), and never decoded as the answer; if nothing better arrives
+// before the timeout, a frame from the device itself that did not fit is the request's
+// protocol error. A slave that answers after its timeout thus costs its neighbours nothing
+// (TestLateSlaveCostsNeighbourNothing). What RTU cannot do is tell a late reply from the answer
+// when the late reply arrives after the next request to the same device and has the same
+// function and byte count; the drain before every request makes that need a device that
+// answers later than its timeout plus the time until its next request.
+//
+// Stopping (Close, or the context of Run ending, as on SIGTERM) interrupts a request in flight:
+// a TCP connection is closed under its read, and a serial read waits at most one slice (the
+// silent interval, within 1…10 ms) before it looks at the context; the port itself is never
+// closed from another goroutine (goburrow's port keeps its descriptor in a plain field).
 //
 // # Writes
 //
 // Writable tags (coils and holding registers only) are range checked against the type and the
-// tag's min/max, encoded with the tag's type, byte order and scale, written (function 5 for a
-// coil, 6 for one register, 16 for several, read-modify-write with 3 and 6 for a bit in a
-// register) and read back; Write returns the value read back for the caller to publish.
+// tag's min/max, encoded with the tag's type, byte order and scale, written and read back;
+// Write returns the value read back for the caller to publish. A coil is written with function
+// 5, or 15 with one coil for a device with write_coil = "fc15"; one register with function 6,
+// or 16 with one register for a device with write_single_register = "fc16"; several registers
+// with 16; a bit in a register by reading the register (function 3) and writing it back as one
+// register. A device that refuses the function answers "illegal function", which the write's
+// error names with the function (TestWriteFunctionOptions).
 //
 // # Configuration
 //
@@ -99,5 +161,8 @@
 // (configuration.go): it owns their keys of a [[device]] and a [[device.tag]] table, their
 // defaults and their validation, which reports each problem at its key's line. The rules are
 // the ones New applies to Options (device.go, tag.go), so the driver can also be built and
-// tested in code without the configuration; Close stops a running driver.
+// tested in code without the configuration; Close stops a running driver. Beyond the line and
+// the planning limits, a device has zero_based, write_single_register, write_coil and
+// max_backoff, and an RTU device inter_frame_delay and turnaround_delay, which every device on
+// one port must agree on, like the line's baud, data bits, parity and stop bits.
 package modbus
