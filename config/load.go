@@ -70,7 +70,7 @@ func defaultConfig() *Config {
 		Gateway:   Gateway{DataDir: "/var/lib/wellgate", LogLevel: "info"},
 		Sparkplug: Sparkplug{Aliases: true},
 		Broker:    Broker{Enabled: true, Listen: "127.0.0.1:1883"},
-		Web:       Web{Enabled: true, Listen: "127.0.0.1:8080"},
+		Web:       Web{Enabled: true, Listen: "127.0.0.1:8080", MaxConnections: 64},
 		Upstream: Upstream{
 			Keepalive:      Duration(30 * time.Second),
 			ConnectTimeout: Duration(10 * time.Second),

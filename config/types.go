@@ -92,6 +92,18 @@ type Queue struct {
 type Web struct {
 	Enabled bool   `toml:"enabled"` // default true
 	Listen  string `toml:"listen"`  // default "127.0.0.1:8080"
+	// Users, when any, must log in (HTTP basic authentication) to see the page and its API.
+	Users       []WebUser `toml:"user"`
+	TLSCertFile string    `toml:"tls_cert_file"` // with tls_key_file: serve HTTPS
+	TLSKeyFile  string    `toml:"tls_key_file"`
+	// MaxConnections bounds the connections open at once (default 64).
+	MaxConnections int `toml:"max_connections"`
+}
+
+// WebUser is one user of the status page.
+type WebUser struct {
+	Name         string `toml:"name"`
+	PasswordHash string `toml:"password_hash"` // bcrypt, as `wellgate passwd` prints it
 }
 
 // Device is one field device and its tags: the keys every device has, whatever its driver.

@@ -46,11 +46,7 @@ func (v *validator) validate() {
 				v.listen(path{"broker", "listen"}, b.Listen)
 			}
 		}},
-		{"web", func() {
-			if w := v.c.Web; w.Enabled {
-				v.listen(path{"web", "listen"}, w.Listen)
-			}
-		}},
+		{"web", v.web},
 		{"upstream", v.upstream},
 	}
 	for _, c := range checks {

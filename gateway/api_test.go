@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"github.com/wellgate/wellgate/internal/peers"
 )
 
@@ -136,5 +138,56 @@ disabled = true
 	getJSON(t, base+"/api/tags?device=Live", &tags)
 	if len(tags) != 1 || tags[0].Quality == "good" || tags[0].LastGood != "1234" || tags[0].LastGoodT == nil {
 		t.Errorf("Live's tag after the PLC stopped: %+v, want bad with last good 1234", tags)
+	}
+}
+
+// With [[web.user]] configured the page and its API need the password; /healthz stays open.
+func TestStatusPageUsers(t *testing.T) {
+	hash, err := bcrypt.GenerateFromPassword([]byte("wellsite"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := fmt.Sprintf(`
+[gateway]
+data_dir = %q
+[sparkplug]
+group_id = "API"
+edge_node_id = "Node"
+[broker]
+listen = "127.0.0.1:0"
+[web]
+listen = "127.0.0.1:0"
+[[web.user]]
+name = "tech"
+password_hash = %q
+`, t.TempDir(), hash)
+	r := startGatewayN(t, writeTOML(t, t.TempDir(), src))
+	t.Cleanup(r.stop)
+	base := "http://" + r.WebAddr()
+	get := func(path, user, pw string) int {
+		req, _ := http.NewRequest("GET", base+path, nil)
+		if user != "" {
+			req.SetBasicAuth(user, pw)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, c := range []struct {
+		path, user, pw string
+		want           int
+	}{
+		{"/api/status", "", "", http.StatusUnauthorized},
+		{"/api/status", "tech", "wrong", http.StatusUnauthorized},
+		{"/api/status", "tech", "wellsite", http.StatusOK},
+		{"/", "", "", http.StatusUnauthorized},
+		{"/healthz", "", "", http.StatusOK},
+	} {
+		if got := get(c.path, c.user, c.pw); got != c.want {
+			t.Errorf("GET %s as %q/%q = %d, want %d", c.path, c.user, c.pw, got, c.want)
+		}
 	}
 }

@@ -119,7 +119,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 		return err
 	}
 	if g.cfg.Web.Enabled {
-		ws, err := web.New(g.cfg.Web.Listen, g, g.log)
+		ws, err := web.NewWithOptions(g.webOptions(), g, g.log)
 		if err != nil {
 			return err
 		}
@@ -363,4 +363,15 @@ func (g *Gateway) WebAddr() string {
 		return ""
 	}
 	return g.web.Addr().String()
+}
+
+// webOptions are the status page's options from the configuration.
+func (g *Gateway) webOptions() web.Options {
+	w := g.cfg.Web
+	o := web.Options{Listen: w.Listen, TLSCertFile: w.TLSCertFile, TLSKeyFile: w.TLSKeyFile,
+		MaxConns: w.MaxConnections, Version: g.version}
+	for _, u := range w.Users {
+		o.Users = append(o.Users, web.User{Name: u.Name, Hash: u.PasswordHash})
+	}
+	return o
 }

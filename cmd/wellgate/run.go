@@ -26,6 +26,11 @@ commands:
   check   -config FILE [-plan]   validate a configuration (exit 0 valid, 1 invalid)
   demo    [-mqtt-listen ADDR] [-web-listen ADDR] [-data-dir DIR]
                                  run the gateway against a built-in simulated wellsite
+  browse  -endpoint URL [-security-policy P -security-mode M -username U -password P]
+          [-server-fingerprint F] [-root NODE] [-depth N] [-toml DEVICE]
+                                 print an OPC UA server's fingerprint and address space
+  passwd                         print the bcrypt hash of a password (asked, or one line
+                                 of stdin) for a password_hash key
   version                        print the version
 `
 
@@ -50,6 +55,10 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return cmdCheck(args[1:], stdout, stderr)
 	case "demo":
 		return cmdDemo(ctx, args[1:], stderr)
+	case "browse":
+		return cmdBrowse(ctx, args[1:], stdout, stderr)
+	case "passwd":
+		return cmdPasswd(os.Stdin, stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, versionLine())
 		return 0
