@@ -215,3 +215,45 @@ func TestUnreadableStoreStillStarts(t *testing.T) {
 		t.Fatalf("close: %v after %s", err, time.Since(began))
 	}
 }
+
+// A disk whose writes hang (a dying SD card) stalls a publisher once, for the store timeout:
+// the instance is abandoned, the broker goes on in memory, and the store comes back when the
+// disk does.
+func TestHungDiskDoesNotStallPublishers(t *testing.T) {
+	var hang atomic.Bool
+	release := make(chan struct{})
+	fs := errorfs.Wrap(vfs.Default, errorfs.InjectorFunc(func(op errorfs.Op, _ string) error {
+		if hang.Load() && op == errorfs.OpFileWrite { // pebble syncs the WAL with SyncData, which errorfs does not see
+			<-release
+		}
+		return nil
+	}))
+	b := start(t, Options{DataDir: t.TempDir(), storeFS: fs, storeTimeout: 200 * time.Millisecond, storeRetry: 20 * time.Millisecond})
+	url := "tcp://" + b.Addr().String()
+	c := dial(t, pahoOpts(url, "historian", false))
+	subscribe(t, c, "tags/#", 1, nil)
+	c.Disconnect(50)
+	eventually(t, 5*time.Second, "away", func() bool { return b.Stats().Sessions == 1 })
+
+	hang.Store(true)
+	var total time.Duration
+	for i := range 50 {
+		began := time.Now()
+		if err := b.Publish("tags/level", 1, false, []byte(strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+		total += time.Since(began)
+	}
+	if total > 2*time.Second {
+		t.Fatalf("50 publishes took %s on a hung disk", total)
+	}
+	if st := b.Stats().Store; st.State != "degraded" {
+		t.Fatalf("store %+v on a hung disk", st)
+	}
+	hang.Store(false)
+	close(release)
+	eventually(t, 10*time.Second, "the store back", func() bool { return b.Stats().Store.State == "ok" })
+	in := newInbox()
+	dial(t, pahoOpts(url, "historian", false).SetDefaultPublishHandler(in.handle))
+	checkSequence(t, payloads(in.wait(t, 50, 10*time.Second)), 50)
+}

@@ -114,11 +114,11 @@ func (s *sessions) load() []kv {
 			return
 		}
 		s.loaded.clients = append(s.loaded.clients, c)
-		s.persisted[c.ID] = true
+		s.records[c.ID] = append([]byte(nil), v...)
 	})
 	st.scan(storage.SubscriptionKey+"_", func(k string, v []byte) {
 		var sub storage.Subscription
-		if len(v) > 70_000 || json.Unmarshal(v, &sub) != nil || !s.persisted[sub.Client] {
+		if len(v) > 70_000 || json.Unmarshal(v, &sub) != nil || s.records[sub.Client] == nil {
 			drop(k)
 			return
 		}
@@ -128,7 +128,7 @@ func (s *sessions) load() []kv {
 	maxValue := int(s.o.MaxQueuedBytes)*4/3 + 4096 // base64 payloads in JSON
 	st.scan(storage.InflightKey+"_", func(k string, v []byte) {
 		var m storedMessage
-		if len(v) > maxValue || json.Unmarshal(v, &m) != nil || !s.persisted[m.Client] {
+		if len(v) > maxValue || json.Unmarshal(v, &m) != nil || s.records[m.Client] == nil {
 			drop(k)
 			return
 		}

@@ -39,7 +39,10 @@ type sessions struct {
 	queuedBytes   int64             // of all queues
 	retained      map[string]int64  // topic → bytes
 	retainedBytes int64
-	persisted     map[string]bool // client ids with a session record in the store
+	// records holds the store record of every persistent session, encoded in its client's
+	// own goroutine when the session is established: mochi's client properties may not be
+	// read from others (the store's rewrite, a publisher's goroutine).
+	records map[string][]byte
 
 	loaded loadedState // from the store at New, handed to mochi at Serve
 }
@@ -60,7 +63,7 @@ const messageOverhead = 128
 
 func newSessions(o Options, srv *mqtt.Server, st *store, log *slog.Logger, stats *counters) *sessions {
 	return &sessions{srv: srv, o: o, log: log, limit: logx.NewLimiter(time.Minute), stats: stats, store: st,
-		queues: map[string]*queue{}, retained: map[string]int64{}, persisted: map[string]bool{}}
+		queues: map[string]*queue{}, retained: map[string]int64{}, records: map[string][]byte{}}
 }
 
 func (s *sessions) ID() string { return "wellgate-sessions" }
@@ -99,32 +102,35 @@ func (s *sessions) write(ops ...kv) {
 	}
 }
 
-// stored reports whether cl's session may have records in the store.
-func (s *sessions) stored(cl *mqtt.Client) bool {
+// stored reports whether the session with client id id is persistent (and so in the store).
+func (s *sessions) stored(id string) bool {
 	if s.store == nil {
 		return false
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.persisted[cl.ID] || persistent(cl)
+	return s.records[id] != nil
 }
 
 func (s *sessions) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	if cl.Net.Inline || s.store == nil {
 		return
 	}
+	var rec kv
+	if persistent(cl) {
+		rec = clientRecord(cl)
+	}
 	s.mu.Lock()
-	was := s.persisted[cl.ID]
-	now := persistent(cl)
-	if now {
-		s.persisted[cl.ID] = true
+	was := s.records[cl.ID] != nil
+	if rec.value != nil {
+		s.records[cl.ID] = rec.value
 	} else {
-		delete(s.persisted, cl.ID)
+		delete(s.records, cl.ID)
 	}
 	s.mu.Unlock()
 	switch {
-	case now:
-		s.write(clientRecord(cl))
+	case rec.value != nil:
+		s.write(rec)
 	case was: // a clean session replaced a persistent one
 		s.write(kv{key: clientKey(cl.ID)})
 	}
@@ -135,12 +141,17 @@ func (s *sessions) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
 	if cl.Net.Inline || cl.Net.Conn == nil || cl.IsTakenOver() || !expire || s.store == nil {
 		return
 	}
+	s.forgetSession(cl.ID)
+}
+
+// forgetSession drops a session's record.
+func (s *sessions) forgetSession(id string) {
 	s.mu.Lock()
-	was := s.persisted[cl.ID]
-	delete(s.persisted, cl.ID)
+	was := s.records[id] != nil
+	delete(s.records, id)
 	s.mu.Unlock()
 	if was {
-		s.write(kv{key: clientKey(cl.ID)})
+		s.write(kv{key: clientKey(id)})
 	}
 }
 
@@ -152,17 +163,13 @@ func (s *sessions) OnClientExpired(cl *mqtt.Client) {
 		s.queuedBytes -= q.bytes
 		delete(s.queues, cl.ID)
 	}
-	was := s.persisted[cl.ID]
-	delete(s.persisted, cl.ID)
 	s.mu.Unlock()
-	if was {
-		s.write(kv{key: clientKey(cl.ID)})
-	}
+	s.forgetSession(cl.ID)
 	s.log.Info("mqtt session expired", "client", logx.Value(cl.ID), "user", logx.Value(string(cl.Properties.Username)))
 }
 
 func (s *sessions) OnSubscribed(cl *mqtt.Client, pk packets.Packet, codes []byte) {
-	if cl.Net.Inline || s.store == nil || !persistent(cl) {
+	if cl.Net.Inline || !s.stored(cl.ID) {
 		return
 	}
 	var ops []kv
@@ -175,7 +182,7 @@ func (s *sessions) OnSubscribed(cl *mqtt.Client, pk packets.Packet, codes []byte
 }
 
 func (s *sessions) OnUnsubscribed(cl *mqtt.Client, pk packets.Packet) {
-	if cl.Net.Inline || !s.stored(cl) {
+	if cl.Net.Inline || !s.stored(cl.ID) {
 		return
 	}
 	ops := make([]kv, 0, len(pk.Filters))
@@ -201,7 +208,7 @@ func (s *sessions) OnQosPublish(cl *mqtt.Client, pk packets.Packet, _ int64, _ i
 			q.msgs[pk.PacketID] = entry{}
 		}
 		s.mu.Unlock()
-		if !had && persistent(cl) {
+		if !had && s.stored(cl.ID) {
 			s.write(inflightRecord(cl.ID, pk, 0))
 		}
 	}
@@ -242,7 +249,7 @@ func (s *sessions) queuePublish(cl *mqtt.Client, pk packets.Packet) {
 	q.bytes += size
 	s.queuedBytes += size
 	s.mu.Unlock()
-	if persistent(cl) {
+	if s.stored(cl.ID) {
 		s.write(inflightRecord(cl.ID, pk, seq))
 	}
 }
@@ -256,7 +263,7 @@ func (s *sessions) dropQueued(cl *mqtt.Client, pk packets.Packet, wasStored bool
 	s.stats.queuedDropped.Add(1)
 	s.limit.Log(s.log, slog.LevelWarn, "queuefull|"+cl.ID, "mqtt session queue full; dropping new messages for it",
 		"client", logx.Value(cl.ID), "max_queued_bytes", s.o.MaxQueuedBytes, "max_queued_total_bytes", s.o.MaxQueuedTotalBytes)
-	if wasStored && s.stored(cl) {
+	if wasStored && s.stored(cl.ID) {
 		s.write(kv{key: inflightKey(cl.ID, pk.PacketID)})
 	}
 }
@@ -290,7 +297,7 @@ func (s *sessions) forget(cl *mqtt.Client, id uint16) {
 		}
 	}
 	s.mu.Unlock()
-	if had && s.stored(cl) {
+	if had && s.stored(cl.ID) {
 		s.write(kv{key: inflightKey(cl.ID, id)})
 	}
 }
@@ -436,28 +443,32 @@ func (s *sessions) retainedStats() (int, int64) {
 }
 
 // snapshot is the broker's whole persistent state as store writes, for rewriting a reopened
-// store.
+// store. It runs in the store's writer: it reads only locked state (and the session records).
 func (s *sessions) snapshot() []kv {
 	var out []kv
-	for _, cl := range s.srv.Clients.GetAll() {
-		if cl.Net.Inline || cl.IsTakenOver() || !persistent(cl) {
+	s.mu.Lock()
+	records := make(map[string][]byte, len(s.records))
+	for id, rec := range s.records {
+		records[id] = rec
+	}
+	s.mu.Unlock()
+	for id, rec := range records {
+		out = append(out, kv{key: clientKey(id), value: rec})
+		cl, ok := s.srv.Clients.Get(id)
+		if !ok {
 			continue
 		}
-		out = append(out, clientRecord(cl))
 		for _, sub := range cl.State.Subscriptions.GetAll() {
-			out = append(out, subscriptionRecord(cl.ID, sub, sub.Qos))
+			out = append(out, subscriptionRecord(id, sub, sub.Qos))
 		}
-		s.mu.Lock()
-		q := s.queues[cl.ID]
-		s.mu.Unlock()
 		for _, pk := range cl.State.Inflight.GetAll(false) {
+			s.mu.Lock()
 			var seq uint64
-			if q != nil {
-				s.mu.Lock()
+			if q := s.queues[id]; q != nil {
 				seq = q.msgs[pk.PacketID].seq
-				s.mu.Unlock()
 			}
-			out = append(out, inflightRecord(cl.ID, pk, seq))
+			s.mu.Unlock()
+			out = append(out, inflightRecord(id, pk, seq))
 		}
 	}
 	s.mu.Lock()

@@ -24,8 +24,10 @@ import (
 // a data dir written by the mochi pebble hook loads).
 //
 // A failing disk must never stop the broker: every write goes through one writer goroutine
-// per pebble instance and a caller waits for it at most storeTimeout. When pebble fails (a
-// full disk, an I/O error, a stalled write, or a fatal error pebble reports through its
+// per pebble instance (which commits queued writes in one synced batch) and a caller waits
+// for it at most the store timeout; a write that could not even be queued in that time makes
+// the writer rewrite the whole state once it catches up. When pebble fails (a full disk, an
+// I/O error, a commit stuck past the timeout, or a fatal error pebble reports through its
 // logger, which here marks the instance poisoned instead of panicking), the instance is
 // fenced (its file system refuses every further write), closed in the background and
 // dropped: the broker goes on with its sessions in memory ("degraded"). A supervisor reopens
@@ -204,15 +206,25 @@ func (s *store) write(ops ...kv) {
 	case in.reqs <- r:
 	case <-in.dead:
 		return
-	case <-t.C:
-		in.abandon(fmt.Errorf("write queue stalled for %s", s.timeout))
+	case <-t.C: // the writer is far behind: this write is lost, so rewrite the store once it catches up
+		in.dirty.Store(true)
+		in.checkStuck()
 		return
 	}
 	select {
 	case <-r.done:
 	case <-in.dead:
-	case <-t.C:
-		in.abandon(fmt.Errorf("write did not complete within %s", s.timeout))
+	case <-t.C: // the write stays queued; the publisher goes on
+		in.checkStuck()
+	}
+}
+
+// checkStuck abandons an instance whose writer has spent more than the timeout in one
+// commit (a hung disk): a busy one (catching up, or rewriting a large state) is left alone.
+func (in *instance) checkStuck() {
+	since := in.busySince.Load()
+	if since != 0 && !in.rewriting.Load() && time.Since(time.Unix(0, since)) > in.s.timeout {
+		in.abandon(fmt.Errorf("a write has not completed in %s", in.s.timeout))
 	}
 }
 
@@ -312,16 +324,19 @@ func (s *store) stats() StoreStats {
 
 // instance is one open pebble database and its writer.
 type instance struct {
-	s        *store
-	db       *pebbledb.DB
-	fs       *fenceFS
-	reqs     chan *request
-	dead     chan struct{} // closed when the instance is abandoned or stopped
-	deadOnce sync.Once
-	poison   atomic.Pointer[string] // set by pebble's Fatalf
-	poisoned chan struct{}          // closed by pebble's Fatalf
-	stopping chan struct{}
-	stopped  chan error
+	s         *store
+	db        *pebbledb.DB
+	fs        *fenceFS
+	reqs      chan *request
+	dead      chan struct{} // closed when the instance is abandoned or stopped
+	deadOnce  sync.Once
+	poison    atomic.Pointer[string] // set by pebble's Fatalf
+	poisoned  chan struct{}          // closed by pebble's Fatalf
+	busySince atomic.Int64           // unix nanoseconds the current commit began, 0 when idle
+	rewriting atomic.Bool
+	dirty     atomic.Bool // a write was lost: rewrite the whole state
+	stopping  chan struct{}
+	stopped   chan error
 }
 
 type request struct {
@@ -353,9 +368,14 @@ func (in *instance) run(rewrite bool) {
 					break more
 				}
 			}
+			in.busySince.Store(time.Now().UnixNano())
 			err := in.commit(batch)
+			in.busySince.Store(0)
 			for _, r := range batch {
 				r.done <- err
+			}
+			if err == nil && in.dirty.Swap(false) {
+				err = in.rewrite()
 			}
 			if err != nil {
 				in.abandon(err)
@@ -406,6 +426,8 @@ func (in *instance) commit(batch []*request) (err error) {
 // were never loaded (unreadable at start), it writes over them instead of deleting them, so
 // that a later start still finds the old sessions.
 func (in *instance) rewrite() (err error) {
+	in.rewriting.Store(true)
+	defer in.rewriting.Store(false)
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("pebble panicked: %v", p)
