@@ -24,6 +24,7 @@ type access struct {
 	stats *counters
 	lines *logx.Limiter // one line per denial kind, client and topic per interval
 	flood *lineBudget   // and no more than so many denial lines a second in all
+	audit *lineBudget   // every accepted command, up to so many lines a second
 
 	users     map[string]*User
 	anonymous bool // anonymous clients may connect
@@ -42,7 +43,7 @@ type access struct {
 }
 
 func newAccess(o Options, srv *mqtt.Server, log *slog.Logger, stats *counters) *access {
-	a := &access{srv: srv, log: log, stats: stats, lines: logx.NewLimiter(time.Minute), flood: newLineBudget(20),
+	a := &access{srv: srv, log: log, stats: stats, lines: logx.NewLimiter(time.Minute), flood: newLineBudget(20), audit: newLineBudget(50),
 		users: map[string]*User{}, anonymous: o.anonymousAllowed(), anonFull: o.AnonymousFullAccess(),
 		anonACL: o.Anonymous, edge: o.EdgeNode, checks: make(chan struct{}, 2), wait: o.ConnectTimeout,
 		good: map[string][32]byte{}}
@@ -206,16 +207,24 @@ func (a *access) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet 
 func (a *access) OnSubscribed(cl *mqtt.Client, _ packets.Packet, _ []byte) { a.subscribing.Delete(cl) }
 
 // OnPublish audits every accepted command under the gateway's edge node (the ACL has let it
-// through): one line and one count with who sent it.
+// through): one count and one line with who sent it (past 50 lines a second, a flood, the
+// next line says how many were not logged).
 func (a *access) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	if cl.Net.Inline || a.edge.kind(pk.TopicName) != topicCommand {
 		return pk, nil
 	}
 	user := string(cl.Properties.Username)
 	a.stats.command(user)
-	a.lines.Log(a.log, slog.LevelInfo, "cmd|"+cl.ID+"|"+pk.TopicName, "mqtt command accepted",
-		"topic", logx.Value(pk.TopicName), "client", logx.Value(cl.ID), "user", logx.Value(user),
-		"remote", cl.Net.Remote, "qos", pk.FixedHeader.Qos, "bytes", len(pk.Payload))
+	ok, skipped := a.audit.take()
+	if !ok {
+		return pk, nil
+	}
+	args := []any{"topic", logx.Value(pk.TopicName), "client", logx.Value(cl.ID), "user", logx.Value(user),
+		"remote", cl.Net.Remote, "qos", pk.FixedHeader.Qos, "bytes", len(pk.Payload)}
+	if skipped > 0 {
+		args = append(args, "commands_not_logged", skipped)
+	}
+	a.log.Info("mqtt command accepted", args...)
 	return pk, nil
 }
 

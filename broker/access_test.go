@@ -220,3 +220,21 @@ func TestConnectRefusals(t *testing.T) {
 		t.Fatalf("right password refused the second time: %v", err)
 	}
 }
+
+// Every accepted command is audited, the same one twice included.
+func TestEveryCommandAudited(t *testing.T) {
+	logs := &logBuffer{}
+	b := start(t, Options{EdgeNode: testEdge, Users: []User{ignition(t)}, Logger: logs.logger()})
+	cmds := commands(t, b)
+	c := dial(t, pahoOpts("tcp://"+b.Addr().String(), "ign", true).SetUsername("ignition").SetPassword("ign-pw"))
+	for range 3 {
+		c.Publish(testDCMD, 1, false, "setpoint 42").Wait()
+		next(t, cmds)
+	}
+	if n := len(logs.lines("mqtt command accepted", "user=ignition", "client=ign")); n != 3 {
+		t.Fatalf("%d audit lines for 3 commands:\n%s", n, logs)
+	}
+	if b.Stats().Commands["ignition"] != 3 {
+		t.Fatalf("commands %v", b.Stats().Commands)
+	}
+}
