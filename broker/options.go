@@ -240,7 +240,7 @@ func commandFilter(filter string) bool {
 	if covers("spBv1.0/STATE/#", filter) {
 		return false
 	}
-	return filtersOverlap(filter, "spBv1.0/+/NCMD/#") || filtersOverlap(filter, "spBv1.0/+/DCMD/#")
+	return FiltersOverlap(filter, "spBv1.0/+/NCMD/#") || FiltersOverlap(filter, "spBv1.0/+/DCMD/#")
 }
 
 // Validate checks the options without touching files or the network: addresses, TLS file
@@ -314,7 +314,7 @@ func checkFilters(who string, a Access) []error {
 		filters []string
 	}{{"read", a.Read}, {"write", a.Write}} {
 		for _, f := range l.filters {
-			if !validFilter(f) {
+			if !ValidFilter(f) {
 				errs = append(errs, fmt.Errorf("%s: %s filter %q is not a valid MQTT topic filter", who, l.kind, f))
 			}
 		}

@@ -5,8 +5,8 @@ import "strings"
 // Topic filter arithmetic for the ACL: MQTT 3.1.1 §4.7. A topic is a filter without
 // wildcards, so match and covers are one function.
 
-// validFilter reports whether f is a valid MQTT topic filter.
-func validFilter(f string) bool {
+// ValidFilter reports whether f is a valid MQTT topic filter.
+func ValidFilter(f string) bool {
 	if f == "" || len(f) > 65535 || strings.ContainsRune(f, 0) {
 		return false
 	}
@@ -49,8 +49,10 @@ func covers(r, f string) bool {
 	return len(rl) == len(fl) || (len(rl) == len(fl)+1 && rl[len(fl)] == "#")
 }
 
-// filtersOverlap reports whether some topic matches both a and b.
-func filtersOverlap(a, b string) bool {
+// FiltersOverlap reports whether some topic matches both filters a and b, e.g. whether a
+// bridge rule's filter can match the gateway's Sparkplug namespace: FiltersOverlap(filter,
+// "spBv1.0/#") is true for "+/#" and "#", false for "wellsite/#".
+func FiltersOverlap(a, b string) bool {
 	al, bl := strings.Split(a, "/"), strings.Split(b, "/")
 	for i := 0; ; i++ {
 		switch {

@@ -47,11 +47,11 @@ func TestFiltersOverlap(t *testing.T) {
 		{"a/b/c", "a/b", false},
 		{"$SYS/#", "+/#", false},
 	} {
-		if got := filtersOverlap(c.a, c.b); got != c.want {
-			t.Errorf("filtersOverlap(%q, %q) = %v, want %v", c.a, c.b, got, c.want)
+		if got := FiltersOverlap(c.a, c.b); got != c.want {
+			t.Errorf("FiltersOverlap(%q, %q) = %v, want %v", c.a, c.b, got, c.want)
 		}
-		if got := filtersOverlap(c.b, c.a); got != c.want {
-			t.Errorf("filtersOverlap(%q, %q) = %v, want %v", c.b, c.a, got, c.want)
+		if got := FiltersOverlap(c.b, c.a); got != c.want {
+			t.Errorf("FiltersOverlap(%q, %q) = %v, want %v", c.b, c.a, got, c.want)
 		}
 	}
 }
@@ -59,8 +59,8 @@ func TestFiltersOverlap(t *testing.T) {
 func TestValidFilter(t *testing.T) {
 	for f, want := range map[string]bool{"a/b": true, "a/+/c": true, "#": true, "a/#": true, "+": true,
 		"": false, "a/#/b": false, "a#": false, "a/b+": false, "a\x00b": false} {
-		if got := validFilter(f); got != want {
-			t.Errorf("validFilter(%q) = %v, want %v", f, got, want)
+		if got := ValidFilter(f); got != want {
+			t.Errorf("ValidFilter(%q) = %v, want %v", f, got, want)
 		}
 	}
 }
@@ -89,5 +89,15 @@ func TestEdgeNodeKind(t *testing.T) {
 	}
 	if (EdgeNode{}).kind("spBv1.0/Wells/NBIRTH/gw1") != topicOther {
 		t.Error("an unset edge node protects a namespace")
+	}
+}
+
+// A forward rule's filter can be checked against the gateway's Sparkplug namespace.
+func TestFiltersOverlapSparkplug(t *testing.T) {
+	for f, want := range map[string]bool{"+/#": true, "#": true, "spBv1.0/#": true, "+/+/NDATA/+": true,
+		"wellsite/#": false, "$SYS/#": false, "spBv1.0": true, "plant/spBv1.0/#": false} {
+		if got := FiltersOverlap(f, "spBv1.0/#"); got != want {
+			t.Errorf("FiltersOverlap(%q, spBv1.0/#) = %v, want %v", f, got, want)
+		}
 	}
 }
