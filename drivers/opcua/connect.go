@@ -62,6 +62,7 @@ type conn struct {
 
 	// Subscriptions (owned by the device goroutine).
 	subs    []uint32
+	revised time.Duration // the longest publishing or sampling interval the server revised to
 	notifs  chan *opcua.PublishNotificationData
 	last    []lastSeen // by tag: what was delivered last, for the watchdog
 	lastRx  time.Time  // when data last arrived

@@ -54,6 +54,7 @@ func (c *conn) subscribe(ctx context.Context) error {
 			return err
 		}
 		c.subs = append(c.subs, sub.SubscriptionID)
+		c.revised = max(c.revised, sub.RevisedPublishingInterval)
 		if err := c.monitor(ctx, sub.SubscriptionID, group, true); err != nil {
 			return err
 		}
@@ -111,6 +112,7 @@ func (c *conn) monitor(ctx context.Context, sub uint32, idx []int, filters bool)
 		var retry []int
 		for k, r := range res.Results {
 			i := chunk[k]
+			c.revised = max(c.revised, time.Duration(r.RevisedSamplingInterval*float64(time.Millisecond)))
 			switch {
 			case quality(r.StatusCode) != drivers.Bad:
 			case filters && req.ItemsToCreate[k].RequestedParameters.Filter != nil && filterRefused(r.StatusCode):
@@ -248,15 +250,18 @@ func (c *conn) notified(n *opcua.PublishNotificationData, sink drivers.Sink) err
 // watchdog finds a subscription that went silent while its session still answers (gopcua
 // #895 is one way to get there): after a quiet spell of opts.Watchdog it reads the subscribed
 // values and compares them with those last delivered. A change beyond the deadband that is
-// still undelivered two publishing intervals later means the subscription is silent.
+// still undelivered two publishing (or sampling) intervals later, as the server revised them,
+// means the subscription is silent.
 func (c *conn) watchdog(ctx context.Context) error {
 	d := c.d
 	clk := d.drv.clock
 	now := clk.Now()
-	if len(c.subs) == 0 || now.Sub(c.lastRx) < d.opts.Watchdog {
+	// The server may have revised the intervals: a change may take two of its intervals to come.
+	ivl := max(d.interval(), c.revised)
+	if len(c.subs) == 0 || now.Sub(c.lastRx) < max(d.opts.Watchdog, 3*ivl) {
 		return nil
 	}
-	if !c.suspect.IsZero() && now.Sub(c.suspect) < 2*d.interval()+d.opts.Timeout {
+	if !c.suspect.IsZero() && now.Sub(c.suspect) < 2*ivl+d.opts.Timeout {
 		return nil
 	}
 	changed, err := c.undelivered(ctx)
