@@ -22,7 +22,7 @@ func (s *Session) birthAll() error {
 	p.Metrics = s.appendBirthMetrics(p.Metrics, s.node, now)
 	s.node.pend = s.node.pend[:0]
 	s.seq = 0
-	s.lastBirth, s.rebirth = now, rebirthState{}
+	s.rebirth = rebirthState{}
 	if _, err := s.publish(s.node.birthTop, &p, nil); err != nil {
 		return err
 	}

@@ -29,9 +29,10 @@ type Write struct {
 
 // HandleCommand interprets an NCMD or DCMD received on topic. NCMD "Node Control/Rebirth" =
 // true republishes every birth before HandleCommand returns (a rebirth requested while offline
-// is an ErrOffline error), unless the last births are younger than Options.RebirthHoldoff:
-// then the request is merged, with any other that comes before the hold-off has passed, into
-// one rebirth that FlushRebirth publishes when it has (see DeferredRebirth). A storm of
+// is an ErrOffline error), unless the last rebirth served on request is younger than
+// Options.RebirthHoldoff: then the request is merged, with any other that comes before the
+// hold-off has passed, into one rebirth that FlushRebirth publishes when it has (see
+// DeferredRebirth). A storm of
 // requests thus gives one rebirth per hold-off, and every request is answered by births
 // published after it. Every other metric, by name or by alias, becomes a Write with the value
 // converted to the tag's type (integers from int_value or long_value, either sign form).

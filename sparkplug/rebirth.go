@@ -5,15 +5,16 @@ import (
 	"time"
 )
 
-// rebirthState is a rebirth asked for within the hold-off after the last births, merged with
-// the requests that follow it until FlushRebirth publishes it.
+// rebirthState is a rebirth asked for within the hold-off after the last one served, merged
+// with the requests that follow it until FlushRebirth publishes it.
 type rebirthState struct {
 	due       bool // a merged rebirth waits for the hold-off to pass
 	scheduled bool // DeferredRebirth told the caller when
 }
 
-// requestRebirth carries out a Rebirth request: at once when the last births are at least the
-// hold-off old, else merged into one rebirth at the end of the hold-off. Called with mu held.
+// requestRebirth carries out a Rebirth request: at once when the last one served is at least
+// the hold-off old, else merged into one rebirth at the end of the hold-off. (The births of
+// Start do not count: a host that asks right after them has missed them.) Called with mu held.
 func (s *Session) requestRebirth() error {
 	if !s.online {
 		return fmt.Errorf("rebirth: %w", ErrOffline)
@@ -23,16 +24,22 @@ func (s *Session) requestRebirth() error {
 		s.merged++
 		return nil
 	}
+	return s.servedRebirth()
+}
+
+// servedRebirth publishes a rebirth asked for and starts the hold-off. Called with mu held.
+func (s *Session) servedRebirth() error {
+	s.lastRebirth = s.now()
 	return s.rebirthLocked()
 }
 
-// rebirthWait is how long until the hold-off after the last births has passed. Called with mu
-// held.
+// rebirthWait is how long until the hold-off after the last rebirth served has passed. Called
+// with mu held.
 func (s *Session) rebirthWait() time.Duration {
-	if s.opts.RebirthHoldoff < 0 {
+	if s.opts.RebirthHoldoff < 0 || s.lastRebirth.IsZero() {
 		return 0
 	}
-	return max(s.lastBirth.Add(s.opts.RebirthHoldoff).Sub(s.now()), 0)
+	return max(s.lastRebirth.Add(s.opts.RebirthHoldoff).Sub(s.now()), 0)
 }
 
 // FlushRebirth publishes the rebirth that HandleCommand merged, once the hold-off has passed,
@@ -45,10 +52,7 @@ func (s *Session) FlushRebirth() (bool, error) {
 	if !s.rebirth.due || !s.online || s.rebirthWait() > 0 {
 		return false, nil
 	}
-	if err := s.rebirthLocked(); err != nil {
-		return true, err
-	}
-	return true, nil
+	return true, s.servedRebirth()
 }
 
 // DeferredRebirth reports, once per merged rebirth, how long until FlushRebirth will publish

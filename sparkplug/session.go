@@ -33,8 +33,8 @@ type Options struct {
 	// NCMD that writes one comes back from HandleCommand as a Write with Device "".
 	NodeMetrics []drivers.TagInfo
 	// RebirthHoldoff is the shortest time between rebirths asked for by NCMD: a request that
-	// comes sooner after the last births is merged with every other one in between into one
-	// rebirth when the hold-off has passed (see HandleCommand, FlushRebirth). Default 1s;
+	// comes sooner after the last one served is merged with every other one in between into
+	// one rebirth when the hold-off has passed (see HandleCommand, FlushRebirth). Default 1s;
 	// negative: none.
 	RebirthHoldoff time.Duration
 	// MaxCommandMetrics bounds the metrics of one NCMD or DCMD: a command with more is refused
@@ -97,10 +97,10 @@ type Session struct {
 	bdSeq  uint64
 	seq    uint64 // seq of the next message
 
-	unpolled  int       // devices that have not reported yet (Polled)
-	lastBirth time.Time // session clock, of the last NBIRTH
-	rebirth   rebirthState
-	merged    uint64 // rebirth requests merged into a later rebirth
+	unpolled    int       // devices that have not reported yet (Polled)
+	lastRebirth time.Time // session clock, of the last rebirth done on request
+	rebirth     rebirthState
+	merged      uint64 // rebirth requests merged into a later rebirth
 
 	scratch  Payload       // reused metric slice for DATA
 	props    []PropertySet // reused Quality property sets for DATA
