@@ -2,8 +2,10 @@ package broker
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -11,6 +13,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	pebbledb "github.com/cockroachdb/pebble"
+	"github.com/mochi-mqtt/server/v2/packets"
 )
 
 const queuedMessages = 1000
@@ -181,4 +186,118 @@ func TestPersistentSessionMQTT5(t *testing.T) {
 		t.Fatalf("%v: %s", err, out)
 	}
 	checkSequence(t, strings.Fields(out), 300)
+}
+
+// An MQTT 5 session that sets its expiry to 0 on DISCONNECT ends there, and its records
+// (session, subscription, queued messages) leave the store with it.
+func TestMQTT5SessionEndedOnDisconnect(t *testing.T) {
+	dir := t.TempDir()
+	b, err := New(Options{Listen: "127.0.0.1:0", DataDir: dir, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Serve(); err != nil {
+		t.Fatal(err)
+	}
+	c := rawV5(t, b.Addr().String(), "h5", 3600)
+	c.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Subscribe, Qos: 1}, PacketID: 1,
+		Filters: packets.Subscriptions{{Filter: "tags/#", Qos: 1}}})
+	c.expect(packets.Suback)
+	publishNumbered(t, b, 3) // queued in flight: the client does not acknowledge them
+	c.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Disconnect},
+		Properties: packets.Properties{SessionExpiryInterval: 0, SessionExpiryIntervalFlag: true}})
+	eventually(t, 5*time.Second, "the session gone", func() bool { return b.Stats().Sessions == 0 && b.Clients() == 0 })
+	if keys := storeKeys(t, b, "h5"); len(keys) != 0 {
+		t.Fatalf("records left in the store: %q", keys)
+	}
+}
+
+// storeKeys closes b and lists the keys in its store that contain sub.
+func storeKeys(t *testing.T, b *Broker, sub string) []string {
+	t.Helper()
+	dir := b.store.dir
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := pebbledb.Open(dir, &pebbledb.Options{ReadOnly: true, Logger: quietPebble{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	it, _ := db.NewIter(nil)
+	defer it.Close()
+	var keys []string
+	for it.First(); it.Valid(); it.Next() {
+		if strings.Contains(string(it.Key()), sub) {
+			keys = append(keys, string(it.Key()))
+		}
+	}
+	return keys
+}
+
+// rawConn is a minimal MQTT 5 client that speaks in mochi's packet encoding.
+type rawConn struct {
+	t *testing.T
+	net.Conn
+	r *bufio.Reader
+}
+
+func rawV5(t *testing.T, addr, id string, expiry uint32) *rawConn {
+	t.Helper()
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	c := &rawConn{t: t, Conn: nc, r: bufio.NewReader(nc)}
+	c.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect}, ProtocolVersion: 5,
+		Connect:    packets.ConnectParams{ProtocolName: []byte("MQTT"), ClientIdentifier: id, Keepalive: 60},
+		Properties: packets.Properties{SessionExpiryInterval: expiry, SessionExpiryIntervalFlag: true}})
+	c.expect(packets.Connack)
+	return c
+}
+
+func (c *rawConn) send(pk packets.Packet) {
+	c.t.Helper()
+	pk.ProtocolVersion = 5
+	var buf bytes.Buffer
+	var err error
+	switch pk.FixedHeader.Type {
+	case packets.Connect:
+		err = pk.ConnectEncode(&buf)
+	case packets.Subscribe:
+		err = pk.SubscribeEncode(&buf)
+	case packets.Publish:
+		err = pk.PublishEncode(&buf)
+	case packets.Disconnect:
+		err = pk.DisconnectEncode(&buf)
+	}
+	if err == nil {
+		_, err = c.Write(buf.Bytes())
+	}
+	if err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// expect reads packets until one of type typ arrives.
+func (c *rawConn) expect(typ byte) {
+	c.t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		b, err := c.r.ReadByte()
+		if err != nil {
+			c.t.Fatalf("waiting for packet type %d: %v", typ, err)
+		}
+		n, _, err := packets.DecodeLength(c.r)
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		if _, err := io.CopyN(io.Discard, c.r, int64(n)); err != nil {
+			c.t.Fatal(err)
+		}
+		if b>>4 == typ {
+			return
+		}
+	}
 }

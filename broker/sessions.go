@@ -136,22 +136,32 @@ func (s *sessions) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	}
 }
 
+// OnDisconnect drops the records of a session that ends with its connection (an MQTT 5
+// client that set its expiry to 0 on DISCONNECT). mochi clears its subscriptions and queue
+// after this hook, when the session no longer counts as stored: their records go here too.
 func (s *sessions) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
 	// A restored session (no connection) or one taken over by a new connection keeps its records.
-	if cl.Net.Inline || cl.Net.Conn == nil || cl.IsTakenOver() || !expire || s.store == nil {
+	if cl.Net.Inline || cl.Net.Conn == nil || cl.IsTakenOver() || !expire || !s.stored(cl.ID) {
 		return
 	}
-	s.forgetSession(cl.ID)
+	var ops []kv
+	for filter := range cl.State.Subscriptions.GetAll() {
+		ops = append(ops, kv{key: subscriptionKey(cl.ID, filter)})
+	}
+	for _, pk := range cl.State.Inflight.GetAll(false) {
+		ops = append(ops, kv{key: inflightKey(cl.ID, pk.PacketID)})
+	}
+	s.forgetSession(cl.ID, ops...)
 }
 
-// forgetSession drops a session's record.
-func (s *sessions) forgetSession(id string) {
+// forgetSession drops a session's record (and more of its records, ops).
+func (s *sessions) forgetSession(id string, ops ...kv) {
 	s.mu.Lock()
 	was := s.records[id] != nil
 	delete(s.records, id)
 	s.mu.Unlock()
 	if was {
-		s.write(kv{key: clientKey(id)})
+		s.write(append(ops, kv{key: clientKey(id)})...)
 	}
 }
 
