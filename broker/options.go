@@ -54,10 +54,11 @@ type Options struct {
 	// bytes. A larger one is refused on its fixed header, before its body is read, and the
 	// client is dropped.
 	MaxPacketSize int
-	// MaxQueued bounds the QoS 1/2 messages in flight or queued for one session, and
-	// MaxQueuedBytes (per offline session) and MaxQueuedTotalBytes (all offline sessions
-	// together) bound their payload and topic bytes. Past a bound new messages for that session
-	// are dropped and counted.
+	// MaxQueued bounds the QoS 1/2 messages in flight or queued for one session (mochi's own
+	// bound). MaxQueuedBytes bounds an away session's queue in bytes (payloads, topics and a
+	// fixed overhead), MaxQueuedTotalBytes the messages in flight for all sessions together:
+	// past either, new messages for an away session are dropped and counted (a connected
+	// client is bounded by MaxQueued and MaxPacketSize).
 	MaxQueued           int
 	MaxQueuedBytes      int64
 	MaxQueuedTotalBytes int64
