@@ -45,6 +45,9 @@ func parseWith(reg *registry, file, text string) (*Config, error) {
 	c.File = file
 	(&decoder{md: &md, ck: ck, reg: reg}).config(top, c)
 	c.applyDefaults(&md)
+	for i := range c.Devices {
+		c.Devices[i].dataDir = c.Gateway.DataDir
+	}
 
 	v := &validator{c: c, lines: ck.lines, ck: ck, reg: reg, errs: ck.errs}
 	v.validate()

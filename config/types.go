@@ -127,10 +127,16 @@ type Device struct {
 	// Line is the line of the device's [[device]] header in File.
 	Line int `toml:"-"`
 
-	file  string  // the file the device was loaded from, for Errorf
-	lines lineMap // the line of every key of that file
-	path  path    // the device's table: device.[i]
+	file    string  // the file the device was loaded from, for Errorf
+	lines   lineMap // the line of every key of that file
+	path    path    // the device's table: device.[i]
+	dataDir string  // gateway.data_dir
 }
+
+// DataDir is the gateway's data directory (gateway.data_dir), where a driver keeps what it
+// must keep across restarts (an OPC UA client certificate, learned types): under a
+// directory named after itself.
+func (d *Device) DataDir() string { return d.dataDir }
 
 // Tag is one value on a device: the keys every driver's tags have. The other keys of its
 // [[device.tag]] table belong to the device's driver (see DriverSpec.NewTag).

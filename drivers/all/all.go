@@ -5,4 +5,5 @@ package all
 
 import (
 	_ "github.com/wellgate/wellgate/drivers/modbus" // modbus-tcp, modbus-rtu
+	_ "github.com/wellgate/wellgate/drivers/opcua"  // opcua
 )
