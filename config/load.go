@@ -72,8 +72,10 @@ func defaultConfig() *Config {
 	return &Config{
 		Gateway:   Gateway{DataDir: "/var/lib/wellgate", LogLevel: "info"},
 		Sparkplug: Sparkplug{Aliases: true},
-		Broker:    Broker{Enabled: true, Listen: "127.0.0.1:1883"},
-		Web:       Web{Enabled: true, Listen: "127.0.0.1:8080", MaxConnections: 64},
+		Broker: Broker{Enabled: true, Listen: "127.0.0.1:1883", MaxClients: 100,
+			MaxPacketSize: 256 << 10, SessionExpiry: Duration(168 * time.Hour),
+			Flat: Flat{Prefix: "wellsite", Template: "{prefix}/{device}/{tag}"}},
+		Web: Web{Enabled: true, Listen: "127.0.0.1:8080", MaxConnections: 64},
 		Upstream: Upstream{
 			Keepalive:      Duration(30 * time.Second),
 			ConnectTimeout: Duration(10 * time.Second),

@@ -39,7 +39,48 @@ type Sparkplug struct {
 // Broker is the embedded MQTT broker.
 type Broker struct {
 	Enabled bool   `toml:"enabled"` // default true
-	Listen  string `toml:"listen"`  // default "127.0.0.1:1883"
+	Listen  string `toml:"listen"`  // plain TCP, default "127.0.0.1:1883"; "" for none
+	// TLSListen serves MQTT over TLS with TLSCertFile and TLSKeyFile; with TLSClientCAFile
+	// every client must present a certificate signed by that CA.
+	TLSListen       string `toml:"tls_listen"`
+	TLSCertFile     string `toml:"tls_cert_file"`
+	TLSKeyFile      string `toml:"tls_key_file"`
+	TLSClientCAFile string `toml:"tls_client_ca_file"`
+	WSListen        string `toml:"ws_listen"` // MQTT over WebSocket, for HMI panels
+	// AllowAnonymous lets clients connect without a user name. Absent: only when every
+	// listener is on loopback and there are no users.
+	AllowAnonymous *bool        `toml:"allow_anonymous"`
+	Anonymous      BrokerAccess `toml:"anonymous"` // what anonymous clients may read and write
+	Users          []BrokerUser `toml:"user"`
+	MaxClients     int          `toml:"max_clients"`     // default 100
+	MaxPacketSize  Size         `toml:"max_packet_size"` // default 256 KiB
+	SessionExpiry  Duration     `toml:"session_expiry"`  // persistent sessions kept; default 168h
+	Flat           Flat         `toml:"flat"`
+}
+
+// BrokerUser is one user of the embedded broker, with the topic filters it may subscribe to
+// (Read) and publish to (Write).
+type BrokerUser struct {
+	Name         string   `toml:"name"`
+	PasswordHash string   `toml:"password_hash"` // bcrypt, as `wellgate passwd` prints it
+	Read         []string `toml:"read"`
+	Write        []string `toml:"write"`
+}
+
+// BrokerAccess is what anonymous clients may do.
+type BrokerAccess struct {
+	Read  []string `toml:"read"`
+	Write []string `toml:"write"`
+}
+
+// Flat publishes every tag on a topic of its own with a small JSON payload, for local HMIs
+// that do not speak Sparkplug: Template with {device} and {tag} (and {prefix}) replaced.
+type Flat struct {
+	Enabled  bool   `toml:"enabled"`
+	Prefix   string `toml:"prefix"`   // default "wellsite"
+	Template string `toml:"template"` // default "{prefix}/{device}/{tag}"
+	QoS      int    `toml:"qos"`      // 0 (default), 1 or 2; [[device]] and [[device.tag]] flat_qos override
+	Retain   bool   `toml:"retain"`   // [[device]] and [[device.tag]] flat_retain override
 }
 
 // Upstream is the optional connection to the upstream (Ignition) broker. It is enabled when
@@ -115,6 +156,9 @@ type Device struct {
 	Disabled     bool     `toml:"disabled"`      // keep in the file (still checked) but do not poll
 	PollInterval Duration `toml:"poll_interval"` // default 1s
 	Timeout      Duration `toml:"timeout"`       // per request, default 1s
+	// Flat topics: override [broker.flat] qos and retain for this device's tags.
+	FlatQoS    *int  `toml:"flat_qos"`
+	FlatRetain *bool `toml:"flat_retain"`
 
 	Tags []Tag `toml:"tag"`
 
@@ -156,6 +200,10 @@ type Tag struct {
 	Deadband        float64  `toml:"deadband"`         // absolute, in engineering units
 	DeadbandPercent float64  `toml:"deadband_percent"` // of the last reported value
 	MaxInterval     Duration `toml:"max_interval"`     // re-send unchanged values after this long (0: never)
+
+	// Flat topics: override the device's (or [broker.flat]'s) qos and retain for this tag.
+	FlatQoS    *int  `toml:"flat_qos"`
+	FlatRetain *bool `toml:"flat_retain"`
 
 	// Settings is the driver's part of the table, as for Device.Settings.
 	Settings any `toml:"-"`

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"github.com/wellgate/wellgate/broker"
+
 	"fmt"
 	"slices"
 	"strings"
@@ -41,11 +43,7 @@ func (v *validator) validate() {
 	}{
 		{"gateway", v.gateway},
 		{"sparkplug", v.sparkplug},
-		{"broker", func() {
-			if b := v.c.Broker; b.Enabled {
-				v.listen(path{"broker", "listen"}, b.Listen)
-			}
-		}},
+		{"broker", v.broker},
 		{"web", v.web},
 		{"upstream", v.upstream},
 	}
@@ -184,7 +182,7 @@ func (v *validator) forwards(rules []Forward) {
 		if r.QoS != 0 && r.QoS != 1 {
 			v.add(p.with("qos"), nil, nil, "upstream.forward qos %d: want 0 or 1", r.QoS)
 		}
-		if strings.HasPrefix(r.Filter, "spBv1.0/") || r.Filter == "#" {
+		if checkFilter(r.Filter) == "" && broker.FiltersOverlap(r.Filter, "spBv1.0/#") {
 			v.add(p.with("filter"), nil, nil, "upstream.forward filter %q would forward the gateway's own Sparkplug traffic", r.Filter)
 		}
 	}

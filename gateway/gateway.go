@@ -64,6 +64,11 @@ func New(cfg *config.Config, log *slog.Logger, version string) (*Gateway, error)
 	if err := g.buildDrivers(); err != nil {
 		return nil, err
 	}
+	if g.cfg.Broker.Enabled {
+		if err := g.brokerOptions().Validate(); err != nil {
+			return nil, fmt.Errorf("broker: %w", err)
+		}
+	}
 	g.store = newStore(g.storeDevices(), time.Now())
 	g.writes = newWriteQueues(slices.Collect(maps.Keys(g.writers)))
 	// Building the sessions validates ids and metric names without any I/O.
@@ -165,6 +170,9 @@ func (g *Gateway) runParts(ctx context.Context) error {
 	}
 	grp.Go(func() error { return g.runNodeMetrics(gctx) })
 	grp.Go(func() error { return g.birthWhenPolled(gctx) })
+	for _, w := range g.Warnings() {
+		g.log.Warn("configuration: " + w)
+	}
 	g.log.Info("wellgate running", "version", g.version, "group", g.cfg.Sparkplug.GroupID,
 		"edge_node", g.cfg.Sparkplug.EdgeNodeID, "devices", len(g.devices))
 	return grp.Wait()
@@ -188,8 +196,7 @@ func (g *Gateway) startLocal(opened *closers) error {
 	if !g.cfg.Broker.Enabled {
 		return nil
 	}
-	b, err := broker.New(broker.Options{Listen: g.cfg.Broker.Listen,
-		DataDir: g.cfg.Gateway.DataDir, Logger: g.log})
+	b, err := broker.New(g.brokerOptions())
 	if err != nil {
 		return err
 	}
@@ -222,6 +229,9 @@ func (g *Gateway) startLocal(opened *closers) error {
 	// The session records samples from now on; it is born once the first poll is in.
 	g.mu.Lock()
 	g.sinks = append(g.sinks, localOutput{s: sess, log: g.log, limit: g.limit})
+	if g.cfg.Broker.Flat.Enabled {
+		g.sinks = append(g.sinks, newFlatOutput(g.cfg, g.devices, b.Publish, g.log, g.limit))
+	}
 	g.mu.Unlock()
 	g.birthLocal = func() error {
 		if err := sess.Start(b, seq); err != nil {

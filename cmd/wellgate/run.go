@@ -125,6 +125,9 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	for _, d := range g.Devices() {
 		tags += len(d.Tags)
 	}
+	for _, w := range g.Warnings() {
+		fmt.Fprintf(stdout, "%s: warning: %s\n", *path, w)
+	}
 	fmt.Fprintf(stdout, "%s: ok (%d devices, %d tags)\n", *path, len(g.Devices()), tags)
 	return 0
 }

@@ -1,0 +1,40 @@
+package gateway
+
+import (
+	"github.com/wellgate/wellgate/broker"
+)
+
+// brokerOptions are the embedded broker's options from the configuration. The gateway's own
+// edge node namespace is protected: nobody but the gateway publishes births, data or deaths
+// under it, and its commands are audited.
+func (g *Gateway) brokerOptions() broker.Options {
+	b := g.cfg.Broker
+	o := broker.Options{
+		Listen: b.Listen, TLSListen: b.TLSListen, WSListen: b.WSListen,
+		TLSCertFile: b.TLSCertFile, TLSKeyFile: b.TLSKeyFile, TLSClientCAFile: b.TLSClientCAFile,
+		DataDir: g.cfg.Gateway.DataDir, Logger: g.log,
+		AllowAnonymous: b.AllowAnonymous,
+		Anonymous:      broker.Access{Read: b.Anonymous.Read, Write: b.Anonymous.Write},
+		EdgeNode:       broker.EdgeNode{Group: g.cfg.Sparkplug.GroupID, Node: g.cfg.Sparkplug.EdgeNodeID},
+		MaxClients:     b.MaxClients, MaxPacketSize: int(b.MaxPacketSize), SessionExpiry: b.SessionExpiry.D(),
+	}
+	for _, u := range b.Users {
+		o.Users = append(o.Users, broker.User{Name: u.Name, PasswordHash: u.PasswordHash,
+			Access: broker.Access{Read: u.Read, Write: u.Write}})
+	}
+	return o
+}
+
+// Warnings are what `check` and the start-up log point out in a valid configuration: a
+// broker listener off loopback where anonymous clients may write, a status page open to the
+// network without users.
+func (g *Gateway) Warnings() []string {
+	var ws []string
+	if g.cfg.Broker.Enabled {
+		ws = append(ws, g.brokerOptions().Warnings()...)
+	}
+	if w := g.cfg.Web; w.Enabled && len(w.Users) == 0 && !broker.IsLoopback(w.Listen) {
+		ws = append(ws, "web.listen "+w.Listen+" is reachable from the network and [[web.user]] is empty: anyone there can read every tag")
+	}
+	return ws
+}
