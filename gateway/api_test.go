@@ -3,10 +3,13 @@ package gateway_test
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
+	paho "github.com/eclipse/paho.mqtt.golang"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/wellgate/wellgate/internal/peers"
@@ -129,6 +132,33 @@ disabled = true
 	getJSON(t, base+"/api/tags?quality=bad", &bad)
 	if len(bad) != 1 || bad[0].Device != "Dead" || bad[0].Value != nil || bad[0].LastGoodT != nil {
 		t.Errorf("bad tags while only Dead is down: %+v", bad)
+	}
+
+	// The broker's counters: a subscriber shows on /api/status and /metrics.
+	c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + r.BrokerAddr()).SetClientID("hmi"))
+	if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("connect: %v", tok.Error())
+	}
+	defer c.Disconnect(0)
+	c.Subscribe("pad/#", 1, nil).WaitTimeout(5 * time.Second)
+	waitFor("the subscriber on /api/status", func() bool {
+		var st struct {
+			Local struct {
+				Clients       int `json:"clients"`
+				Subscriptions int `json:"subscriptions"`
+			} `json:"local_broker"`
+		}
+		getJSON(t, base+"/api/status", &st)
+		return st.Local.Clients == 1 && st.Local.Subscriptions == 1
+	})
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), "wellgate_broker_subscriptions 1") {
+		t.Errorf("/metrics has no wellgate_broker_subscriptions 1")
 	}
 
 	// The PLC stops answering: Live's tag keeps its last good value, marked bad.

@@ -1,9 +1,11 @@
 package gateway
 
 import (
+	"maps"
 	"time"
 
 	"github.com/wellgate/wellgate/bridge"
+	"github.com/wellgate/wellgate/broker"
 	"github.com/wellgate/wellgate/drivers"
 	"github.com/wellgate/wellgate/web"
 )
@@ -54,7 +56,7 @@ func (g *Gateway) Snapshot() web.Snapshot {
 	g.mu.RUnlock()
 	if b != nil {
 		snap.Broker = b.Addr().String()
-		snap.Local = web.LocalBroker{Clients: b.Clients(), BdSeq: g.localBdSeq.Load()}
+		snap.Local = localView(b.Stats(), g.localBdSeq.Load())
 	}
 	return snap
 }
@@ -90,4 +92,16 @@ func (g *Gateway) upstreamView() web.Upstream {
 		}
 	}
 	return u
+}
+
+// localView is the embedded broker's line of the page, from its counters.
+func localView(st broker.Stats, bdSeq uint64) web.LocalBroker {
+	l := web.LocalBroker{Clients: st.Clients, BdSeq: bdSeq, Subscriptions: st.Subscriptions,
+		AwaySessions: st.Sessions, QueuedMessages: st.QueuedMessages, Retained: st.Retained,
+		MessagesIn: st.MessagesIn, MessagesOut: st.MessagesOut,
+		Denials: maps.Clone(st.Denials), Commands: maps.Clone(st.Commands)}
+	for _, q := range st.Queued {
+		l.Queued = append(l.Queued, web.QueuedSession{ClientID: q.ClientID, Messages: q.Messages})
+	}
+	return l
 }

@@ -47,9 +47,34 @@ type statusJSON struct {
 }
 
 type localJSON struct {
-	Clients  int               `json:"clients"`
-	BdSeq    uint64            `json:"bdseq"`
-	Messages map[string]uint64 `json:"messages"`
+	Clients        int               `json:"clients"`
+	BdSeq          uint64            `json:"bdseq"`
+	Messages       map[string]uint64 `json:"messages"`
+	Subscriptions  int               `json:"subscriptions"`
+	AwaySessions   int               `json:"away_sessions"`
+	QueuedMessages int               `json:"queued_messages"`
+	Queued         []queuedJSON      `json:"queued"`
+	Retained       int               `json:"retained"`
+	MessagesIn     int64             `json:"messages_in"`
+	MessagesOut    int64             `json:"messages_out"`
+	Denials        map[string]uint64 `json:"denials"`
+	Commands       map[string]uint64 `json:"commands"`
+}
+
+type queuedJSON struct {
+	ClientID string `json:"client_id"`
+	Messages int    `json:"messages"`
+}
+
+func toLocalJSON(l LocalBroker) *localJSON {
+	out := &localJSON{Clients: l.Clients, BdSeq: l.BdSeq, Messages: orEmpty(l.Messages),
+		Subscriptions: l.Subscriptions, AwaySessions: l.AwaySessions, QueuedMessages: l.QueuedMessages,
+		Queued: []queuedJSON{}, Retained: l.Retained, MessagesIn: l.MessagesIn, MessagesOut: l.MessagesOut,
+		Denials: orEmpty(l.Denials), Commands: orEmpty(l.Commands)}
+	for _, q := range l.Queued {
+		out.Queued = append(out.Queued, queuedJSON{ClientID: q.ClientID, Messages: q.Messages})
+	}
+	return out
 }
 
 type upstreamJSON struct {
@@ -121,7 +146,7 @@ func toStatusJSON(s *Snapshot, now time.Time, withDevices bool) statusJSON {
 		out.UptimeS = int64(now.Sub(s.Started) / time.Second)
 	}
 	if s.Broker != "" {
-		out.Local = &localJSON{Clients: s.Local.Clients, BdSeq: s.Local.BdSeq, Messages: orEmpty(s.Local.Messages)}
+		out.Local = toLocalJSON(s.Local)
 	}
 	if withDevices {
 		out.Devices = toDevicesJSON(s.Devices)

@@ -57,6 +57,14 @@ var (
 
 	dBrokerClients = desc("broker_clients", "MQTT clients connected to the embedded broker.")
 	dLocalBdSeq    = desc("broker_bdseq", "bdSeq of the Sparkplug session on the embedded broker.")
+	dBrokerSubs    = desc("broker_subscriptions", "Subscriptions of MQTT clients of the embedded broker, connected or away.")
+	dBrokerAway    = desc("broker_away_sessions", "Persistent sessions of the embedded broker whose client is away.")
+	dBrokerQueued  = desc("broker_queued_messages", "Messages waiting for away persistent sessions.")
+	dBrokerRet     = desc("broker_retained_messages", "Retained messages in the embedded broker.")
+	dBrokerIn      = desc("broker_messages_received_total", "PUBLISH packets the embedded broker received.")
+	dBrokerOut     = desc("broker_messages_sent_total", "PUBLISH packets the embedded broker sent to clients.")
+	dBrokerDenied  = desc("broker_denials_total", "Connections, subscriptions and publishes the embedded broker refused, by reason.", "reason")
+	dBrokerCmds    = desc("broker_commands_total", "NCMD/DCMD accepted by the embedded broker, by user.", "user")
 
 	dWebStreams = desc("web_streams", "Status pages open (event streams).")
 	dWebConns   = desc("web_connections", "Connections open to the status page server.")
@@ -70,7 +78,8 @@ var (
 var allDescs = []*prometheus.Desc{dBuild, dUptime, dStartTime, dHealthy, dDevUp, dDevState, dDevRequests,
 	dDevErrors, dDevErrKind, dDevResponse, dDevLatency, dDevLastGood, dDevTags, dDevTagsGood, dTagsQuality,
 	dDevicesState, dUpEnabled, dUpConnected, dUpState, dUpConnects, dUpAttempts, dUpBdSeq, dUpHost, dQueue,
-	dQueueBytes, dQueueAge, dQueueDrop, dQueueDropBy, dMessages, dBrokerClients, dLocalBdSeq, dWebStreams,
+	dQueueBytes, dQueueAge, dQueueDrop, dQueueDropBy, dMessages, dBrokerClients, dLocalBdSeq, dBrokerSubs, dBrokerAway,
+	dBrokerQueued, dBrokerRet, dBrokerIn, dBrokerOut, dBrokerDenied, dBrokerCmds, dWebStreams,
 	dWebConns, dWebRefused, dWebEvents, dWebBytes, dWebDropped, dWebAuth}
 
 var deviceStates = []string{StateConnecting, StateCommunicating, StateDegraded, StateDown, StateDisabled}
@@ -107,6 +116,19 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		e.gauge(dLocalBdSeq, float64(snap.Local.BdSeq))
 		for _, typ := range slices.Sorted(maps.Keys(snap.Local.Messages)) {
 			e.counter(dMessages, snap.Local.Messages[typ], "local", typ)
+		}
+		l := snap.Local
+		e.gauge(dBrokerSubs, float64(l.Subscriptions))
+		e.gauge(dBrokerAway, float64(l.AwaySessions))
+		e.gauge(dBrokerQueued, float64(l.QueuedMessages))
+		e.gauge(dBrokerRet, float64(l.Retained))
+		e.counter(dBrokerIn, uint64(l.MessagesIn))
+		e.counter(dBrokerOut, uint64(l.MessagesOut))
+		for _, r := range slices.Sorted(maps.Keys(l.Denials)) {
+			e.counter(dBrokerDenied, l.Denials[r], r)
+		}
+		for _, u := range slices.Sorted(maps.Keys(l.Commands)) {
+			e.counter(dBrokerCmds, l.Commands[u], u)
 		}
 	}
 	e.gauge(dWebStreams, float64(c.s.hub.streams()))

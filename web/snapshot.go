@@ -44,6 +44,23 @@ type LocalBroker struct {
 	// Messages counts the Sparkplug messages the local session published, by message type
 	// ("NBIRTH", "NDATA", "DBIRTH", "DDATA", "DDEATH", "NDEATH").
 	Messages map[string]uint64
+
+	// The broker's own counters.
+	Subscriptions  int               // subscriptions of network clients, connected or away
+	AwaySessions   int               // persistent sessions whose client is away
+	QueuedMessages int               // messages waiting for away sessions, all together
+	Queued         []QueuedSession   // away sessions with messages waiting, most first
+	Retained       int               // retained messages
+	MessagesIn     int64             // PUBLISH packets received (clients and the gateway)
+	MessagesOut    int64             // PUBLISH packets sent to clients
+	Denials        map[string]uint64 // refused connections, subscriptions and publishes, by reason
+	Commands       map[string]uint64 // accepted NCMD/DCMD by user ("" anonymous)
+}
+
+// QueuedSession is one away persistent session with messages waiting for it.
+type QueuedSession struct {
+	ClientID string
+	Messages int
 }
 
 // Upstream states (Upstream.State), in the order a connection goes through them.

@@ -163,7 +163,8 @@
     let meta = 'wellgate ' + s.version + ' · up ' + (s.started ? dur(serverNow() - parseTime(s.started)) : '?');
     if (s.broker) {
       const l = s.local_broker || {};
-      meta += ' · MQTT broker ' + s.broker + ', ' + (l.clients || 0) + ' clients, bdSeq ' + (l.bdseq || 0);
+      meta += ' · MQTT broker ' + s.broker + ', ' + (l.clients || 0) + ' clients, ' + (l.away_sessions || 0) +
+        ' away (' + (l.queued_messages || 0) + ' queued), bdSeq ' + (l.bdseq || 0);
     }
     $('meta').textContent = meta;
     renderUpstream(s.upstream);
