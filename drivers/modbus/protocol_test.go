@@ -148,7 +148,7 @@ func TestWrongFunctionIsProtocolError(t *testing.T) {
 			return [][]byte{r}
 		})
 		dev := tcpOptions("plc", srv.addr, 1, TagOptions{Name: "a", Address: "hr:0", Type: "uint32"})
-		dev.PollInterval, dev.Timeout = 50*time.Millisecond, 200*time.Millisecond
+		dev.PollInterval, dev.Timeout = 50*time.Millisecond, time.Second
 		d, sink := startDriver(t, Options{Devices: []DeviceOptions{dev}})
 		check(t, d, sink, "wrong function in reply")
 		srv.set(func(req []byte) [][]byte { return [][]byte{goodReply(req)} })
@@ -159,6 +159,7 @@ func TestWrongFunctionIsProtocolError(t *testing.T) {
 		slave := newRTUSlave(t, b, 1)
 		slave.with(1, func(bk *bank, s *rtuSlave) { bk.holding[0], bk.holding[1] = 0, 9; s.wrongFC[1] = 4 })
 		dev := rtuDevice("plc", a, 1, TagOptions{Name: "a", Address: "hr:0", Type: "uint32"})
+		dev.Timeout = 400 * time.Millisecond // each wrong reply is waited out to its timeout
 		d, sink := startDriver(t, Options{Devices: []DeviceOptions{dev}})
 		check(t, d, sink, "wrong function in reply")
 		slave.with(1, func(_ *bank, s *rtuSlave) { delete(s.wrongFC, 1) })
@@ -177,7 +178,7 @@ func TestTCPProtocolErrors(t *testing.T) {
 		return [][]byte{stale, goodReply(req)}
 	})
 	dev := tcpOptions("plc", srv.addr, 1, TagOptions{Name: "a", Address: "hr:0"})
-	dev.PollInterval, dev.Timeout = 50*time.Millisecond, 200*time.Millisecond
+	dev.PollInterval, dev.Timeout = 50*time.Millisecond, time.Second
 	d, sink := startDriver(t, Options{Devices: []DeviceOptions{dev}})
 	eventually(t, 5*time.Second, "value", good(sink, "plc", "a", drivers.UintValue(drivers.UInt16, 7)))
 	eventually(t, 5*time.Second, "late replies counted", func() bool { return statusOf(d, "plc").ErrorsByKind[kindLate] >= 3 })
@@ -257,6 +258,7 @@ func TestWriteFunctionOptions(t *testing.T) {
 		{Name: "flag", Address: "hr:21.3", Writable: true}}
 	dev := func(name string, unit int, multiple bool) DeviceOptions {
 		o := rtuDevice(name, a, unit, tags...)
+		o.Timeout = time.Second
 		if multiple {
 			o.WriteSingleRegister, o.WriteCoil = "fc16", "FC15"
 		}

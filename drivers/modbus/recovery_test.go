@@ -21,21 +21,49 @@ func TestLineBackWithinOnePollInterval(t *testing.T) {
 	var devs []DeviceOptions
 	for u := 1; u <= 2; u++ {
 		dev := rtuDevice(string(rune('a'+u-1)), a, u, TagOptions{Name: "v", Address: "hr:0"})
-		dev.PollInterval, dev.Timeout = 200*time.Millisecond, 50*time.Millisecond
+		dev.PollInterval, dev.Timeout = 300*time.Millisecond, 50*time.Millisecond
 		devs = append(devs, dev)
 	}
 	_, sink := startDriver(t, Options{Devices: devs})
 	eventually(t, 5*time.Second, "up", func() bool { return sink.lastState("a") == 1 && sink.lastState("b") == 1 })
 	slave.with(1, func(_ *bank, s *rtuSlave) { s.silent[1], s.silent[2] = true, true })
 	eventually(t, 5*time.Second, "down", func() bool { return sink.lastState("a") == -1 && sink.lastState("b") == -1 })
-	time.Sleep(2 * time.Second) // the outage: ten poll intervals
+	time.Sleep(2500 * time.Millisecond) // the outage: eight poll intervals
 	back := time.Now()
 	slave.with(1, func(_ *bank, s *rtuSlave) { s.silent[1], s.silent[2] = false, false })
 	eventually(t, 5*time.Second, "up again", func() bool { return sink.lastState("a") == 1 && sink.lastState("b") == 1 })
 	took := time.Since(back)
-	t.Logf("both devices up %v after the line came back (poll interval 200ms, timeout 50ms)", took.Round(time.Millisecond))
-	if took > 200*time.Millisecond+50*time.Millisecond+50*time.Millisecond {
+	t.Logf("both devices up %v after the line came back (poll interval 300ms, timeout 50ms)", took.Round(time.Millisecond))
+	if took > 300*time.Millisecond+50*time.Millisecond+400*time.Millisecond { // slack for a loaded machine
 		t.Errorf("back after %v, more than one poll interval and a timeout", took)
+	}
+}
+
+// TestLineBackProbesQuarantined: x stops answering while its neighbour y answers, and is
+// quarantined with a growing interval; then the whole line is cut. When the line comes back,
+// y (probed at its poll rate, as nobody else answers) shows that the line lives, and x, whose
+// next probe was due seconds later, is probed at once.
+func TestLineBackProbesQuarantined(t *testing.T) {
+	a, b := ptyPair(t)
+	slave := newRTUSlave(t, b, 1, 2)
+	x := rtuDevice("x", a, 1, TagOptions{Name: "v", Address: "hr:0"})
+	x.PollInterval, x.Timeout = 100*time.Millisecond, 50*time.Millisecond
+	y := rtuDevice("y", a, 2, TagOptions{Name: "v", Address: "hr:0"})
+	y.PollInterval, y.Timeout = 100*time.Millisecond, 50*time.Millisecond
+	_, sink := startDriver(t, Options{Devices: []DeviceOptions{x, y}})
+	eventually(t, 5*time.Second, "up", func() bool { return sink.lastState("x") == 1 && sink.lastState("y") == 1 })
+	slave.with(1, func(_ *bank, s *rtuSlave) { s.silent[1] = true })
+	eventually(t, 5*time.Second, "x down", func() bool { return sink.lastState("x") == -1 })
+	time.Sleep(2 * time.Second) // x's quarantine grows: 100, 200, 400, 800, 1600 ms
+	slave.with(2, func(_ *bank, s *rtuSlave) { s.silent[2] = true })
+	eventually(t, 5*time.Second, "y down", func() bool { return sink.lastState("y") == -1 })
+	back := time.Now()
+	slave.with(1, func(_ *bank, s *rtuSlave) { s.silent[1], s.silent[2] = false, false })
+	eventually(t, 5*time.Second, "x up again", func() bool { return sink.lastState("x") == 1 })
+	took := time.Since(back)
+	t.Logf("x, quarantined before the line was cut, up %v after the line came back (poll interval 100ms)", took.Round(time.Millisecond))
+	if took > 100*time.Millisecond+2*50*time.Millisecond+400*time.Millisecond { // slack for a loaded machine
+		t.Errorf("x back after %v", took)
 	}
 }
 
@@ -45,18 +73,18 @@ func TestLineBackWithinOnePollInterval(t *testing.T) {
 func TestServerBackWithinOnePollInterval(t *testing.T) {
 	srv := newTestServer(t, 1)
 	dev := tcpDevice("plc", srv, 1, TagOptions{Name: "a", Address: "40001"})
-	dev.PollInterval, dev.Timeout = 250*time.Millisecond, 200*time.Millisecond
+	dev.PollInterval, dev.Timeout = 300*time.Millisecond, 200*time.Millisecond
 	_, sink := startDriver(t, Options{Devices: []DeviceOptions{dev}})
 	eventually(t, 5*time.Second, "up", func() bool { return sink.lastState("plc") == 1 })
 	srv.stop()
 	eventually(t, 5*time.Second, "down", func() bool { return sink.lastState("plc") == -1 })
-	time.Sleep(2 * time.Second) // the outage
+	time.Sleep(2500 * time.Millisecond) // the outage
 	srv.start()
 	back := time.Now()
 	eventually(t, 5*time.Second, "up again", func() bool { return sink.lastState("plc") == 1 })
 	took := time.Since(back)
-	t.Logf("device up %v after the server came back (poll interval 250ms)", took.Round(time.Millisecond))
-	if took > 250*time.Millisecond+100*time.Millisecond {
+	t.Logf("device up %v after the server came back (poll interval 300ms)", took.Round(time.Millisecond))
+	if took > 300*time.Millisecond+400*time.Millisecond { // slack for a loaded machine
 		t.Errorf("back after %v, more than one poll interval", took)
 	}
 }
@@ -69,25 +97,26 @@ func TestQuarantineCappedByMaxBackoff(t *testing.T) {
 	a, b := ptyPair(t)
 	slave := newRTUSlave(t, b, 1, 2)
 	x := rtuDevice("x", a, 1, TagOptions{Name: "v", Address: "hr:0"})
-	x.PollInterval, x.Timeout, x.MaxBackoff = 100*time.Millisecond, 50*time.Millisecond, 400*time.Millisecond
+	x.PollInterval, x.Timeout, x.MaxBackoff = 100*time.Millisecond, 50*time.Millisecond, 300*time.Millisecond
 	y := rtuDevice("y", a, 2, TagOptions{Name: "v", Address: "hr:0"})
-	y.PollInterval = 100 * time.Millisecond
+	y.PollInterval, y.Timeout = 100*time.Millisecond, time.Second
 	_, sink := startDriver(t, Options{Devices: []DeviceOptions{x, y}})
 	eventually(t, 5*time.Second, "up", func() bool { return sink.lastState("x") == 1 && sink.lastState("y") == 1 })
 	slave.with(1, func(_ *bank, s *rtuSlave) { s.silent[1] = true })
 	eventually(t, 5*time.Second, "x down", func() bool { return sink.lastState("x") == -1 })
 	probes := slave.counter(&slave.seen, 1)
-	time.Sleep(2 * time.Second) // the outage
+	time.Sleep(3500 * time.Millisecond) // the outage
 	probes = slave.counter(&slave.seen, 1) - probes
 	back := time.Now()
 	slave.with(1, func(_ *bank, s *rtuSlave) { s.silent[1] = false })
 	eventually(t, 5*time.Second, "x up again", func() bool { return sink.lastState("x") == 1 })
 	took := time.Since(back)
-	t.Logf("quarantined x probed %d times in 2s (20 polls), up %v after its return (max_backoff 400ms)", probes, took.Round(time.Millisecond))
-	if probes > 8 || probes < 3 {
-		t.Errorf("x probed %d times in 2 s: want about one per max_backoff", probes)
+	t.Logf("quarantined x probed %d times in 3.5s (35 polls), up %v after its return (max_backoff 300ms)", probes, took.Round(time.Millisecond))
+	if probes > 16 || probes < 5 {
+		t.Errorf("x probed %d times in 3.5 s: want about one per max_backoff", probes)
 	}
-	if took > 400*time.Millisecond+50*time.Millisecond+100*time.Millisecond {
+	// At worst a probe was in flight: its timeout, then max_backoff.
+	if took > 50*time.Millisecond+300*time.Millisecond+400*time.Millisecond { // slack for a loaded machine
 		t.Errorf("back after %v, more than max_backoff", took)
 	}
 	if sink.lastState("y") != 1 || sink.badCount("y") != 0 {

@@ -97,7 +97,7 @@ type rtuSlave struct {
 
 // slaveEvent is a request's arrival or a reply's departure, for the timing tests.
 type slaveEvent struct {
-	at    time.Time
+	at    time.Time // a request's: when the read that completed it returned; a reply's: see write
 	unit  byte
 	reply bool
 }
@@ -163,19 +163,21 @@ func (s *rtuSlave) counter(m *map[byte]int, u byte) int {
 	return (*m)[u]
 }
 
-// write puts one frame on the line, unless the port is closed.
+// write puts one frame on the line, unless the port is closed. A reply is recorded with the
+// time just before it is written: the master cannot have it earlier, so a gap measured from
+// there to the next request's arrival is never longer than the master kept the line silent.
 func (s *rtuSlave) write(frame []byte, unit byte) {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	if s.closed {
 		return
 	}
-	_, _ = s.port.Write(frame)
 	s.mu.Lock()
 	if s.record {
 		s.events = append(s.events, slaveEvent{at: time.Now(), unit: unit, reply: true})
 	}
 	s.mu.Unlock()
+	_, _ = s.port.Write(frame)
 }
 
 // serve reads request frames (delimited by their length, not by timing) and answers them.
