@@ -100,7 +100,9 @@ func TestNextServerStormAndHugeCommand(t *testing.T) {
 		huge.Metrics = append(huge.Metrics, m)
 	}
 	col1.c.Publish("spBv1.0/G/DCMD/E/well1", 1, false, huge.Marshal()).Wait()
-	h.waitFor(10*time.Second, "the huge command refused", func() bool { return h.b.Status().CommandErrors == 1 })
+	h.waitFor(10*time.Second, "the huge command refused", func() bool {
+		return h.b.Status().CommandErrors == 1 && h.log.count("command not fully applied") > 0
+	})
 	h.mu.Lock()
 	nw := len(h.writes)
 	h.mu.Unlock()
@@ -117,6 +119,8 @@ func TestNextServerStormAndHugeCommand(t *testing.T) {
 		col1.c.Publish("spBv1.0/G/NCMD/E", 1, false, p.Marshal()).Wait()
 	}
 	h.waitFor(10*time.Second, "NBIRTH on the second server", func() bool { return countTopic(col2.all(), "spBv1.0/G/NBIRTH/E") == 1 })
+	// col1 may still be decoding the huge DCMD it saw: its NDEATH can come late.
+	h.waitFor(10*time.Second, "NDEATH on the first server", func() bool { return countTopic(col1.all(), "spBv1.0/G/NDEATH/E") >= 1 })
 	h.waitState(StateOnline, 10*time.Second)
 	first := h.b.Status() // the requests that reached the bridge before it left the first server
 	for range 10 {        // and ten more on the second one

@@ -4,7 +4,8 @@
 //   - a hand-written protobuf codec for the Sparkplug B payload (Payload, Metric, PropertySet),
 //     built on protowire so that field presence is explicit (an NBIRTH seq of 0 is on the wire);
 //   - topic building and parsing, and identifier validation;
-//   - a crash-safe birth/death sequence (bdSeq) store;
+//   - a crash-safe birth/death sequence (bdSeq) store, spent only by a CONNECT that went out
+//     (Peek, Commit);
 //   - Session, the edge-node state machine for one MQTT connection target: births, report by
 //     exception, DATA, DDEATH, rebirth, store-and-forward replay, NDEATH and commands;
 //   - primary host STATE parsing and tracking.
@@ -25,7 +26,14 @@
 //     must always say so, and a return to Good must be announced once [data-quality].
 //   - DATA carries no datatype (births define it); with aliases it carries no name either.
 //   - Every metric starts null with Bad quality, and every device starts up: a device is born
-//     with the node and reported down by SetDeviceState when its driver says so.
+//     with the node and reported down by SetDeviceState when its driver says so. A device that
+//     is down at birth time is born dead: DBIRTH with every metric null and Bad, then DDEATH
+//     [device-born-dead].
+//   - A historical sample that the last birth carried is not replayed
+//     [historical-covered-by-birth].
+//   - Rebirth requests within RebirthHoldoff of the last one served merge into one rebirth
+//     [rebirth-holdoff]; a command with more than MaxCommandMetrics metrics is refused as a
+//     whole [cmd-metrics-bound].
 //   - Report by exception measures MaxInterval on the session clock (Options.Now), not on
 //     source timestamps, which a device's clock may skew; a metric's timestamp in births and
 //     DATA is its sample's time.
