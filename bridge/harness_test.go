@@ -76,7 +76,7 @@ func newHarnessQueue(t *testing.T, dir string, qopts queue.Options, opts Options
 	log, lb := testLogger(t)
 	h := &harness{t: t, dir: dir, log: lb, base: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
 	h.clk = clock.NewFake(h.base)
-	so := sparkplug.Options{GroupID: "G", EdgeNodeID: "E", Devices: testDevices, NodeMetrics: testNodeMetrics, Logger: log}
+	so := sparkplug.Options{GroupID: "G", EdgeNodeID: "E", Devices: testDevices, NodeMetrics: testNodeMetrics, Logger: log, Now: h.clk.Now}
 	opts.Logger, opts.Clock = log, h.clk
 	opts.ReconnectMin, opts.ReconnectMax = 50*time.Millisecond, 200*time.Millisecond
 	opts.OnCommand = h.onCommand

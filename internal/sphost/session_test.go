@@ -66,7 +66,8 @@ func samples(at time.Time, i int64) []drivers.Sample {
 
 // runSession drives a real edge node session through births, data, a bad and a stale value,
 // a device lost and back, store-and-forward backlog, a rebirth, a crash (the will), a
-// reconnect with the next bdSeq and an intentional death.
+// reconnect with the next bdSeq while a device is down (born dead, given its backlog, back),
+// and an intentional death.
 func runSession(t *testing.T, aliases bool, qos byte) []Message {
 	s, err := sparkplug.NewSession(sparkplug.Options{GroupID: tGroup, EdgeNodeID: tEdge, Aliases: aliases,
 		DataQoS: qos, Devices: sessionDevices})
@@ -100,8 +101,12 @@ func runSession(t *testing.T, aliases bool, qos byte) []Message {
 	update(samples(at.Add(6*time.Second), 6))
 	s.Stop()
 	r.will(t, 7)
-	must(s.Start(r, 8))
+	must(s.SetDeviceState("PLC2", false))
+	must(s.Start(r, 8)) // PLC2 is born dead: DBIRTH with nulls, DDEATH
 	update(samples(at.Add(7*time.Second), 7))
+	must(s.PublishHistorical(samples(at.Add(-30*time.Minute), 10))) // PLC2's backlog while it is down
+	must(s.SetDeviceState("PLC2", true))
+	update(samples(at.Add(8*time.Second), 8))
 	must(s.Death())
 	return r.msgs
 }
