@@ -71,7 +71,7 @@ func decodeError(file string, err error) *Error {
 func defaultConfig() *Config {
 	return &Config{
 		Gateway:   Gateway{DataDir: "/var/lib/wellgate", LogLevel: "info"},
-		Sparkplug: Sparkplug{Aliases: true},
+		Sparkplug: Sparkplug{Aliases: true, MaxCommandMetrics: 1000},
 		Broker: Broker{Enabled: true, Listen: "127.0.0.1:1883", MaxClients: 100,
 			MaxPacketSize: 256 << 10, SessionExpiry: Duration(168 * time.Hour),
 			Flat: Flat{Prefix: "wellsite", Template: "{prefix}/{device}/{tag}"}},
@@ -95,8 +95,5 @@ func defaultConfig() *Config {
 func (c *Config) applyDefaults(md *toml.MetaData) {
 	if !md.IsDefined("upstream", "client_id") {
 		c.Upstream.ClientID = "wellgate-" + c.Sparkplug.GroupID + "-" + c.Sparkplug.EdgeNodeID
-	}
-	if !md.IsDefined("upstream", "queue", "detection_window") {
-		c.Upstream.Queue.DetectionWindow = c.Upstream.Keepalive * 3 / 2
 	}
 }

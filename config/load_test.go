@@ -31,8 +31,7 @@ func wantDefaults() Config {
 	c := *defaultConfig()
 	c.Sparkplug.GroupID, c.Sparkplug.EdgeNodeID = "Wellsite", "PAD-07"
 	c.Upstream.ClientID = "wellgate-Wellsite-PAD-07"
-	c.Upstream.Queue.DetectionWindow = Duration(45 * time.Second)
-	return c
+	return c // detection_window stays 0: the bridge applies its formula
 }
 
 func TestLoadGood(t *testing.T) {
@@ -75,7 +74,8 @@ sync_interval = "1s"
 replay_rate = 100
 `, func(c *Config) {
 			c.Gateway = Gateway{DataDir: "/data", LogLevel: "debug"}
-			c.Sparkplug = Sparkplug{GroupID: "G", EdgeNodeID: "E", PrimaryHostID: "Ignition", LegacyState: true, DataQoS: 1}
+			c.Sparkplug = Sparkplug{GroupID: "G", EdgeNodeID: "E", PrimaryHostID: "Ignition", LegacyState: true, DataQoS: 1,
+				MaxCommandMetrics: 1000}
 			c.Broker.Enabled = false
 			c.Web.Listen = ":0"
 			c.Upstream = Upstream{
@@ -83,7 +83,7 @@ replay_rate = 100
 				Keepalive: Duration(time.Minute), ConnectTimeout: Duration(3 * time.Second),
 				TLS: TLS{CertFile: "c.pem", KeyFile: "c.key"},
 				Queue: Queue{MaxBytes: 512 << 20, MaxAge: Duration(24 * time.Hour), SyncInterval: Duration(time.Second),
-					ReplayRate: 100, DetectionWindow: Duration(90 * time.Second)},
+					ReplayRate: 100},
 			}
 		}},
 		{"explicit detection window", minimal + "[upstream.queue]\ndetection_window = \"5s\"\n", func(c *Config) {

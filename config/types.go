@@ -34,6 +34,9 @@ type Sparkplug struct {
 	LegacyState   bool   `toml:"legacy_state"`    // also honour the 2.2 STATE/<id> ONLINE/OFFLINE form
 	Aliases       bool   `toml:"aliases"`         // default true
 	DataQoS       int    `toml:"data_qos"`        // 0 (spec, default) or 1 (documented deviation)
+	// MaxCommandMetrics is the most metrics one NCMD/DCMD may carry; a larger command is
+	// refused whole. Default 1000.
+	MaxCommandMetrics int `toml:"max_command_metrics"`
 }
 
 // Broker is the embedded MQTT broker.
@@ -122,11 +125,14 @@ type TLS struct {
 
 // Queue configures the store-and-forward disk queue.
 type Queue struct {
-	MaxBytes        Size     `toml:"max_bytes"`        // default 1 GiB
-	MaxAge          Duration `toml:"max_age"`          // default 30 days (720h)
-	SyncInterval    Duration `toml:"sync_interval"`    // group-commit fsync interval, default 200ms
-	ReplayRate      int      `toml:"replay_rate"`      // historical samples per second, default 2000
-	DetectionWindow Duration `toml:"detection_window"` // default 1.5 × keepalive
+	MaxBytes     Size     `toml:"max_bytes"`     // default 1 GiB
+	MaxAge       Duration `toml:"max_age"`       // default 30 days (720h)
+	SyncInterval Duration `toml:"sync_interval"` // group-commit fsync interval, default 200ms
+	ReplayRate   int      `toml:"replay_rate"`   // historical samples per second, default 2000
+	// DetectionWindow: after it a live value with no proof of delivery counts as delivered.
+	// 0 (default): keepalive + ping timeout + 3 × paho's check interval + 2s, the bridge's
+	// formula; a smaller value is raised to it.
+	DetectionWindow Duration `toml:"detection_window"`
 }
 
 // Web is the local status page.

@@ -93,6 +93,9 @@ func (v *validator) sparkplug() {
 	if s.LegacyState && s.PrimaryHostID == "" {
 		v.top(path{"sparkplug", "legacy_state"}, "needs sparkplug.primary_host_id")
 	}
+	if s.MaxCommandMetrics < 1 || s.MaxCommandMetrics > 100_000 {
+		v.top(path{"sparkplug", "max_command_metrics"}, "must be from 1 to 100000, not %d", s.MaxCommandMetrics)
+	}
 	if s.DataQoS != 0 && s.DataQoS != 1 {
 		v.top(path{"sparkplug", "data_qos"}, "must be 0 or 1, not %d", s.DataQoS)
 	}
@@ -133,12 +136,14 @@ func (v *validator) upstream() {
 		{path{"upstream", "connect_timeout"}, u.ConnectTimeout},
 		{path{"upstream", "queue", "max_age"}, u.Queue.MaxAge},
 		{path{"upstream", "queue", "sync_interval"}, u.Queue.SyncInterval},
-		{path{"upstream", "queue", "detection_window"}, u.Queue.DetectionWindow},
 	}
 	for _, p := range positive {
 		if p.d <= 0 {
 			v.top(p.key, "must be greater than 0")
 		}
+	}
+	if u.Queue.DetectionWindow < 0 {
+		v.top(path{"upstream", "queue", "detection_window"}, "must not be negative")
 	}
 	if u.Keepalive > 0 && u.Keepalive.D().Seconds() < 1 {
 		v.top(path{"upstream", "keepalive"}, "must be at least 1s (MQTT counts it in seconds)")

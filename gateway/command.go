@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wellgate/wellgate/broker"
 	"github.com/wellgate/wellgate/drivers"
 	"github.com/wellgate/wellgate/internal/logx"
 	"github.com/wellgate/wellgate/sparkplug"
@@ -27,13 +28,6 @@ const writeTimeout = 10 * time.Second
 // may log.
 const logEvery = 10 * time.Second
 
-// command handles an NCMD or DCMD arriving on the embedded broker for the local session, as
-// localCommand does for a message without the retain flag. It goes once startLocal's
-// subscription passes the flag (broker.Handler's last argument) to localCommand.
-func (g *Gateway) command(sess *sparkplug.Session, topic string, payload []byte) {
-	g.localCommand(sess, topic, payload, false)
-}
-
 // localCommand handles an NCMD or DCMD arriving on the embedded broker for the local session.
 // A command with the retain flag (published retained, or the broker's replay of a retained
 // one to the gateway's subscription at every start) is ignored, never written, and logged
@@ -41,17 +35,22 @@ func (g *Gateway) command(sess *sparkplug.Session, topic string, payload []byte)
 // [cmd-retained-ignored]). Bad commands are logged (rate-limited) and ignored. A Rebirth the
 // session merged (asked within its hold-off after the last births) is published once the
 // hold-off has passed.
-func (g *Gateway) localCommand(sess *sparkplug.Session, topic string, payload []byte, retained bool) {
-	if retained {
+//
+// Who sent it (client id, user, remote address, from the broker) is in every line it logs,
+// so that the write that moved a valve can be traced to a person.
+func (g *Gateway) localCommand(sess *sparkplug.Session, m broker.Message) {
+	topic, payload := m.Topic, m.Payload
+	who := []any{"client", logx.Value(m.Sender.ClientID), "user", logx.Value(m.Sender.User), "remote", m.Sender.Remote}
+	if m.Retain {
 		g.limit.Log(g.log, slog.LevelWarn, "command retained|local",
 			"retained command ignored: Sparkplug commands are never retained; clear it on the broker",
-			"origin", originLocal, "topic", logx.Value(topic), "bytes", len(payload))
+			append([]any{"origin", originLocal, "topic", logx.Value(topic), "bytes", len(payload)}, who...)...)
 		return
 	}
 	writes, err := sess.HandleCommand(topic, payload)
 	if err != nil {
 		g.limit.Log(g.log, slog.LevelWarn, "command ignored|local", "command ignored",
-			"origin", originLocal, "topic", logx.Value(topic), "err", logx.Err(err))
+			append([]any{"origin", originLocal, "topic", logx.Value(topic), "err", logx.Err(err)}, who...)...)
 	}
 	if wait, ok := sess.DeferredRebirth(); ok {
 		time.AfterFunc(wait, func() {
@@ -60,7 +59,7 @@ func (g *Gateway) localCommand(sess *sparkplug.Session, topic string, payload []
 			}
 		})
 	}
-	g.route(originLocal, writes)
+	g.routeFrom(originLocal, who, writes)
 }
 
 // Origins of commands, for the logs.
@@ -74,7 +73,10 @@ const (
 // logged in one line (how many, to which devices, the first few, how many were refused and
 // why), not one per metric; each write's outcome is logged at debug level, failures
 // rate-limited per device.
-func (g *Gateway) route(origin string, writes []sparkplug.Write) {
+func (g *Gateway) route(origin string, writes []sparkplug.Write) { g.routeFrom(origin, nil, writes) }
+
+// routeFrom is route with who sent the command (log attributes), when known.
+func (g *Gateway) routeFrom(origin string, who []any, writes []sparkplug.Write) {
 	var sum commandSummary
 	for _, w := range writes {
 		if w.Device == "" {
@@ -90,9 +92,9 @@ func (g *Gateway) route(origin string, writes []sparkplug.Write) {
 	if sum.refused > 0 {
 		level = slog.LevelWarn
 	}
-	g.log.Log(context.Background(), level, "command writes", "origin", origin, "writes", sum.writes,
+	g.log.Log(context.Background(), level, "command writes", append([]any{"origin", origin, "writes", sum.writes,
 		"devices", logx.Value(strings.Join(sum.devices, ",")), "first", logx.Value(sum.first.String()),
-		"refused", sum.refused, "err", logx.Err(sum.err))
+		"refused", sum.refused, "err", logx.Err(sum.err)}, who...)...)
 }
 
 // commandSummary sums up the device writes of one command for its log line.

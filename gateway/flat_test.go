@@ -99,6 +99,8 @@ timeout = "300ms"
 	g := startGateway(t, writeTOML(t, t.TempDir(), src))
 	early := flatSubscriber(t, g.BrokerAddr(), "early", "pad7/#")
 	nextOn(t, early, "pad7/PLC1/Tank/Level", func(m flatMsg) bool { return m.Value == 120.0 })
+	// Pressure's first value is published (not retained) before the late subscriber comes.
+	nextOn(t, early, "pad7/PLC1/Pressure", func(m flatMsg) bool { return m.Value == 7.0 })
 
 	late := flatSubscriber(t, g.BrokerAddr(), "late", "pad7/#")
 	m := nextOn(t, late, "pad7/PLC1/Tank/Level", func(flatMsg) bool { return true })

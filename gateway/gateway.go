@@ -99,7 +99,8 @@ func (g *Gateway) newSession() (*sparkplug.Session, error) {
 	return sparkplug.NewSession(sparkplug.Options{
 		GroupID: sp.GroupID, EdgeNodeID: sp.EdgeNodeID, Aliases: sp.Aliases,
 		DataQoS: byte(sp.DataQoS), Devices: g.devices, NodeMetrics: nodeMetrics(),
-		Logger: g.log.With("part", "sparkplug"),
+		MaxCommandMetrics: sp.MaxCommandMetrics,
+		Logger:            g.log.With("part", "sparkplug"),
 	})
 }
 
@@ -213,7 +214,7 @@ func (g *Gateway) startLocal(opened *closers) error {
 	}
 	ncmd, dcmd := sess.Topics()
 	for _, topic := range []string{ncmd, dcmd} {
-		if err := b.Subscribe(topic, func(t string, p []byte, _ byte, _ bool) { g.command(sess, t, p) }); err != nil {
+		if err := b.SubscribeMessages(topic, func(m broker.Message) { g.localCommand(sess, m) }); err != nil {
 			return err
 		}
 	}

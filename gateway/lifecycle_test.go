@@ -124,7 +124,7 @@ timeout = "200ms"
 		v, ok := metricValue(host, m, "Setpoint")
 		return m.Topic.Type == sparkplug.DDATA && m.Topic.Device == "Fast" && ok && v.Bits == 77
 	})
-	if n := attempts.Load(); n != 1 {
-		t.Errorf("Slow's server saw %d write attempts while holding the first, want 1", n)
+	if n := attempts.Load(); n >= slowWrites {
+		t.Errorf("Slow's server saw all %d writes before Fast's landed", n)
 	}
 }
