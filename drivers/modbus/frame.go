@@ -100,11 +100,18 @@ func (r *rtuReader) add(b []byte) { r.buf = append(r.buf, b...) }
 func (r *rtuReader) pending() int { return len(r.buf) }
 
 // next returns the first complete frame with a valid CRC (CRC included, in a new slice) and
-// drops it and every byte before it; false when the bytes so far hold none, after dropping
-// the leading bytes that can no longer start one.
-func (r *rtuReader) next() ([]byte, bool) {
+// drops it and every byte before it; false when the bytes so far hold none, after dropping the
+// leading bytes that can no longer start one. A frame that lies inside the span of an earlier
+// candidate still incomplete is not taken yet (it may be bytes of that frame's data: a reply
+// being received must not lose its start to a frame-shaped run inside it), unless answers
+// says it is the answer to the request in flight (then the earlier candidate was a false
+// start, and the answer must not wait for it); the frames passed over before it are returned
+// in skipped. answers may be nil.
+func (r *rtuReader) next(answers func(frame []byte) bool) (frame []byte, skipped [][]byte, ok bool) {
 	n := len(r.buf)
 	undecided := n // the first position that may still start a frame
+	cover := 0     // the end of the furthest span of an incomplete candidate
+	var passed [][2]int
 	for i := 0; i < n; i++ {
 		l := rtuFrameLen(r.buf[i:])
 		switch {
@@ -112,23 +119,54 @@ func (r *rtuReader) next() ([]byte, bool) {
 			continue
 		case l == 0 || i+l > n:
 			undecided = min(undecided, i)
+			cover = max(cover, i+max(l, rtuMaxFrame))
 			continue
 		}
-		frame := r.buf[i : i+l]
-		if rtuCRC(frame[:l-2]) != binary.LittleEndian.Uint16(frame[l-2:]) {
-			if frame[0] == r.want[0] && (frame[1] == r.want[1] || frame[1] == r.want[1]|fcException) {
-				r.badCRC = append(r.badCRC[:0], frame...)
+		f := r.buf[i : i+l]
+		if rtuCRC(f[:l-2]) != binary.LittleEndian.Uint16(f[l-2:]) {
+			if f[0] == r.want[0] && (f[1] == r.want[1] || f[1] == r.want[1]|fcException) {
+				r.badCRC = append(r.badCRC[:0], f...)
 			}
 			continue
 		}
-		out := append([]byte(nil), frame...)
+		if i < cover && (answers == nil || !answers(f)) {
+			passed = append(passed, [2]int{i, i + l})
+			continue
+		}
+		end := 0
+		for _, p := range passed {
+			if p[0] >= end && p[1] <= i {
+				skipped = append(skipped, append([]byte(nil), r.buf[p[0]:p[1]]...))
+				end = p[1]
+			}
+		}
+		frame = append([]byte(nil), f...)
 		r.noise += i
 		r.buf = r.buf[:copy(r.buf, r.buf[i+l:])]
-		return out, true
+		return frame, skipped, true
 	}
 	r.noise += undecided
 	r.buf = r.buf[:copy(r.buf, r.buf[undecided:])]
-	return nil, false
+	return nil, nil, false
+}
+
+// flush returns the complete frames with a valid CRC among the bytes held, in order and not
+// overlapping, as if every incomplete candidate had ended (the line fell silent), and drops
+// every byte.
+func (r *rtuReader) flush() [][]byte {
+	var out [][]byte
+	for i := 0; i < len(r.buf); {
+		l := rtuFrameLen(r.buf[i:])
+		if l > 0 && i+l <= len(r.buf) && rtuCRC(r.buf[i:i+l-2]) == binary.LittleEndian.Uint16(r.buf[i+l-2:]) {
+			out = append(out, append([]byte(nil), r.buf[i:i+l]...))
+			i += l
+			continue
+		}
+		r.noise++
+		i++
+	}
+	r.buf = r.buf[:0]
+	return out
 }
 
 // take sorts the complete frames held against the request PDU req (to the unit reset named).
@@ -136,7 +174,22 @@ func (r *rtuReader) next() ([]byte, bool) {
 // answer: a read's data or a write's nil, or the *exceptionError the device replied with.
 func (r *rtuReader) take(req []byte, late lateFunc) (data []byte, done bool, err error) {
 	unit := r.want[0]
-	for f, ok := r.next(); ok; f, ok = r.next() {
+	answers := func(f []byte) bool {
+		if f[0] != unit {
+			return false
+		}
+		_, err := checkReply(req, f[1:len(f)-2])
+		var pe *protocolError
+		return !errors.As(err, &pe)
+	}
+	for {
+		f, skipped, ok := r.next(answers)
+		if !ok {
+			return nil, false, nil
+		}
+		for _, sf := range skipped {
+			r.sortLate(req, sf, late)
+		}
 		if f[0] != unit {
 			late(f[0], f, fmt.Errorf("from unit %d, not %d", f[0], unit))
 			continue
@@ -150,7 +203,19 @@ func (r *rtuReader) take(req []byte, late lateFunc) (data []byte, done bool, err
 		r.wrong = pe
 		late(f[0], f, pe)
 	}
-	return nil, false, nil
+}
+
+// sortLate hands a frame that is not the answer to late, with the reason.
+func (r *rtuReader) sortLate(req, f []byte, late lateFunc) {
+	if f[0] != r.want[0] {
+		late(f[0], f, fmt.Errorf("from unit %d, not %d", f[0], r.want[0]))
+		return
+	}
+	_, err := checkReply(req, f[1:len(f)-2])
+	if err == nil {
+		err = errors.New("came in front of the answer")
+	}
+	late(f[0], f, err)
 }
 
 // failure is why no answer came: a frame from the unit that did not answer the request,

@@ -14,6 +14,11 @@ func TestRTUReader(t *testing.T) {
 	tg := &tag{name: "sp", start: 10, bit: -1}
 	wr := writeSingleOp(fcWriteRegister, tg, 1234).pdu
 	reply1 := withCRC([]byte{1, 1, 1, 0x05})
+	// Five registers whose data hold a whole valid frame of unit 2: read in small pieces, that
+	// frame is complete before the reply around it.
+	regs5 := readOp(&request{table: holdingRegisters, start: 0, count: 5}).pdu
+	inner := cat([]byte{0, 0}, withCRC([]byte{2, 3, 2, 0, 7}), []byte{0})
+	outer := withCRC(cat([]byte{1, 3, 10}, inner))
 	cases := []struct {
 		name     string
 		req      []byte
@@ -31,6 +36,7 @@ func TestRTUReader(t *testing.T) {
 		{"stale echo of another write", wr, cat(withCRC([]byte{1, 6, 0, 10, 0, 1}), withCRC(cat([]byte{1}, wr))), nil, "", 1},
 		{"stale frames of three units and noise", regs2, cat([]byte{0xff, 0x00}, withCRC([]byte{2, 3, 2, 1, 3}), withCRC([]byte{3, 1, 1, 3}),
 			withCRC([]byte{4, 0x83, 2}), withCRC([]byte{1, 3, 4, 0, 1, 0, 2})), []byte{0, 1, 0, 2}, "", 3},
+		{"a frame-shaped run inside the reply's data", regs5, outer, inner, "", 0},
 		{"wrong function only", coils8, withCRC([]byte{1, 3, 2, 0, 42}), nil, kindWrongFunction, 1},
 		{"wrong length only", regs2, withCRC([]byte{1, 3, 2, 0, 42}), nil, kindWrongLength, 1},
 		{"wrong echo only", wr, withCRC([]byte{1, 6, 0, 10, 0, 1}), nil, kindWrongEcho, 1},

@@ -229,6 +229,9 @@ func FuzzRTUStaleFrames(f *testing.F) {
 				return // an earlier frame answers the request: RTU cannot tell it from the reply
 			}
 		}
+		if straddles(stream, at) {
+			return // a valid frame runs from the bytes before the reply into it, and comes first
+		}
 		t.Fatalf("reply % x to %x not found after stale % x: got %x, done %v, %v", reply, req, stale, data, done, err)
 	})
 }
@@ -237,12 +240,14 @@ func FuzzRTUStaleFrames(f *testing.F) {
 // into a frame that starts earlier (in the noise or the cut frame), which a valid CRC decides.
 func overlapped(stream, stale []byte, from int) bool {
 	whole := bytes.Index(stream[from:], stale)
-	if whole < 0 {
-		return true
-	}
-	whole += from
-	for i := range whole {
-		if l := rtuFrameLen(stream[i:]); l > 0 && i+l > whole && i+l <= len(stream) &&
+	return whole < 0 || straddles(stream, from+whole)
+}
+
+// straddles reports whether a complete frame with a valid CRC starts before stream[at] and
+// ends after it.
+func straddles(stream []byte, at int) bool {
+	for i := range at {
+		if l := rtuFrameLen(stream[i:]); l > 0 && i+l > at && i+l <= len(stream) &&
 			rtuCRC(stream[i:i+l-2]) == binary.LittleEndian.Uint16(stream[i+l-2:]) {
 			return true
 		}

@@ -142,10 +142,12 @@ func (l *rtuLink) read() (int, error) {
 func (l *rtuLink) quiet(ctx context.Context, limit time.Duration) error {
 	need := l.gap + l.turnaround
 	deadline := time.Now().Add(max(limit, need))
-	l.reader.reset(0, 0)
-	defer func() {
-		if dropped := l.reader.noise + l.reader.pending(); dropped > 0 {
-			l.log.Debug("dropped bytes between frames", "bytes", dropped)
+	defer func() { // the line fell silent (or never will): what is held is all there is
+		for _, f := range l.reader.flush() {
+			l.late(f[0], f, errors.New("arrived while no request was in flight"))
+		}
+		if l.reader.noise > 0 {
+			l.log.Debug("dropped bytes between frames", "bytes", l.reader.noise)
 		}
 		l.reader.reset(0, 0)
 	}()
@@ -159,7 +161,7 @@ func (l *rtuLink) quiet(ctx context.Context, limit time.Duration) error {
 		}
 		if n > 0 {
 			l.reader.add(l.rd[:n])
-			for f, ok := l.reader.next(); ok; f, ok = l.reader.next() {
+			for f, _, ok := l.reader.next(nil); ok; f, _, ok = l.reader.next(nil) {
 				l.late(f[0], f, errors.New("arrived while no request was in flight"))
 			}
 		} else if time.Since(l.lastIO) >= need {
