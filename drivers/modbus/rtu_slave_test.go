@@ -39,7 +39,7 @@ func withCRC(b []byte) []byte {
 // ptyPair starts socat with a linked pty pair in a temporary directory and returns the two
 // ends. It fails the test when socat is missing and CI or WELLGATE_REQUIRE_PEERS is set, and
 // skips it otherwise.
-func ptyPair(t *testing.T) (string, string) {
+func ptyPair(t testing.TB) (string, string) {
 	t.Helper()
 	socat, err := exec.LookPath("socat")
 	if err != nil {
@@ -102,14 +102,14 @@ type slaveEvent struct {
 	reply bool
 }
 
-func newRTUSlave(t *testing.T, path string, units ...byte) *rtuSlave {
+func newRTUSlave(t testing.TB, path string, units ...byte) *rtuSlave {
 	t.Helper()
 	return newRTUSlaveAt(t, path, 19200, "N", units...)
 }
 
 // newRTUSlaveAt serves units on path, opened with the given baud and parity (a pty ignores
 // both, but the slave opens its end as a device would).
-func newRTUSlaveAt(t *testing.T, path string, baud int, parity string, units ...byte) *rtuSlave {
+func newRTUSlaveAt(t testing.TB, path string, baud int, parity string, units ...byte) *rtuSlave {
 	t.Helper()
 	p, err := serial.Open(&serial.Config{Address: path, BaudRate: baud, DataBits: 8, StopBits: 1, Parity: parity, Timeout: 50 * time.Millisecond})
 	if err != nil {
