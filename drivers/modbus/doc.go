@@ -127,8 +127,9 @@
 // bits — or 1.75 ms above 19200 baud; inter_frame_delay when longer) plus turnaround_delay:
 // what arrived belonged to no request in flight. It then reads the reply until it is complete
 // or the device's timeout passes, finding frames by their structure and CRC rather than by
-// timing (the kernel's buffer keeps no gaps): a candidate with a wrong CRC was a false start,
-// and the reader slides past it. A frame that does not answer the request — another unit id,
+// timing (the kernel's buffer keeps no gaps, and USB adapters deliver in bursts): a candidate
+// with a wrong CRC was a false start, and the reader slides past it; a frame-shaped run inside
+// a reply still arriving waits for that reply rather than cutting it. A frame that does not answer the request — another unit id,
 // another function, a byte count that does not fit, a write's echo of another address or value
 // — is discarded, counted as "late_reply" on the device whose unit id it carries (and logged,
 // the first one as a warning), and never decoded as the answer; if nothing better arrives
