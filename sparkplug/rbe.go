@@ -199,9 +199,10 @@ func (s *Session) publishData(d *deviceState, historical bool) error {
 
 // PublishHistorical publishes store-and-forward backlog: NDATA/DDATA with is_historical set
 // and each sample's original timestamp, continuing the seq. It neither records the values nor
-// touches report by exception. Samples for unknown tags are dropped and logged, and so are
-// samples the last birth carried (same metric, value, quality and time to the ms): the host
-// has them already. A device that is down at replay time still gets its backlog: DATA for a
+// touches report by exception. Samples for unknown devices or tags (a backlog queued before a
+// reload removed them) are skipped, counted (HistoricalSkipped) and logged once per tag, never
+// an error. Samples the last birth carried (same metric, value, quality and time to the ms)
+// are skipped too: the host has them already. A device that is down at replay time still gets its backlog: DATA for a
 // dead device would break the session, so it is born dead for the purpose (DBIRTH with null,
 // Bad metrics), given its historical DDATA and declared dead again (DDEATH). Offline, it
 // returns ErrOffline and publishes nothing, so the caller keeps its queue.
@@ -214,7 +215,11 @@ func (s *Session) PublishHistorical(samples []drivers.Sample) error {
 	now := s.now()
 	for _, smp := range samples {
 		m, v, ok := s.resolve(&smp, now)
-		if !ok || m.coveredByBirth(v, smp.Quality, smp.Time) {
+		if !ok {
+			s.histSkipped++ // counted (HistoricalSkipped) and logged once per tag by resolve
+			continue
+		}
+		if m.coveredByBirth(v, smp.Quality, smp.Time) {
 			continue
 		}
 		m.dev.pend = append(m.dev.pend, pending{m: m, val: v, q: smp.Quality, t: smp.Time, qualityOn: smp.Quality != drivers.Good})

@@ -101,6 +101,7 @@ type Session struct {
 	lastRebirth time.Time // session clock, of the last rebirth done on request
 	rebirth     rebirthState
 	merged      uint64 // rebirth requests merged into a later rebirth
+	histSkipped uint64 // historical samples of unknown devices or tags skipped
 
 	scratch  Payload       // reused metric slice for DATA
 	props    []PropertySet // reused Quality property sets for DATA
