@@ -78,7 +78,36 @@ func Start(addr string, interval time.Duration) (*Site, error) {
 	}
 	s.srv = srv
 	go s.run(interval)
+	startHookMu.Lock()
+	hook := startHook
+	startHookMu.Unlock()
+	if hook != nil {
+		hook(s)
+	}
 	return s, nil
+}
+
+var (
+	startHookMu sync.Mutex
+	startHook   func(*Site)
+)
+
+// SetStartHook has f called with every site Start starts from now on, until the returned
+// restore function (idempotent) is called. It is for tests that run `wellgate demo` in process and need
+// the demo's simulated RTU, to stop it and see the gateway notice; nothing else sets it.
+func SetStartHook(f func(*Site)) (restore func()) {
+	startHookMu.Lock()
+	prev := startHook
+	startHook = f
+	startHookMu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			startHookMu.Lock()
+			startHook = prev
+			startHookMu.Unlock()
+		})
+	}
 }
 
 // resolvePort turns a ":0" port into a free one: the Modbus server library does not report the

@@ -75,3 +75,26 @@ func TestWriteDemoConfigQuotes(t *testing.T) {
 		t.Errorf("path %q", path)
 	}
 }
+
+func TestStartHook(t *testing.T) {
+	var got []*Site
+	restore := SetStartHook(func(s *Site) { got = append(got, s) })
+	s, err := Start("127.0.0.1:0", time.Second)
+	if err != nil {
+		restore()
+		t.Fatal(err)
+	}
+	defer s.Close()
+	restore()
+	if len(got) != 1 || got[0] != s {
+		t.Fatalf("hook saw %v, want the started site %p", got, s)
+	}
+	s2, err := Start("127.0.0.1:0", time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if len(got) != 1 {
+		t.Error("hook still called after restore")
+	}
+}
