@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gopcua/opcua/ua"
+
 	"github.com/wellgate/wellgate/drivers"
 	"github.com/wellgate/wellgate/internal/clock"
 	"github.com/wellgate/wellgate/internal/logx"
@@ -167,15 +169,40 @@ func (d *Driver) SetScanRate(rate time.Duration) {
 	}
 }
 
-// Devices describes every device and tag (drivers.Describer).
+// Devices describes every device and tag (drivers.Describer). The status page shows each
+// device's endpoint with its security and mode ("opc.tcp://10.0.0.30:4840 Basic256Sha256
+// SignAndEncrypt subscribe") and each tag's node id as configured, with the type it is
+// converted to when one is set ("ns=2;s=Tank.Level (Float)"), so that a technician can match
+// a row with the server's address space and the configuration file.
 func (d *Driver) Devices() []drivers.DeviceInfo {
 	out := make([]drivers.DeviceInfo, len(d.devices))
 	for i, dev := range d.devices {
 		tags := make([]drivers.TagInfo, len(dev.tags))
 		for j, t := range dev.tags {
 			tags[j] = t.info
+			tags[j].Address = dev.tagAddress(t)
 		}
-		out[i] = drivers.DeviceInfo{Name: dev.name, Driver: "opcua", Tags: tags}
+		out[i] = drivers.DeviceInfo{Name: dev.name, Driver: "opcua", Endpoint: dev.endpointText(), Tags: tags}
 	}
 	return out
+}
+
+// endpointText is the device's endpoint, security policy, mode (when the policy is not None)
+// and acquisition mode, for people.
+func (dev *device) endpointText() string {
+	parts := []string{dev.opts.Endpoint, policyName(dev.policy)}
+	if dev.policy != ua.SecurityPolicyURINone {
+		parts = append(parts, modeName(dev.mode))
+	}
+	return strings.Join(append(parts, dev.opts.Mode), " ")
+}
+
+// tagAddress is a tag's node id as configured and, when the tag sets one, the type it is
+// published as.
+func (dev *device) tagAddress(t *tag) string {
+	node := dev.opts.Tags[t.index].NodeID
+	if t.declared == drivers.Unknown {
+		return node
+	}
+	return node + " (" + t.declared.String() + ")"
 }
