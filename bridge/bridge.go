@@ -56,6 +56,8 @@ type Session interface {
 	ReportWritten(samples []drivers.Sample) (reported []drivers.Sample, err error)
 	SetDeviceState(device string, up bool) error
 	PublishHistorical(samples []drivers.Sample) error
+	HistoricalSkipped() uint64
+	SetDevices(devices []drivers.DeviceInfo) error
 	Death() error
 	DeathTopic() string
 	Topics() (ncmd, dcmd string)
@@ -246,6 +248,22 @@ func (b *Bridge) Written(batch []drivers.Sample) { b.offerSamples(writtenEvent(b
 // while online). The error is the gateway's to log.
 func (b *Bridge) DeviceState(device string, up bool, _ error) {
 	b.mail.put(deviceEvent{device: device, up: up})
+}
+
+// Reconfigure gives the session a new device set (a configuration reload) on the run loop,
+// which owns the session's publisher: online, the session publishes a full rebirth (NBIRTH
+// with a fresh alias table and every DBIRTH) on the same connection; offline, it takes the
+// set for its next births. The connection, the bdSeq and the queue are untouched; a backlog
+// that holds samples of devices or tags that are gone replays the rest and skips those
+// (Status.HistoricalSkipped). Samples handed over before Reconfigure are applied with the old
+// set. The returned channel receives the result once the loop has applied it (errClosed if
+// the bridge has stopped).
+func (b *Bridge) Reconfigure(devices []drivers.DeviceInfo) <-chan error {
+	done := make(chan error, 1)
+	if !b.mail.put(reconfigureEvent{devices: devices, done: done}) {
+		done <- errClosed
+	}
+	return done
 }
 
 func (b *Bridge) offerSamples(ev event, batch []drivers.Sample) {

@@ -142,6 +142,27 @@ func (b *Bridge) flushRebirth() {
 	}
 }
 
+// onReconfigure hands the session its new device set; a live session rebirths on the
+// connection (a failed publish ends the connection, as for any birth).
+func (b *Bridge) onReconfigure(ev reconfigureEvent) {
+	l := &b.loop
+	err := b.opts.Session.SetDevices(ev.devices)
+	b.stat.update(func(s *Status) { s.Reconfigures++ })
+	if l.live && l.conn != nil {
+		if l.conn.err != nil {
+			b.lost(l.conn.err, -1)
+		} else {
+			l.conn.seal()
+		}
+	}
+	if err != nil {
+		b.log.Warn("new device set", "err", logx.Err(err))
+	} else {
+		b.log.Info("new device set", "devices", len(ev.devices), "rebirth", l.live)
+	}
+	ev.done <- err
+}
+
 var errNextServer = errors.New("host asked for the next server")
 
 // ErrNextServerTooSoon is returned by NextServer within nextServerHoldoff of the last move.

@@ -38,16 +38,22 @@ type (
 	}
 	// nextServerEvent asks the loop to move to the next server (NextServer).
 	nextServerEvent struct{}
+	// reconfigureEvent gives the session a new device set (Reconfigure).
+	reconfigureEvent struct {
+		devices []drivers.DeviceInfo
+		done    chan<- error // buffered: receives the result
+	}
 )
 
-func (ev samplesEvent) apply(b *Bridge)    { b.onSamples(ev, false) }
-func (ev writtenEvent) apply(b *Bridge)    { b.onSamples(ev, true) }
-func (ev deviceEvent) apply(b *Bridge)     { b.onDevice(ev) }
-func (ev message) apply(b *Bridge)         { b.onForward(ev) }
-func (ev dialedEvent) apply(b *Bridge)     { b.onDialed(ev) }
-func (ev progressEvent) apply(b *Bridge)   { b.onProgress(ev.c) }
-func (ev inboundEvent) apply(b *Bridge)    { b.onInbound(ev) }
-func (ev nextServerEvent) apply(b *Bridge) { b.nextServer() }
+func (ev samplesEvent) apply(b *Bridge)     { b.onSamples(ev, false) }
+func (ev writtenEvent) apply(b *Bridge)     { b.onSamples(ev, true) }
+func (ev deviceEvent) apply(b *Bridge)      { b.onDevice(ev) }
+func (ev message) apply(b *Bridge)          { b.onForward(ev) }
+func (ev dialedEvent) apply(b *Bridge)      { b.onDialed(ev) }
+func (ev progressEvent) apply(b *Bridge)    { b.onProgress(ev.c) }
+func (ev inboundEvent) apply(b *Bridge)     { b.onInbound(ev) }
+func (ev nextServerEvent) apply(b *Bridge)  { b.nextServer() }
+func (ev reconfigureEvent) apply(b *Bridge) { b.onReconfigure(ev) }
 
 var (
 	_ event = samplesEvent(nil)
@@ -58,4 +64,5 @@ var (
 	_ event = progressEvent{}
 	_ event = inboundEvent{}
 	_ event = nextServerEvent{}
+	_ event = reconfigureEvent{}
 )

@@ -44,6 +44,7 @@ func (b *Bridge) publishBacklog(tx *queue.Tx) {
 	l := &b.loop
 	var samples []drivers.Sample
 	var nSamples, nMsgs, bad int
+	skipped0 := b.opts.Session.HistoricalSkipped()
 	flush := func() error {
 		if len(samples) == 0 {
 			return nil
@@ -87,6 +88,11 @@ func (b *Bridge) publishBacklog(tx *queue.Tx) {
 	tx.Records = nil // confirmation needs only the position
 	l.inflight = append(l.inflight, flight{tx: tx, n: n, proof: l.conn.seal()})
 	l.held += n
+	if skipped := b.opts.Session.HistoricalSkipped() - skipped0; skipped > 0 {
+		b.stat.update(func(s *Status) { s.HistoricalSkipped += skipped })
+		b.limit.Log(b.log, slog.LevelWarn, "historical skipped",
+			"queued samples of devices or tags no longer configured skipped", "samples", skipped)
+	}
 	if bad > 0 {
 		b.limit.Log(b.log, slog.LevelWarn, "bad records", "undecodable queue records skipped", "records", bad)
 	}

@@ -42,6 +42,8 @@ type Status struct {
 	CommandErrors       uint64
 	CommandsRetained    uint64 // retained NCMD/DCMD ignored (Sparkplug commands are never retained)
 	NextServerRefused   uint64 // Next Server requests refused: one per nextServerHoldoff
+	Reconfigures        uint64 // new device sets taken (Reconfigure)
+	HistoricalSkipped   uint64 // queued samples of devices or tags no longer configured, skipped on replay
 
 	// Delivery of what was published (samples and forwarded messages, live or replayed):
 	// Confirmed by a PUBACK or by proof that the broker read it; ConfirmedByWindow only because
