@@ -5,6 +5,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -33,9 +34,12 @@ type Gateway struct {
 	version string
 	started time.Time
 
+	// The device set in force. A reload replaces them under mu (see reload.go); the store and
+	// the write queues are changed in place, under their own locks.
 	drivers []drivers.Driver
 	writers map[string]drivers.Writer // by device
 	devices []drivers.DeviceInfo
+	devCfg  *config.Config // cfg with the [[device]] tables in force
 	store   *store
 	writes  *writeQueues  // pending device writes, one queue per device
 	limit   *logx.Limiter // rate-limits repeated log lines
@@ -48,8 +52,12 @@ type Gateway struct {
 	sinks    []sink
 	scanRate time.Duration // set by NCMD Node Control/Scan Rate; 0: as configured
 
-	birthLocal func() error // starts the local session (set by startLocal)
+	birthLocal func() error       // starts the local session (set by startLocal)
+	localSess  *sparkplug.Session // the local session from its creation (set by startLocal)
+	flat       *flatOutput        // the flat topics output, when enabled
 	local      *sparkplug.Session
+	devLoop    *devLoop   // runs the drivers and device writers (set during runParts)
+	reloadMu   sync.Mutex // one reload at a time
 	broker     *broker.Broker
 	bridge     *bridge.Bridge
 	web        *web.Server
@@ -59,11 +67,12 @@ type Gateway struct {
 // validate every tag) but opens nothing. The error lists every problem found, with file and
 // line.
 func New(cfg *config.Config, log *slog.Logger, version string) (*Gateway, error) {
-	g := &Gateway{cfg: cfg, log: log, version: version, writers: make(map[string]drivers.Writer),
-		limit: logx.NewLimiter(logEvery)}
-	if err := g.buildDrivers(); err != nil {
+	g := &Gateway{cfg: cfg, devCfg: cfg, log: log, version: version, limit: logx.NewLimiter(logEvery)}
+	set, err := buildDevices(cfg, log)
+	if err != nil {
 		return nil, err
 	}
+	g.drivers, g.devices, g.writers = set.drivers, set.devices, set.writers
 	if g.cfg.Broker.Enabled {
 		if err := g.brokerOptions().Validate(); err != nil {
 			return nil, fmt.Errorf("broker: %w", err)
@@ -73,32 +82,33 @@ func New(cfg *config.Config, log *slog.Logger, version string) (*Gateway, error)
 	g.writes = newWriteQueues(slices.Collect(maps.Keys(g.writers)))
 	// Building the sessions validates ids and metric names without any I/O.
 	if _, err := g.newSession(); err != nil {
-		return nil, err
+		return nil, errors.Join(err, closeAll(set.drivers))
 	}
 	return g, nil
 }
 
-func (g *Gateway) addDriver(d interface {
-	drivers.Driver
-	drivers.Describer
-}) {
-	g.drivers = append(g.drivers, d)
-	for _, dev := range d.Devices() {
-		g.devices = append(g.devices, dev)
-		if w, ok := d.(drivers.Writer); ok {
-			g.writers[dev.Name] = w
-		}
-	}
+// Devices describes every device the gateway polls.
+func (g *Gateway) Devices() []drivers.DeviceInfo {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	return g.devices
 }
 
-// Devices describes every device the gateway polls.
-func (g *Gateway) Devices() []drivers.DeviceInfo { return g.devices }
+// currentDrivers are the drivers in force (a reload replaces them).
+func (g *Gateway) currentDrivers() []drivers.Driver {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	return g.drivers
+}
 
-func (g *Gateway) newSession() (*sparkplug.Session, error) {
+func (g *Gateway) newSession() (*sparkplug.Session, error) { return g.sessionFor(g.Devices()) }
+
+// sessionFor builds a Sparkplug session for the devices, offline.
+func (g *Gateway) sessionFor(devices []drivers.DeviceInfo) (*sparkplug.Session, error) {
 	sp := g.cfg.Sparkplug
 	return sparkplug.NewSession(sparkplug.Options{
 		GroupID: sp.GroupID, EdgeNodeID: sp.EdgeNodeID, Aliases: sp.Aliases,
-		DataQoS: byte(sp.DataQoS), Devices: g.devices, NodeMetrics: nodeMetrics(),
+		DataQoS: byte(sp.DataQoS), Devices: devices, NodeMetrics: nodeMetrics(),
 		MaxCommandMetrics: sp.MaxCommandMetrics,
 		Logger:            g.log.With("part", "sparkplug"),
 	})
@@ -120,7 +130,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	if err := os.MkdirAll(g.cfg.Gateway.DataDir, 0o755); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
-	opened.add("drivers", func() error { return closeAll(g.drivers) })
+	opened.add("drivers", func() error { return closeAll(g.currentDrivers()) })
 	if err := g.startLocal(&opened); err != nil {
 		return err
 	}
@@ -156,26 +166,25 @@ func (g *Gateway) Run(ctx context.Context) error {
 	return err
 }
 
-// runParts runs the drivers, the page, the node metrics, the local births and the device
+// runParts runs the drivers and the device writers (runDevices: a reload replaces them), the page, the node metrics, the local births and the device
 // writers until ctx ends or one of them fails.
 func (g *Gateway) runParts(ctx context.Context) error {
 	grp, gctx := errgroup.WithContext(ctx)
 	if g.web != nil {
 		grp.Go(g.health.tracked("status page", func() error { return g.web.Run(gctx) }))
 	}
-	for _, d := range g.drivers {
-		grp.Go(g.health.tracked("driver", func() error { return d.Run(gctx, g) }))
-	}
-	for dev := range g.writers {
-		grp.Go(func() error { return g.writes.run(gctx, dev, func(r writeReq) { _ = g.perform(gctx, r) }) })
-	}
+	loop := newDevLoop()
+	g.mu.Lock()
+	g.devLoop = loop
+	g.mu.Unlock()
+	grp.Go(func() error { return g.runDevices(gctx, loop) })
 	grp.Go(func() error { return g.runNodeMetrics(gctx) })
 	grp.Go(func() error { return g.birthWhenPolled(gctx) })
 	for _, w := range g.Warnings() {
 		g.log.Warn("configuration: " + w)
 	}
 	g.log.Info("wellgate running", "version", g.version, "group", g.cfg.Sparkplug.GroupID,
-		"edge_node", g.cfg.Sparkplug.EdgeNodeID, "devices", len(g.devices))
+		"edge_node", g.cfg.Sparkplug.EdgeNodeID, "devices", len(g.Devices()))
 	return grp.Wait()
 }
 
@@ -229,9 +238,11 @@ func (g *Gateway) startLocal(opened *closers) error {
 	g.localBdSeq.Store(seq)
 	// The session records samples from now on; it is born once the first poll is in.
 	g.mu.Lock()
+	g.localSess = sess
 	g.sinks = append(g.sinks, localOutput{s: sess, log: g.log, limit: g.limit})
 	if g.cfg.Broker.Flat.Enabled {
-		g.sinks = append(g.sinks, newFlatOutput(g.cfg, g.devices, b.Publish, g.log, g.limit))
+		g.flat = newFlatOutput(g.devCfg, g.devices, b.Publish, g.log, g.limit)
+		g.sinks = append(g.sinks, g.flat)
 	}
 	g.mu.Unlock()
 	g.birthLocal = func() error {
@@ -348,7 +359,7 @@ var _ drivers.Sink = (*Gateway)(nil)
 
 // WritePlan prints each driver's request plan (drivers that plan requests), then the total.
 func (g *Gateway) WritePlan(w io.Writer) {
-	for _, d := range g.drivers {
+	for _, d := range g.currentDrivers() {
 		if p, ok := d.(drivers.Planner); ok {
 			p.WritePlan(w)
 		}

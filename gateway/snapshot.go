@@ -13,12 +13,15 @@ import (
 // storeDevices lists every configured device for the status page, in the file's order: the
 // enabled ones as their drivers describe them, the disabled ones from the configuration.
 func (g *Gateway) storeDevices() []storeDevice {
-	described := make(map[string]drivers.DeviceInfo, len(g.devices))
-	for _, d := range g.devices {
+	g.mu.RLock()
+	devices, cfg := g.devices, g.devCfg
+	g.mu.RUnlock()
+	described := make(map[string]drivers.DeviceInfo, len(devices))
+	for _, d := range devices {
 		described[d.Name] = d
 	}
-	out := make([]storeDevice, 0, len(g.cfg.Devices))
-	for _, cd := range g.cfg.Devices {
+	out := make([]storeDevice, 0, len(cfg.Devices))
+	for _, cd := range cfg.Devices {
 		if info, ok := described[cd.Name]; ok && !cd.Disabled {
 			out = append(out, storeDevice{info: info, interval: cd.PollInterval.D()})
 			continue
@@ -39,7 +42,7 @@ func (g *Gateway) storeDevices() []storeDevice {
 func (g *Gateway) Snapshot() web.Snapshot {
 	now := time.Now()
 	status := map[string]drivers.DeviceStatus{}
-	for _, d := range g.drivers {
+	for _, d := range g.currentDrivers() {
 		if r, ok := d.(drivers.StatusReporter); ok {
 			for _, s := range r.Status() {
 				status[s.Device] = s

@@ -51,7 +51,20 @@ type storeDevice struct {
 }
 
 func newStore(devs []storeDevice, now time.Time) *store {
-	st := &store{byName: make(map[string]*deviceEntry, len(devs)), changed: make(chan struct{}, 1)}
+	st := &store{changed: make(chan struct{}, 1)}
+	st.setDevices(devs, now)
+	return st
+}
+
+// setDevices makes devs the devices the store shows (a reload). A device that stays, enabled
+// or disabled as before, keeps its state, its last error and whether it has reported; a tag
+// that stays with the same type keeps its last sample and its last good value, so that the
+// page does not blank. The rest starts as newStore starts it.
+func (st *store) setDevices(devs []storeDevice, now time.Time) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	old := st.byName
+	st.devices, st.byName, st.pending = nil, make(map[string]*deviceEntry, len(devs)), 0
 	for _, d := range devs {
 		e := &deviceEntry{info: d.info, interval: d.interval, disabled: d.disabled,
 			state: web.StateConnecting, stateSince: now, byName: make(map[string]int, len(d.info.Tags))}
@@ -64,10 +77,26 @@ func newStore(devs []storeDevice, now time.Time) *store {
 			e.tags = append(e.tags, tagEntry{info: t})
 			e.byName[t.Name] = i
 		}
+		if o := old[d.info.Name]; o != nil && o.disabled == d.disabled {
+			e.state, e.stateSince, e.lastErr, e.lastErrAt = o.state, o.stateSince, o.lastErr, o.lastErrAt
+			if !d.disabled && o.reported {
+				e.reported = true
+				st.pending--
+			}
+			for i := range e.tags {
+				if j, ok := o.byName[e.tags[i].info.Name]; ok && o.tags[j].info.Type == e.tags[i].info.Type {
+					ot := o.tags[j]
+					e.tags[i].s, e.tags[i].seen, e.tags[i].good, e.tags[i].hasG = ot.s, ot.seen, ot.good, ot.hasG
+				}
+			}
+		}
 		st.devices = append(st.devices, e)
 		st.byName[d.info.Name] = e
 	}
-	return st
+	select { // waitReported looks again
+	case st.changed <- struct{}{}:
+	default:
+	}
 }
 
 func (st *store) samples(batch []drivers.Sample) {

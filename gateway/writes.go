@@ -71,12 +71,49 @@ func (q *writeQueues) put(r writeReq) error {
 	return nil
 }
 
+// setDevices makes the queues those of devices (a reload): a device that stays keeps its
+// pending writes, one that is gone loses them (counted out of the byte bound), a new one gets
+// an empty queue. The goroutines of the old set must have stopped.
+func (q *writeQueues) setDevices(devices []string) (dropped int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	by := make(map[string]*writeQueue, len(devices))
+	for _, d := range devices {
+		if dq := q.byDev[d]; dq != nil {
+			by[d] = dq
+			continue
+		}
+		by[d] = &writeQueue{wake: make(chan struct{}, 1)}
+	}
+	for d, dq := range q.byDev {
+		if by[d] != nil {
+			continue
+		}
+		for _, r := range dq.reqs {
+			q.bytes -= r.size()
+		}
+		dropped += len(dq.reqs)
+	}
+	q.byDev = by
+	return dropped
+}
+
+// wakeOf returns device's wake channel, nil for a device without a queue.
+func (q *writeQueues) wakeOf(device string) chan struct{} {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if dq := q.byDev[device]; dq != nil {
+		return dq.wake
+	}
+	return nil
+}
+
 // next takes the oldest pending write of device, if any.
 func (q *writeQueues) next(device string) (writeReq, bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	dq := q.byDev[device]
-	if len(dq.reqs) == 0 {
+	if dq == nil || len(dq.reqs) == 0 {
 		return writeReq{}, false
 	}
 	r := dq.reqs[0]
@@ -97,9 +134,13 @@ func (q *writeQueues) pending() (writes int, bytes int, refused uint64) {
 }
 
 // run performs device's writes in order until ctx ends; what is still pending then is
-// dropped (a write asked for before shutdown is not carried out after it).
+// dropped at shutdown (a write asked for before shutdown is not carried out after it) and kept
+// across a reload for a device that stays (setDevices).
 func (q *writeQueues) run(ctx context.Context, device string, do func(writeReq)) error {
-	wake := q.byDev[device].wake
+	wake := q.wakeOf(device)
+	if wake == nil {
+		return nil
+	}
 	for {
 		for {
 			r, ok := q.next(device)
