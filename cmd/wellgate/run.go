@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -35,7 +36,7 @@ commands:
 `
 
 // run dispatches a command and returns the process exit code. SIGINT and SIGTERM stop a
-// running gateway.
+// running gateway; SIGHUP reloads its configuration file.
 func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -80,7 +81,8 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) int {
 	return runConfig(ctx, *path, stderr)
 }
 
-// runConfig loads the configuration and runs the gateway until ctx ends.
+// runConfig loads the configuration and runs the gateway until ctx ends. SIGHUP reloads the
+// file (reload).
 func runConfig(ctx context.Context, path string, stderr io.Writer) int {
 	cfg, err := config.Load(path)
 	if err != nil {
@@ -93,11 +95,83 @@ func runConfig(ctx context.Context, path string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	if err := g.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
-		log.Error("wellgate stopped", "err", err)
-		return 1
+	hup := hangupsOf(ctx)
+	defer hup.stop()
+	done := make(chan error, 1)
+	go func() { done <- g.Run(ctx) }()
+	for {
+		select {
+		case err := <-done:
+			if err != nil && !errors.Is(err, context.Canceled) {
+				log.Error("wellgate stopped", "err", err)
+				return 1
+			}
+			return 0
+		case <-hup.c:
+			hup.done(reload(g, path, log))
+		}
 	}
-	return 0
+}
+
+// reload re-reads the configuration file on SIGHUP. A file that `check` refuses is refused
+// with the same messages, each problem logged with its FILE:LINE, and the running
+// configuration stays; a valid one has its [[device]] changes applied by Gateway.Reload.
+func reload(g *gateway.Gateway, path string, log *slog.Logger) error {
+	log.Info("SIGHUP: reloading the configuration", "file", path)
+	if _, _, err := checkConfig(path); err != nil {
+		log.Error("reload refused: the configuration has problems; the running configuration stays", "file", path)
+		for _, line := range strings.Split(err.Error(), "\n") {
+			log.Error("reload refused", "problem", line)
+		}
+		return err
+	}
+	cfg, err := config.Load(path)
+	if err == nil {
+		err = g.Reload(cfg)
+	}
+	if err != nil {
+		log.Error("reload failed; the running configuration stays", "err", err)
+	}
+	return err
+}
+
+// checkConfig loads and checks a configuration file as `check` does: the file, then every
+// driver's build and the parts' options (gateway.New, which opens nothing).
+func checkConfig(path string) (*config.Config, *gateway.Gateway, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	g, err := gateway.New(cfg, slog.New(slog.DiscardHandler), buildVersion())
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, g, nil
+}
+
+// hangups is where SIGHUP arrives and who hears how each reload ended.
+type hangups struct {
+	c    <-chan os.Signal
+	done func(error)
+	stop func()
+}
+
+type hangupsKey struct{}
+
+// withHangups makes runConfig take its SIGHUPs from c and report each reload's result to done,
+// instead of the process's signals: for tests, which run in one process.
+func withHangups(ctx context.Context, c <-chan os.Signal, done func(error)) context.Context {
+	return context.WithValue(ctx, hangupsKey{}, hangups{c: c, done: done, stop: func() {}})
+}
+
+// hangupsOf returns the hangups of ctx (withHangups), else the process's SIGHUP.
+func hangupsOf(ctx context.Context) hangups {
+	if h, ok := ctx.Value(hangupsKey{}).(hangups); ok {
+		return h
+	}
+	c := make(chan os.Signal, 1)
+	signal.Notify(c, syscall.SIGHUP)
+	return hangups{c: c, done: func(error) {}, stop: func() { signal.Stop(c) }}
 }
 
 func cmdCheck(args []string, stdout, stderr io.Writer) int {
@@ -108,12 +182,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	cfg, err := config.Load(*path)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return 1
-	}
-	g, err := gateway.New(cfg, slog.New(slog.DiscardHandler), buildVersion())
+	_, g, err := checkConfig(*path)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
