@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/wellgate/wellgate/drivers"
 )
 
 // defaultTCPPort is the port of a Modbus TCP address that names none.
@@ -55,7 +57,7 @@ type device struct {
 	lastKind string    // kind of the error that failed the last failed cycle
 	state    devState
 
-	stats stats
+	stats drivers.Counters
 }
 
 // devState is what the sink was last told about a device.

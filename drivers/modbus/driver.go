@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -184,8 +185,39 @@ func (d *Driver) Devices() []drivers.DeviceInfo {
 		tags := make([]drivers.TagInfo, len(dev.tags))
 		for j, t := range dev.tags {
 			tags[j] = t.info
+			tags[j].Address = describeAddress(dev, t)
 		}
-		out[i] = drivers.DeviceInfo{Name: dev.name, Driver: dev.driver, Tags: tags}
+		out[i] = drivers.DeviceInfo{Name: dev.name, Driver: dev.driver, Endpoint: describeEndpoint(dev), Tags: tags}
 	}
 	return out
+}
+
+// describeEndpoint says how a device is reached, for the status page: "10.0.0.5:502 unit 1",
+// "/dev/ttyUSB0 9600 8E1 unit 3".
+func describeEndpoint(d *device) string {
+	if d.driver == NameRTU {
+		s := d.serial
+		return fmt.Sprintf("%s %d %d%s%d unit %d", s.Port, s.Baud, s.DataBits, s.Parity, s.StopBits, d.unit)
+	}
+	return fmt.Sprintf("%s unit %d", d.addr, d.unit)
+}
+
+// describeAddress says where a tag's value comes from, for the status page:
+// "400011 (hr:10, 2 registers, float32 CDAB)", "000001 (co:0, bool)".
+func describeAddress(d *device, t *tag) string {
+	a := address{table: t.table, offset: t.start, bit: t.bit, zeroBased: d.zeroBased}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s (%s:%d", a, t.table.prefix(), t.start)
+	if !t.table.isBit() && t.bit < 0 {
+		fmt.Fprintf(&b, ", %d register", t.size)
+		if t.size != 1 {
+			b.WriteString("s")
+		}
+	}
+	fmt.Fprintf(&b, ", %s", t.kind)
+	if t.size > 1 && t.kind != kString {
+		fmt.Fprintf(&b, " %s", t.order)
+	}
+	b.WriteString(")")
+	return b.String()
 }

@@ -129,7 +129,7 @@ func (e *endpoint) readAll(ctx context.Context, d *device, samples []drivers.Sam
 func (e *endpoint) decode(d *device, r *request, data []byte, samples []drivers.Sample) error {
 	if err := decodeResponse(r, data, time.Now(), samples); err != nil {
 		err = &requestError{op: readOp(r), err: protoErr(kindWrongLength, data, "wrong length in reply (%v)", err)}
-		d.stats.failed(kindWrongLength, err, time.Now())
+		d.stats.Failed(kindWrongLength, err, time.Now())
 		return err
 	}
 	return nil
@@ -149,7 +149,7 @@ func (e *endpoint) do(ctx context.Context, d *device, o *op) ([]byte, error) {
 			return nil, ctx.Err()
 		}
 		e.connFailed(err)
-		d.stats.failed(kindConnection, err, time.Now())
+		d.stats.Failed(kindConnection, err, time.Now())
 		return nil, err
 	}
 	if e.connFails > 0 {
@@ -163,12 +163,12 @@ func (e *endpoint) do(ctx context.Context, d *device, o *op) ([]byte, error) {
 		return nil, ctx.Err()
 	}
 	if err == nil {
-		d.stats.ok(time.Since(start))
+		d.stats.Answered(time.Since(start))
 		return data, nil
 	}
 	kind := errorKind(err)
 	err = &requestError{op: o, err: err}
-	d.stats.failed(kind, err, time.Now())
+	d.stats.Failed(kind, err, time.Now())
 	if f := frameHex(err); f != "" {
 		d.log.Debug("protocol error", "kind", kind, "err", err, "frame", f, "request", fmt.Sprintf("%x", o.pdu))
 	}
@@ -188,7 +188,7 @@ func (e *endpoint) lateReply(unit byte, frame []byte, why error) {
 	if to == nil {
 		to = e.devices[0]
 	}
-	first := to.stats.late()
+	first := to.stats.Count(kindLate) == 1
 	args := []any{"unit", unit, "frame", fmt.Sprintf("%x", frame), "why", why}
 	if e.current != nil {
 		args = append(args, "during", e.current.name)
@@ -248,13 +248,12 @@ func (e *endpoint) finish(d *device, samples []drivers.Sample, err error, sink d
 	}
 	d.fails++
 	d.lastKind = errorKind(err)
-	d.stats.cycle(false, now)
 	if d.state != stateDown {
 		sink.Samples(samples)
 	}
 	if d.fails >= downAfter && d.state != stateDown {
 		d.state = stateDown
-		d.stats.setUp(false)
+		d.stats.SetUp(false)
 		why := errNoAnswer
 		if !silentKind(d.lastKind) {
 			why = errBadReplies
@@ -278,12 +277,12 @@ func (e *endpoint) finish(d *device, samples []drivers.Sample, err error, sink d
 // answering shows that the line is back: every quarantined device on it is probed at once.
 func (e *endpoint) answered(d *device, samples []drivers.Sample, sink drivers.Sink, now time.Time) {
 	d.fails = 0
-	d.stats.cycle(true, now)
+	d.stats.Good(now)
 	sink.Samples(samples)
 	if d.state != stateUp {
 		lineBack := !e.anyUp(d)
 		d.state = stateUp
-		d.stats.setUp(true)
+		d.stats.SetUp(true)
 		d.log.Info("device is answering")
 		sink.DeviceState(d.name, true, nil)
 		for _, o := range e.devices {

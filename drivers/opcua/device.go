@@ -66,7 +66,7 @@ type device struct {
 	byName map[string]*tag
 	log    *slog.Logger
 	rescan chan struct{}
-	stats  stats
+	stats  drivers.Counters
 
 	mu  sync.Mutex
 	cur *conn // the live session, for writes; nil while there is none
@@ -140,7 +140,7 @@ func (d *device) run(ctx context.Context, sink drivers.Sink) {
 			}
 			continue
 		}
-		d.stats.failed(err, clk.Now())
+		d.stats.Failed(errorKind(err), err, clk.Now())
 		d.drv.limit.Log(d.log, slog.LevelWarn, "lost|"+d.name, "session lost; reconnecting", "err", logx.Err(err),
 			"lasted", clk.Since(started).Round(time.Millisecond))
 		if clk.Since(started) >= stableAfter {
@@ -155,7 +155,7 @@ func (d *device) run(ctx context.Context, sink drivers.Sink) {
 
 // connectFailed counts and logs a failed connect, and reports the device down.
 func (d *device) connectFailed(err error, sink drivers.Sink) {
-	d.stats.failed(err, d.drv.clock.Now())
+	d.stats.Failed(errorKind(err), err, d.drv.clock.Now())
 	args := []any{"endpoint", d.opts.Endpoint, "err", logx.Err(err)}
 	var untrusted *UntrustedError
 	if errors.As(err, &untrusted) {
@@ -186,7 +186,7 @@ func (d *device) markDown(sink drivers.Sink, err error, logArgs []any) {
 		sink.Samples(batch)
 	}
 	d.state = stateDown
-	d.stats.setUp(false)
+	d.stats.SetUp(false)
 	d.log.Warn("device is down", logArgs...)
 	sink.DeviceState(d.name, false, err)
 }
@@ -197,7 +197,7 @@ func (d *device) markUp(sink drivers.Sink) {
 		return
 	}
 	d.state = stateUp
-	d.stats.setUp(true)
+	d.stats.SetUp(true)
 	d.log.Info("device is answering", "endpoint", d.opts.Endpoint)
 	sink.DeviceState(d.name, true, nil)
 }

@@ -33,11 +33,12 @@ func (c *conn) readIDs(ctx context.Context, rvs []*ua.ReadValueID) ([]*ua.DataVa
 			err = fmt.Errorf("the server answered a read of %d nodes with %d results", n, resultCount(res))
 		}
 		if err != nil {
-			c.d.stats.failed(err, clk.Now())
+			c.d.stats.Failed(errorKind(err), err, clk.Now())
 			return nil, err
 		}
 		now := clk.Now()
-		c.d.stats.ok(now.Sub(t0), now)
+		c.d.stats.Answered(now.Sub(t0))
+		c.d.stats.Good(now)
 		c.lastOK = now
 		out = append(out, res.Results...)
 		start += n

@@ -4,12 +4,9 @@ import (
 	"context"
 	"errors"
 	"io"
-	"maps"
 	"net"
 	"strings"
-	"sync"
 	"syscall"
-	"time"
 
 	"github.com/gopcua/opcua/ua"
 
@@ -62,70 +59,11 @@ func errorKind(err error) string {
 	return kindConnection
 }
 
-// stats are one device's communication counters. The device goroutine and writers update
-// them; Status reads them from anywhere.
-type stats struct {
-	mu        sync.Mutex
-	up        bool
-	requests  uint64
-	errors    uint64
-	byKind    map[string]uint64
-	lastErr   string
-	lastErrAt time.Time
-	lastGood  time.Time
-	response  time.Duration
-}
-
-// ok records a request that got an answer.
-func (s *stats) ok(took time.Duration, at time.Time) {
-	s.mu.Lock()
-	s.requests++
-	s.response = took
-	s.lastGood = at
-	s.mu.Unlock()
-}
-
-// failed records a failed request or connection attempt.
-func (s *stats) failed(err error, at time.Time) {
-	s.mu.Lock()
-	s.requests++
-	s.errors++
-	if s.byKind == nil {
-		s.byKind = map[string]uint64{}
-	}
-	s.byKind[errorKind(err)]++
-	s.lastErr, s.lastErrAt = err.Error(), at
-	s.mu.Unlock()
-}
-
-// data records data that arrived without a request (a subscription's notification).
-func (s *stats) data(at time.Time) {
-	s.mu.Lock()
-	s.lastGood = at
-	s.mu.Unlock()
-}
-
-func (s *stats) setUp(up bool) {
-	s.mu.Lock()
-	s.up = up
-	s.mu.Unlock()
-}
-
-func (s *stats) snapshot(name string) drivers.DeviceStatus {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return drivers.DeviceStatus{
-		Device: name, Up: s.up, Requests: s.requests, Errors: s.errors,
-		ErrorsByKind: maps.Clone(s.byKind), LastError: s.lastErr, LastErrorAt: s.lastErrAt,
-		LastGood: s.lastGood, ResponseTime: s.response,
-	}
-}
-
 // Status returns every device's counters (drivers.StatusReporter). Safe for concurrent use.
 func (d *Driver) Status() []drivers.DeviceStatus {
 	out := make([]drivers.DeviceStatus, len(d.devices))
 	for i, dev := range d.devices {
-		out[i] = dev.stats.snapshot(dev.name)
+		out[i] = dev.stats.Status(dev.name)
 	}
 	return out
 }

@@ -103,11 +103,12 @@ func (c *conn) monitor(ctx context.Context, sub uint32, idx []int, filters bool)
 			err = fmt.Errorf("the server answered %d monitored items with %d results", n, len(res.Results))
 		}
 		if err != nil {
-			c.d.stats.failed(err, clk.Now())
+			c.d.stats.Failed(errorKind(err), err, clk.Now())
 			return err
 		}
 		now := clk.Now()
-		c.d.stats.ok(now.Sub(t0), now)
+		c.d.stats.Answered(now.Sub(t0))
+		c.d.stats.Good(now)
 		c.lastOK = now
 		var retry []int
 		for k, r := range res.Results {
@@ -238,7 +239,7 @@ func (c *conn) notified(n *opcua.PublishNotificationData, sink drivers.Sink) err
 			batch = append(batch, c.sample(i, item.Value, now))
 		}
 		if len(batch) > 0 {
-			c.d.stats.data(now)
+			c.d.stats.Good(now)
 			sink.Samples(batch)
 		}
 	case *ua.StatusChangeNotification:

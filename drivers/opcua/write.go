@@ -69,12 +69,13 @@ func (d *device) write(ctx context.Context, t *tag, v drivers.Value) (drivers.Va
 		err = fmt.Errorf("the server answered a write with %d results", len(res.Results))
 	}
 	if err != nil {
-		d.stats.failed(err, d.drv.clock.Now())
+		d.stats.Failed(errorKind(err), err, d.drv.clock.Now())
 		d.log.Warn("write failed", "tag", t.label(), "value", logx.Value(v.String()), "err", logx.Err(err))
 		return drivers.Value{}, err
 	}
 	now := d.drv.clock.Now()
-	d.stats.ok(now.Sub(t0), now)
+	d.stats.Answered(now.Sub(t0))
+	d.stats.Good(now)
 	status := res.Results[0]
 	d.log.Info("write", "tag", t.label(), "node", t.node.String(), "value", logx.Value(v.String()),
 		"as", typeName(nodeType), "status", statusText(status))
@@ -95,11 +96,12 @@ func (d *device) readBack(ctx context.Context, c *conn, t *tag, nid *ua.NodeID) 
 		err = fmt.Errorf("the server answered a read with %d results", len(res.Results))
 	}
 	if err != nil {
-		d.stats.failed(err, d.drv.clock.Now())
+		d.stats.Failed(errorKind(err), err, d.drv.clock.Now())
 		return drivers.Value{}, fmt.Errorf("reading back: %w", err)
 	}
 	now := d.drv.clock.Now()
-	d.stats.ok(now.Sub(t0), now)
+	d.stats.Answered(now.Sub(t0))
+	d.stats.Good(now)
 	dv := res.Results[0]
 	if quality(dv.Status) == drivers.Bad {
 		return drivers.Value{}, fmt.Errorf("reading back: %w", dv.Status)
