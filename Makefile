@@ -58,11 +58,15 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 ## load: the long measurements, kept out of `make test` by the load build tag:
-## 50 devices x 200 tags polled at 1 s, 10 million samples queued, a 1-million-sample drain
+## 50 devices x 200 tags polled at 1 s, 10 million samples queued, a 1-million-sample drain,
+## a late RTU slave for a minute, 5,000 OPC UA items (driver alone, then through the gateway)
 load:
 	WELLGATE_LOAD=20s $(GO) test -tags load -count=1 -run TestPollLoad -v ./drivers/modbus/
 	WELLGATE_BENCH_10M=1 $(GO) test -tags load -count=1 -run TestDiskMemoryFlat10M -v ./bridge/queue/
 	WELLGATE_BENCH_DRAIN=1 $(GO) test -tags load -count=1 -run TestDrainAfterOutage1M -v ./bridge/
+	$(GO) test -tags load -count=1 -run TestLateSlave -v ./drivers/modbus/
+	WELLGATE_LOAD=20s $(GO) test -tags load -count=1 -run TestSubscribeLoad -v ./drivers/opcua/
+	WELLGATE_LOAD=30s $(GO) test -tags load -count=1 -run TestOPCUAGatewayLoad -v ./gateway/
 
 ## fuzz: each fuzz target for FUZZTIME (default 30s)
 FUZZTIME ?= 30s
