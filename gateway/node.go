@@ -110,7 +110,7 @@ func (g *Gateway) writeNode(name string, v drivers.Value) error {
 		g.mu.Lock()
 		g.scanRate = rate
 		g.mu.Unlock()
-		for _, d := range g.drivers {
+		for _, d := range g.currentDrivers() {
 			if s, ok := d.(interface{ SetScanRate(time.Duration) }); ok {
 				s.SetScanRate(rate)
 			}
