@@ -67,6 +67,7 @@ load:
 	$(GO) test -tags load -count=1 -run TestLateSlave -v ./drivers/modbus/
 	WELLGATE_LOAD=20s $(GO) test -tags load -count=1 -run TestSubscribeLoad -v ./drivers/opcua/
 	WELLGATE_LOAD=30s $(GO) test -tags load -count=1 -run TestOPCUAGatewayLoad -v ./gateway/
+	WELLGATE_LOAD=30s $(GO) test -tags load -count=1 -run 'TestFleetLoad$$' -v ./gateway/
 
 ## fuzz: each fuzz target for FUZZTIME (default 30s)
 FUZZTIME ?= 30s
