@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/wellgate/wellgate/drivers"
@@ -41,8 +43,20 @@ func (s *Session) ReportWritten(samples []drivers.Sample) ([]drivers.Sample, err
 	return s.update(samples, true)
 }
 
+// reportedScratch holds the reported samples while update decides them, so that the slice it
+// returns (which the caller keeps) is allocated once, at its exact length, instead of growing
+// by appends: the growth was 9 of the 10 allocations per batch of 1,000 updates. It lives in a
+// pool rather than on the Session, whose fields this file does not own.
+var reportedScratch = sync.Pool{New: func() any { return new([]drivers.Sample) }}
+
 func (s *Session) update(samples []drivers.Sample, force bool) (reported []drivers.Sample, err error) {
 	now := s.now()
+	scratch := reportedScratch.Get().(*[]drivers.Sample)
+	defer func() {
+		clear(*scratch) // drop references to strings
+		*scratch = (*scratch)[:0]
+		reportedScratch.Put(scratch)
+	}()
 	for _, smp := range samples {
 		if d := s.byDevice[smp.Device]; d != nil && smp.Device != "" {
 			s.markReported(d)
@@ -58,10 +72,13 @@ func (s *Session) update(samples []drivers.Sample, force bool) (reported []drive
 		qualityOn := smp.Quality != drivers.Good || smp.Quality != m.repQ
 		m.reported, m.repVal, m.repQ, m.repAt = true, v, smp.Quality, now
 		smp.Value = v
-		reported = append(reported, smp)
+		*scratch = append(*scratch, smp)
 		if s.online {
 			m.dev.pend = append(m.dev.pend, pending{m: m, val: v, q: smp.Quality, t: smp.Time, qualityOn: qualityOn})
 		}
+	}
+	if len(*scratch) > 0 {
+		reported = slices.Clone(*scratch)
 	}
 	if s.online {
 		err = s.flush(false)
