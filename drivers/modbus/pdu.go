@@ -45,12 +45,17 @@ type op struct {
 	pdu   []byte
 }
 
-// readOp is the request that reads r.
+// readOp is the request that reads r, built once per request (only the endpoint's goroutine
+// polls, so only it calls this) and never modified: an op and its PDU are read only.
 func readOp(r *request) *op {
+	if r.read != nil {
+		return r.read
+	}
 	pdu := []byte{readFunction(r.table), 0, 0, 0, 0}
 	binary.BigEndian.PutUint16(pdu[1:], r.start)
 	binary.BigEndian.PutUint16(pdu[3:], r.count)
-	return &op{table: r.table, start: r.start, count: r.count, tags: r.tags, pdu: pdu}
+	r.read = &op{table: r.table, start: r.start, count: r.count, tags: r.tags, pdu: pdu}
+	return r.read
 }
 
 // writeSingleOp writes one coil (value 0xFF00 or 0) or register with function 5 or 6.

@@ -15,6 +15,7 @@ type request struct {
 	start uint16
 	count uint16
 	tags  []*tag
+	read  *op // readOp's result, built at the first poll and reused by every later one
 }
 
 // end is one past the last register or bit the request reads.
@@ -89,13 +90,16 @@ func (d *device) replan() {
 	for _, t := range d.tags {
 		byTable[t.table] = append(byTable[t.table], t)
 	}
-	d.reqs = d.reqs[:0]
+	// A new slice, never d.reqs[:0]: plan hands the current one out without copying, and a
+	// poll cycle that splits a read replans while it still iterates the old one.
+	var reqs []*request
 	for _, tb := range []table{coils, discreteInputs, inputRegisters, holdingRegisters} {
 		if len(byTable[tb]) == 0 {
 			continue
 		}
-		d.reqs = append(d.reqs, planTable(byTable[tb], d.rules(tb))...)
+		reqs = append(reqs, planTable(byTable[tb], d.rules(tb))...)
 	}
+	d.reqs = reqs
 }
 
 // rules returns the planning rules of one of the device's tables.
@@ -107,11 +111,12 @@ func (d *device) rules(tb table) planRules {
 	return r
 }
 
-// plan returns a snapshot of the device's current reads.
+// plan returns a snapshot of the device's current reads: the plan's own slice, which replan
+// replaces and never modifies, so that a poll cycle allocates nothing for it. Read only.
 func (d *device) plan() []*request {
 	d.planMu.Lock()
 	defer d.planMu.Unlock()
-	return slices.Clone(d.reqs)
+	return d.reqs
 }
 
 // WritePlan prints, for `wellgate check -plan`, every read of every device's poll cycle and,

@@ -22,7 +22,8 @@ type link interface {
 	// or a *protocolError, errTimeout or an I/O error; ctx's error as soon as ctx ends. A
 	// frame that arrives but does not answer req is handed to the link's late function and
 	// never returned as the answer. After a failure the link recovers on its own (closes,
-	// drains) so that the next exchange starts clean.
+	// drains) so that the next exchange starts clean. The data returned may be the link's own
+	// buffer: it is valid until the next exchange (every caller decodes it at once).
 	exchange(ctx context.Context, unit byte, req []byte, timeout time.Duration) ([]byte, error)
 	// close closes it; the next exchange opens it again. Idempotent.
 	close()
@@ -40,7 +41,8 @@ type tcpLink struct {
 	conn net.Conn
 	tid  uint16
 	late lateFunc
-	buf  [7 + 253]byte // MBAP header and the longest PDU
+	buf  [7 + 253]byte // MBAP header and the longest PDU, received
+	adu  []byte        // the request being sent, reused
 }
 
 func newTCPLink(addr string, late lateFunc) *tcpLink {
@@ -91,11 +93,12 @@ func (l *tcpLink) exchange(ctx context.Context, unit byte, req []byte, timeout t
 // roundTrip writes one request and reads frames until the one with its transaction id.
 func (l *tcpLink) roundTrip(conn net.Conn, unit byte, req []byte, timeout time.Duration) ([]byte, error) {
 	l.tid++
-	adu := make([]byte, 7, 7+len(req))
+	adu := append(l.adu[:0], 0, 0, 0, 0, 0, 0, 0)
 	binary.BigEndian.PutUint16(adu[0:], l.tid)
 	binary.BigEndian.PutUint16(adu[4:], uint16(len(req)+1))
 	adu[6] = unit
 	adu = append(adu, req...)
+	l.adu = adu
 	if err := conn.SetDeadline(time.Now().Add(timeout)); err != nil {
 		return nil, err
 	}
@@ -126,7 +129,7 @@ func (l *tcpLink) roundTrip(conn net.Conn, unit byte, req []byte, timeout time.D
 		if errors.As(err, &pe) {
 			pe.frame = append([]byte(nil), frame...)
 		}
-		return append([]byte(nil), data...), err
+		return data, err // in l.buf: valid until the next exchange
 	}
 }
 
