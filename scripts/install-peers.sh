@@ -25,11 +25,15 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 if [ ! -f .peers/node_modules/sparkplug-payload/package.json ] || [ ! -f .peers/node_modules/mqtt/package.json ] ||
+	! grep -q '"version": "4\.' .peers/node_modules/long/package.json 2>/dev/null ||
 	[ ! -f .peers/node_modules/node-opcua-server/package.json ]; then
 	echo "install-peers: npm install sparkplug-payload mqtt node-opcua-server into .peers"
 	mkdir -p .peers
 	[ -f .peers/package.json ] || echo '{"name":"wellgate-test-peers","private":true}' > .peers/package.json
-	npm install --prefix .peers --no-audit --no-fund --silent sparkplug-payload@1.0.3 mqtt@5 \
+	# long@4 explicitly: Tahu's decoder tells a Long by `instanceof` its own long, and only a
+	# long@4 at the top is shared with protobufjs (node-opcua pulls long@5, which npm would
+	# otherwise hoist, and Tahu then decodes Int64 as unsigned).
+	npm install --prefix .peers --no-audit --no-fund --silent sparkplug-payload@1.0.3 long@4.0.0 mqtt@5 \
 		node-opcua-server@2.186 node-opcua-certificate-manager@2.186 node-opcua-variant@2.186 node-opcua-status-code@2.186 \
 		node-opcua-service-secure-channel@2.186 node-opcua-secure-channel@2.186 >/dev/null
 fi
