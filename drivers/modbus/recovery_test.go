@@ -34,7 +34,7 @@ func TestLineBackWithinOnePollInterval(t *testing.T) {
 	eventually(t, 5*time.Second, "up again", func() bool { return sink.lastState("a") == 1 && sink.lastState("b") == 1 })
 	took := time.Since(back)
 	t.Logf("both devices up %v after the line came back (poll interval 300ms, timeout 50ms)", took.Round(time.Millisecond))
-	if took > 300*time.Millisecond+50*time.Millisecond+400*time.Millisecond { // slack for a loaded machine
+	if took > 300*time.Millisecond+50*time.Millisecond+time.Second { // slack for a loaded CI machine; the quarantine would be seconds
 		t.Errorf("back after %v, more than one poll interval and a timeout", took)
 	}
 }
@@ -54,7 +54,7 @@ func TestLineBackProbesQuarantined(t *testing.T) {
 	eventually(t, 5*time.Second, "up", func() bool { return sink.lastState("x") == 1 && sink.lastState("y") == 1 })
 	slave.with(1, func(_ *bank, s *rtuSlave) { s.silent[1] = true })
 	eventually(t, 5*time.Second, "x down", func() bool { return sink.lastState("x") == -1 })
-	time.Sleep(2 * time.Second) // x's quarantine grows: 100, 200, 400, 800, 1600 ms
+	time.Sleep(4 * time.Second) // x's quarantine grows: 100, 200, 400, 800, 1600, 3200 ms
 	slave.with(2, func(_ *bank, s *rtuSlave) { s.silent[2] = true })
 	eventually(t, 5*time.Second, "y down", func() bool { return sink.lastState("y") == -1 })
 	back := time.Now()
@@ -62,7 +62,7 @@ func TestLineBackProbesQuarantined(t *testing.T) {
 	eventually(t, 5*time.Second, "x up again", func() bool { return sink.lastState("x") == 1 })
 	took := time.Since(back)
 	t.Logf("x, quarantined before the line was cut, up %v after the line came back (poll interval 100ms)", took.Round(time.Millisecond))
-	if took > 100*time.Millisecond+2*50*time.Millisecond+400*time.Millisecond { // slack for a loaded machine
+	if took > 100*time.Millisecond+2*50*time.Millisecond+time.Second { // slack for a loaded CI machine; x's next probe was seconds away
 		t.Errorf("x back after %v", took)
 	}
 }
@@ -84,7 +84,7 @@ func TestServerBackWithinOnePollInterval(t *testing.T) {
 	eventually(t, 5*time.Second, "up again", func() bool { return sink.lastState("plc") == 1 })
 	took := time.Since(back)
 	t.Logf("device up %v after the server came back (poll interval 300ms)", took.Round(time.Millisecond))
-	if took > 300*time.Millisecond+400*time.Millisecond { // slack for a loaded machine
+	if took > 300*time.Millisecond+time.Second { // slack for a loaded CI machine
 		t.Errorf("back after %v, more than one poll interval", took)
 	}
 }
@@ -116,7 +116,7 @@ func TestQuarantineCappedByMaxBackoff(t *testing.T) {
 		t.Errorf("x probed %d times in 3.5 s: want about one per max_backoff", probes)
 	}
 	// At worst a probe was in flight: its timeout, then max_backoff.
-	if took > 50*time.Millisecond+300*time.Millisecond+400*time.Millisecond { // slack for a loaded machine
+	if took > 50*time.Millisecond+300*time.Millisecond+time.Second { // slack for a loaded CI machine; the old cap was 30 s
 		t.Errorf("back after %v, more than max_backoff", took)
 	}
 	if sink.lastState("y") != 1 || sink.badCount("y") != 0 {
