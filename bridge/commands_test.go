@@ -41,6 +41,11 @@ func TestRetainedCommandsIgnored(t *testing.T) {
 		// A live command on the same connection still works, after the retained ones.
 		col.c.Publish("spBv1.0/G/DCMD/E/well1", 1, false, setpointCmd(float64(run))).Wait()
 		h.waitFor(10*time.Second, "the live write", func() bool { h.mu.Lock(); defer h.mu.Unlock(); return len(h.writes) > 0 })
+		// The bridge reports the written value (DDATA) after the births and after any rebirth
+		// the retained NCMD could have caused, on the same connection; the broker hands one
+		// publisher's messages to a subscriber in order. Once the collector has that DDATA it
+		// has every NBIRTH of this run: a count taken sooner races the broker's delivery.
+		h.waitFor(10*time.Second, "the written value upstream", func() bool { return sawSetpoint(col.all(), float64(run)) })
 		h.mu.Lock()
 		writes := append([]sparkplug.Write(nil), h.writes...)
 		h.mu.Unlock()
@@ -55,6 +60,24 @@ func TestRetainedCommandsIgnored(t *testing.T) {
 		}
 		h.stop()
 	}
+}
+
+// sawSetpoint reports whether a DDATA of well1 carried setpoint = v.
+func sawSetpoint(msgs []received, v float64) bool {
+	for _, m := range msgs {
+		if m.topic != "spBv1.0/G/DDATA/E/well1" || m.payload == nil {
+			continue
+		}
+		for _, mt := range m.payload.Metrics {
+			if mt.Name != "setpoint" || mt.IsNull {
+				continue
+			}
+			if dv, err := mt.DriverValue(drivers.Double); err == nil && dv.Float64() == v {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // 1,000 Rebirth requests in a second give a bounded number of births: one per hold-off.

@@ -95,9 +95,10 @@ func TestCleanStopResendsNothing(t *testing.T) {
 	col := newCollector(t, m.Addr)
 	up := testOptions(m.URL())
 	up.DetectionWindow = 50 * time.Second
-	up.ProofInterval = time.Hour // no probe: the NDEATH alone must prove the last values
+	up.ProofInterval = time.Hour // no probe after the births': the NDEATH alone must prove the last values
 	h := newHarness(t, "", up, nil).start()
 	h.waitState(StateOnline, 10*time.Second)
+	h.waitFirstProbe(10 * time.Second) // it proves the births; a later one would prove values
 	h.produce(500)
 	h.waitFor(10*time.Second, "500 live values", func() bool { return allArrived(col.all(), 500) })
 	h.waitFor(10*time.Second, "values waiting for proof", func() bool { return h.b.Status().Unconfirmed == 500 })

@@ -192,6 +192,47 @@ func (h *harness) produce(n int) {
 
 func (h *harness) produced() int { h.mu.Lock(); defer h.mu.Unlock(); return h.next }
 
+// onLoop runs fn on the bridge's run loop, as an event, and waits for it: a race-free look at
+// the loop's own state.
+func (h *harness) onLoop(fn func(b *Bridge)) {
+	h.t.Helper()
+	done := make(chan struct{})
+	if !h.b.mail.put(loopFunc{fn, done}) {
+		h.t.Fatal("onLoop: the run loop has stopped")
+	}
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		h.t.Fatal("onLoop: the run loop did not take the event within 10s")
+	}
+}
+
+// loopFunc is a test's function run on the loop (see onLoop).
+type loopFunc struct {
+	fn   func(b *Bridge)
+	done chan struct{}
+}
+
+func (ev loopFunc) apply(b *Bridge) { ev.fn(b); close(ev.done) }
+
+// waitFirstProbe waits until the live connection's first proof probe has been answered. The
+// first probe goes out on the first tick after the births are written, whatever ProofInterval
+// (a new connection has no last probe); the next one not before ProofInterval has passed. A
+// test that needs values left without proof (ProofInterval: an hour) waits for it before
+// publishing them: else the first probe, on a tick the waits' clock reaches while the values go
+// out (sooner on a loaded box), proves some of them.
+func (h *harness) waitFirstProbe(d time.Duration) {
+	h.t.Helper()
+	h.waitFor(d, "the connection's first proof probe", func() bool {
+		done := false
+		h.onLoop(func(b *Bridge) {
+			l := &b.loop
+			done = l.live && l.conn != nil && !l.lastProbe.IsZero() && !l.conn.probing.Load()
+		})
+		return done
+	})
+}
+
 func (h *harness) waitState(st State, d time.Duration) {
 	h.t.Helper()
 	h.waitFor(d, "bridge state "+string(st), func() bool { return h.b.Status().State == st })
