@@ -337,7 +337,10 @@ func TestMalformedPacketDropsOnlyThatClient(t *testing.T) {
 	bad := rawConnect(t, b.Addr().String(), "bad", 60)
 	_, _ = bad.Write([]byte{0x36, 5, 0, 3, 't', '/', 'x'})
 	closedByPeer(t, bad, 5*time.Second)
-	eventually(t, 5*time.Second, "the malformed packet counted", func() bool { return b.Stats().Connections.Malformed == 1 })
+	// The broker counts, then logs (connEnded, on the connection's goroutine): wait for both.
+	eventually(t, 5*time.Second, "the malformed packet counted and logged", func() bool {
+		return b.Stats().Connections.Malformed == 1 && len(logs.lines("mqtt client dropped: malformed packet")) > 0
+	})
 	if n := len(logs.lines("level=INFO", "malformed packet")); n != 1 {
 		t.Fatalf("%d info lines about the malformed packet:\n%s", n, logs)
 	}
