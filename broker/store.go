@@ -511,6 +511,7 @@ func (in *instance) closeDB() {
 			in.stopped <- err
 		}
 	case <-time.After(in.s.timeout):
+		in.fs.fence() // a stopped instance is not fenced yet: its pebble must not write once the lock is gone
 		in.fs.releaseLocks()
 		if in.stopped != nil {
 			in.stopped <- errors.New("session store: close timed out")
