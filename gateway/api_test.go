@@ -141,15 +141,16 @@ disabled = true
 	}
 	defer c.Disconnect(0)
 	c.Subscribe("pad/#", 1, nil).WaitTimeout(5 * time.Second)
-	waitFor("the subscriber on /api/status", func() bool {
+	waitFor("the subscriber and the local births on /api/status", func() bool {
 		var st struct {
 			Local struct {
-				Clients       int `json:"clients"`
-				Subscriptions int `json:"subscriptions"`
+				Clients       int               `json:"clients"`
+				Subscriptions int               `json:"subscriptions"`
+				Messages      map[string]uint64 `json:"messages"`
 			} `json:"local_broker"`
 		}
 		getJSON(t, base+"/api/status", &st)
-		return st.Local.Clients == 1 && st.Local.Subscriptions == 1
+		return st.Local.Clients == 1 && st.Local.Subscriptions == 1 && st.Local.Messages["NBIRTH"] >= 1
 	})
 	resp, err := http.Get(base + "/metrics")
 	if err != nil {
@@ -159,6 +160,9 @@ disabled = true
 	resp.Body.Close()
 	if !strings.Contains(string(body), "wellgate_broker_subscriptions 1") {
 		t.Errorf("/metrics has no wellgate_broker_subscriptions 1")
+	}
+	if !strings.Contains(string(body), `wellgate_sparkplug_messages_total{session="local",type="NBIRTH"}`) {
+		t.Errorf("/metrics does not count the local NBIRTH")
 	}
 
 	// The PLC stops answering: Live's tag keeps its last good value, marked bad.

@@ -56,8 +56,9 @@ type Gateway struct {
 	localSess  *sparkplug.Session // the local session from its creation (set by startLocal)
 	flat       *flatOutput        // the flat topics output, when enabled
 	local      *sparkplug.Session
-	devLoop    *devLoop   // runs the drivers and device writers (set during runParts)
-	reloadMu   sync.Mutex // one reload at a time
+	sessions   sessionCounts // both sessions, for their message counts on the page
+	devLoop    *devLoop      // runs the drivers and device writers (set during runParts)
+	reloadMu   sync.Mutex    // one reload at a time
 	broker     *broker.Broker
 	bridge     *bridge.Bridge
 	web        *web.Server
@@ -221,6 +222,7 @@ func (g *Gateway) startLocal(opened *closers) error {
 	if err != nil {
 		return err
 	}
+	g.sessions.set(&g.sessions.local, sess)
 	ncmd, dcmd := sess.Topics()
 	for _, topic := range []string{ncmd, dcmd} {
 		if err := b.SubscribeMessages(topic, func(m broker.Message) { g.localCommand(sess, m) }); err != nil {

@@ -2,11 +2,13 @@ package gateway
 
 import (
 	"maps"
+	"sync"
 	"time"
 
 	"github.com/wellgate/wellgate/bridge"
 	"github.com/wellgate/wellgate/broker"
 	"github.com/wellgate/wellgate/drivers"
+	"github.com/wellgate/wellgate/sparkplug"
 	"github.com/wellgate/wellgate/web"
 )
 
@@ -60,6 +62,7 @@ func (g *Gateway) Snapshot() web.Snapshot {
 	if b != nil {
 		snap.Broker = b.Addr().String()
 		snap.Local = localView(b.Stats(), g.localBdSeq.Load())
+		snap.Local.Messages = g.sessions.messages(&g.sessions.local)
 	}
 	return snap
 }
@@ -78,6 +81,7 @@ func (g *Gateway) upstreamView() web.Upstream {
 	u.Connected = st.State == bridge.StateOnline || st.State == bridge.StateWaitingHost
 	u.BdSeq, u.Connects, u.Attempts = st.BdSeq, st.Connects, st.Attempts
 	u.LastError, u.LastErrorAt = st.LastError, st.LastErrAt
+	u.Messages = g.sessions.messages(&g.sessions.upstream)
 	u.Queued, u.QueueBytes, u.QueueOldest = st.Queue.Records, st.Queue.Bytes, st.Queue.OldestAge
 	u.DroppedByReason = map[string]uint64{}
 	for reason, n := range st.Queue.Dropped {
@@ -107,4 +111,27 @@ func localView(st broker.Stats, bdSeq uint64) web.LocalBroker {
 		l.Queued = append(l.Queued, web.QueuedSession{ClientID: q.ClientID, Messages: q.Messages})
 	}
 	return l
+}
+
+// sessionCounts holds the two Sparkplug sessions for their message counts.
+type sessionCounts struct {
+	mu              sync.Mutex
+	local, upstream *sparkplug.Session
+}
+
+func (c *sessionCounts) set(slot **sparkplug.Session, s *sparkplug.Session) {
+	c.mu.Lock()
+	*slot = s
+	c.mu.Unlock()
+}
+
+// messages is what the session in slot published, by type; nil without one.
+func (c *sessionCounts) messages(slot **sparkplug.Session) map[string]uint64 {
+	c.mu.Lock()
+	s := *slot
+	c.mu.Unlock()
+	if s == nil {
+		return nil
+	}
+	return s.Messages()
 }

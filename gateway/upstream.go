@@ -26,6 +26,7 @@ func (g *Gateway) startUpstream(ctx context.Context, fail func(error)) (<-chan e
 	if err != nil {
 		return nil, err
 	}
+	g.sessions.set(&g.sessions.upstream, sess)
 	dir := g.cfg.Gateway.DataDir
 	q, err := queue.OpenDisk(filepath.Join(dir, "queue"), queue.Options{
 		MaxBytes: int64(up.Queue.MaxBytes), MaxAge: up.Queue.MaxAge.D(), SyncInterval: up.Queue.SyncInterval.D(),

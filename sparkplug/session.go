@@ -81,10 +81,11 @@ var ErrUnknownDevice = errors.New("unknown device")
 // connection). Update and SetDeviceState are called at any time; offline they only record.
 // All methods are safe for concurrent use.
 type Session struct {
-	mu   sync.Mutex
-	opts Options
-	log  *slog.Logger
-	now  func() time.Time
+	mu     sync.Mutex
+	counts messageCounts // published, by type
+	opts   Options
+	log    *slog.Logger
+	now    func() time.Time
 
 	node     *deviceState
 	devices  []*deviceState
@@ -355,6 +356,9 @@ func (s *Session) Death() error {
 		return fmt.Errorf("death: %w", ErrOffline)
 	}
 	err := s.pub.Publish(s.deathTop, 1, false, willPayload(s.bdSeq, s.now()))
+	if err == nil {
+		s.counts.add(s.deathTop)
+	}
 	s.pub, s.online = nil, false
 	s.rebirth = rebirthState{}
 	if err != nil {
@@ -387,6 +391,7 @@ func (s *Session) publish(topic string, p *Payload, buf []byte) (int, error) {
 	if err := s.pub.Publish(topic, s.opts.DataQoS, false, b); err != nil {
 		return len(b), fmt.Errorf("publish %s: %w", topic, err)
 	}
+	s.counts.add(topic)
 	return len(b), nil
 }
 
