@@ -45,8 +45,7 @@ type kv struct {
 }
 
 var (
-	errStoreDegraded = errors.New("session store degraded: kept in memory only")
-	errFenced        = errors.New("session store instance abandoned after a failure")
+	errFenced = errors.New("session store instance abandoned after a failure")
 )
 
 type store struct {
@@ -335,7 +334,6 @@ type instance struct {
 	busySince atomic.Int64           // unix nanoseconds the current commit began, 0 when idle
 	rewriting atomic.Bool
 	dirty     atomic.Bool // a write was lost: rewrite the whole state
-	stopping  chan struct{}
 	stopped   chan error
 }
 

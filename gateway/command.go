@@ -131,13 +131,9 @@ func (g *Gateway) writeNodeCommand(origin string, w sparkplug.Write) {
 	}
 }
 
-// write performs one device write now (bounded by writeTimeout) and publishes the value read
-// back on every output, whichever session the command came from. It logs the outcome once.
-func (g *Gateway) write(w sparkplug.Write) error {
-	return g.perform(context.Background(), writeReq{w: w})
-}
-
-// perform carries out one queued write; ctx ends it early when the gateway stops.
+// perform carries out one queued device write (bounded by writeTimeout; ctx ends it early when
+// the gateway stops) and publishes the value read back on every output, whichever session the
+// command came from. It logs the outcome once.
 func (g *Gateway) perform(ctx context.Context, r writeReq) error {
 	w := r.w
 	log := g.log.With("origin", r.origin, "device", w.Device, "tag", w.Tag, "value", logx.Value(w.Value.String()))

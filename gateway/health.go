@@ -26,12 +26,6 @@ func (h *health) fail(part string, err error) {
 	h.failed[part] = logx.Err(err)
 }
 
-func (h *health) ok(part string) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	delete(h.failed, part)
-}
-
 // failures lists "part: why" for every failed part, sorted.
 func (h *health) failures() []string {
 	h.mu.Lock()

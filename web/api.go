@@ -71,8 +71,6 @@ func parseFilter(r *http.Request) (filter, error) {
 	return f, nil
 }
 
-func (f filter) active() bool { return f.device != "" || f.quality != "" || f.q != "" }
-
 func (f filter) match(d *Device, t *Tag) bool {
 	switch {
 	case f.device != "" && d.Name != f.device:

@@ -23,7 +23,6 @@ type proxy struct {
 	ln        net.Listener
 	conns     map[net.Conn]bool
 	blackhole bool
-	accepted  int
 }
 
 // newProxy returns a proxy to target on a free port; it listens when listening is set.
@@ -72,7 +71,6 @@ func (p *proxy) accept(ln net.Listener) {
 		}
 		p.mu.Lock()
 		p.conns[c], p.conns[s] = true, true
-		p.accepted++
 		p.mu.Unlock()
 		go p.pipe(c, s)
 		go p.pipe(s, c)
@@ -130,10 +128,4 @@ func (p *proxy) setBlackhole(on bool) {
 	p.mu.Lock()
 	p.blackhole = on
 	p.mu.Unlock()
-}
-
-func (p *proxy) connections() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.accepted
 }

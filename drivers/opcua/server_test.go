@@ -313,14 +313,6 @@ func (ts *testServer) getEndpoints(sc *uasc.SecureChannel, r ua.Request, reqID u
 	return &ua.GetEndpointsResponse{ResponseHeader: header(req.RequestHeader, ua.StatusOK), Endpoints: ts.srv.Endpoints()}, nil
 }
 
-// subscriptions returns how many subscriptions the server holds.
-func (ts *testServer) subscriptions() int {
-	s := ts.srv.SubscriptionService
-	s.Mu.Lock()
-	defer s.Mu.Unlock()
-	return len(s.Subs)
-}
-
 // items returns the monitored items' create requests.
 func (ts *testServer) items() []*ua.MonitoredItemCreateRequest {
 	m := ts.srv.MonitoredItemService
