@@ -7,6 +7,8 @@ import (
 	"net"
 	"strings"
 	"time"
+
+	"github.com/wellgate/wellgate/internal/netaddr"
 )
 
 // Options configure the broker. The zero value of every limit means its default (see the
@@ -186,24 +188,11 @@ func (o Options) AnonymousFullAccess() bool {
 // "[::1]:1883", "localhost:1883"). ":1883" and "0.0.0.0:1883" listen on every interface.
 func AllLoopback(addrs ...string) bool {
 	for _, a := range addrs {
-		if !IsLoopback(a) {
+		if !netaddr.Loopback(a) {
 			return false
 		}
 	}
 	return true
-}
-
-// IsLoopback reports whether the listen address addr is on loopback only.
-func IsLoopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // Warnings lists what `check` should warn about: a listener off loopback on which anonymous
@@ -214,7 +203,7 @@ func (o Options) Warnings() []string {
 	}
 	var open []string
 	for _, a := range o.listenAddrs() {
-		if !IsLoopback(a) {
+		if !netaddr.Loopback(a) {
 			open = append(open, a)
 		}
 	}

@@ -25,16 +25,20 @@ func (g *Gateway) brokerOptions() broker.Options {
 	return o
 }
 
-// Warnings are what `check` and the start-up log point out in a valid configuration: a
-// broker listener off loopback where anonymous clients may write, a status page open to the
-// network without users.
+// Warnings are what `check` points out in a valid configuration: a broker listener off
+// loopback where anonymous clients may write, a status page open to the network without users
+// or TLS. At start the broker's are logged by Run and the page logs its own.
 func (g *Gateway) Warnings() []string {
-	var ws []string
-	if g.cfg.Broker.Enabled {
-		ws = append(ws, g.brokerOptions().Warnings()...)
-	}
-	if w := g.cfg.Web; w.Enabled && len(w.Users) == 0 && !broker.IsLoopback(w.Listen) {
-		ws = append(ws, "web.listen "+w.Listen+" is reachable from the network and [[web.user]] is empty: anyone there can read every tag")
+	ws := g.brokerWarnings()
+	if g.cfg.Web.Enabled {
+		ws = append(ws, g.webOptions().Warnings()...)
 	}
 	return ws
+}
+
+func (g *Gateway) brokerWarnings() []string {
+	if !g.cfg.Broker.Enabled {
+		return nil
+	}
+	return g.brokerOptions().Warnings()
 }

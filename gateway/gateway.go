@@ -181,7 +181,7 @@ func (g *Gateway) runParts(ctx context.Context) error {
 	grp.Go(func() error { return g.runDevices(gctx, loop) })
 	grp.Go(func() error { return g.runNodeMetrics(gctx) })
 	grp.Go(func() error { return g.birthWhenPolled(gctx) })
-	for _, w := range g.Warnings() {
+	for _, w := range g.brokerWarnings() { // the page logs its own
 		g.log.Warn("configuration: " + w)
 	}
 	g.log.Info("wellgate running", "version", g.version, "group", g.cfg.Sparkplug.GroupID,

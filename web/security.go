@@ -15,6 +15,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/wellgate/wellgate/internal/logx"
+	"github.com/wellgate/wellgate/internal/netaddr"
 )
 
 // contentSecurityPolicy allows only the page's own embedded script, style and event stream:
@@ -187,15 +188,17 @@ func (c *limitConn) Close() error {
 	return err
 }
 
-// loopback reports whether addr (host:port) only listens on a loopback address.
-func loopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
+// Warnings lists what a start with these options should warn about: a listen address beyond
+// this machine without users (anyone on the network reads the page), or with users but without
+// TLS (passwords in clear). `wellgate check` prints the same.
+func (o Options) Warnings() []string {
+	switch {
+	case o.Listen == "" || netaddr.Loopback(o.Listen):
+		return nil
+	case len(o.Users) == 0:
+		return []string{"status page listens beyond this machine without authentication: anyone on the network can read it; set users to require a login"}
+	case o.TLSCertFile == "":
+		return []string{"status page listens beyond this machine without TLS: passwords cross the network in clear; set a certificate and key"}
 	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	return nil
 }

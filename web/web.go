@@ -145,15 +145,8 @@ func NewWithOptions(o Options, src Source, log *slog.Logger) (*Server, error) {
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 	s.srv.RegisterOnShutdown(func() { close(s.stop) })
-	if !loopback(o.Listen) {
-		switch {
-		case auth == nil:
-			log.Warn("status page listens beyond this machine without authentication: anyone on the network can read it; set users to require a login",
-				"listen", o.Listen)
-		case tlsConf == nil:
-			log.Warn("status page listens beyond this machine without TLS: passwords cross the network in clear; set a certificate and key",
-				"listen", o.Listen)
-		}
+	for _, w := range o.Warnings() {
+		log.Warn(w, "listen", o.Listen)
 	}
 	return s, nil
 }
