@@ -1,25 +1,40 @@
 package broker
 
-import "strings"
+import (
+	"errors"
+	"strings"
+	"unicode/utf8"
+)
 
 // Topic filter arithmetic for the ACL: MQTT 3.1.1 §4.7. A topic is a filter without
 // wildcards, so match and covers are one function.
 
 // ValidFilter reports whether f is a valid MQTT topic filter.
-func ValidFilter(f string) bool {
-	if f == "" || len(f) > 65535 || strings.ContainsRune(f, 0) {
-		return false
+func ValidFilter(f string) bool { return CheckFilter(f) == nil }
+
+// CheckFilter says what makes f an invalid MQTT topic filter, or nil: empty, not UTF-8, too
+// long or with a NUL, '#' other than as the whole last level, '+' other than as a whole level.
+func CheckFilter(f string) error {
+	switch {
+	case f == "":
+		return errors.New("must not be empty")
+	case !utf8.ValidString(f):
+		return errors.New("is not valid UTF-8")
+	case len(f) > 65535:
+		return errors.New("is longer than 65535 bytes")
+	case strings.ContainsRune(f, 0):
+		return errors.New("must not contain a NUL character")
 	}
 	levels := strings.Split(f, "/")
 	for i, l := range levels {
-		if strings.Contains(l, "#") && (l != "#" || i != len(levels)-1) {
-			return false
-		}
-		if strings.Contains(l, "+") && l != "+" {
-			return false
+		switch {
+		case strings.Contains(l, "#") && (l != "#" || i != len(levels)-1):
+			return errors.New("'#' must be the whole last level")
+		case strings.Contains(l, "+") && l != "+":
+			return errors.New("'+' must be a whole level")
 		}
 	}
-	return true
+	return nil
 }
 
 // covers reports whether every topic that filter f matches is also matched by filter r.

@@ -193,23 +193,10 @@ func (v *validator) forwards(rules []Forward) {
 	}
 }
 
-// checkFilter validates an MQTT topic filter: non-empty UTF-8, '#' only as the last level,
-// '+' only as a whole level.
+// checkFilter says what is wrong with an MQTT topic filter, or "" (the broker's rule).
 func checkFilter(f string) string {
-	if f == "" {
-		return "must not be empty"
-	}
-	if !utf8.ValidString(f) {
-		return "is not valid UTF-8"
-	}
-	levels := strings.Split(f, "/")
-	for i, l := range levels {
-		switch {
-		case strings.Contains(l, "#") && (l != "#" || i != len(levels)-1):
-			return "'#' must be the whole last level"
-		case strings.Contains(l, "+") && l != "+":
-			return "'+' must be a whole level"
-		}
+	if err := broker.CheckFilter(f); err != nil {
+		return err.Error()
 	}
 	return ""
 }
