@@ -42,22 +42,10 @@ func nodeMetrics() []drivers.TagInfo {
 	}
 }
 
-// upstreamStats is what the node metrics need from the upstream bridge.
-type upstreamStats struct {
-	connects  uint64
-	depth     int
-	oldest    time.Duration
-	dropped   uint64 // dropped from the queue or refused by it, since start
-	state     string
-	server    string
-	since     time.Time
-	connected bool
-}
-
 // nodeSamples samples the node metrics now.
 func (g *Gateway) nodeSamples(now time.Time) []drivers.Sample {
 	good, bad := g.store.deviceCounts()
-	up := g.upstreamStats()
+	up := g.upstreamView()
 	g.mu.RLock()
 	scan := g.scanRate
 	g.mu.RUnlock()
@@ -68,10 +56,10 @@ func (g *Gateway) nodeSamples(now time.Time) []drivers.Sample {
 	return []drivers.Sample{
 		mk(nmVersion, drivers.StringValue(g.version)),
 		mk(nmUptime, drivers.IntValue(drivers.Int64, uptime)),
-		mk(nmConnects, drivers.IntValue(drivers.Int64, int64(up.connects))),
-		mk(nmQueueDepth, drivers.IntValue(drivers.Int64, int64(up.depth))),
-		mk(nmQueueAge, drivers.IntValue(drivers.Int64, int64(up.oldest/time.Second))),
-		mk(nmQueueDrop, drivers.IntValue(drivers.Int64, int64(up.dropped))),
+		mk(nmConnects, drivers.IntValue(drivers.Int64, int64(up.Connects))),
+		mk(nmQueueDepth, drivers.IntValue(drivers.Int64, int64(up.Queued))),
+		mk(nmQueueAge, drivers.IntValue(drivers.Int64, int64(up.QueueOldest/time.Second))),
+		mk(nmQueueDrop, drivers.IntValue(drivers.Int64, int64(up.Dropped))),
 		mk(nmDevGood, drivers.IntValue(drivers.Int32, int64(good))),
 		mk(nmDevBad, drivers.IntValue(drivers.Int32, int64(bad))),
 		mk(nmNextServer, drivers.BoolValue(false)),

@@ -78,7 +78,7 @@ func (g *Gateway) upstreamView() web.Upstream {
 	}
 	st := br.Status()
 	u.State, u.Server, u.Since = string(st.State), st.Server, st.Since
-	u.Connected = st.State == bridge.StateOnline || st.State == bridge.StateWaitingHost
+	u.Connected = st.State == bridge.StateOnline || st.State == bridge.StateWaitingHost || st.State == bridge.StateWaitingPoll
 	u.BdSeq, u.Connects, u.Attempts = st.BdSeq, st.Connects, st.Attempts
 	u.LastError, u.LastErrorAt = st.LastError, st.LastErrAt
 	u.Messages = g.sessions.messages(&g.sessions.upstream)

@@ -117,24 +117,6 @@ func (l localBroker) Publish(topic string, payload []byte, retain bool, qos byte
 	return l.b.Publish(topic, qos, retain, payload)
 }
 
-// upstreamStats reads the bridge's counters; zero without an upstream.
-func (g *Gateway) upstreamStats() upstreamStats {
-	g.mu.RLock()
-	br := g.bridge
-	g.mu.RUnlock()
-	if br == nil {
-		return upstreamStats{}
-	}
-	st := br.Status()
-	dropped := st.QueueErrors
-	for _, n := range st.Queue.Dropped {
-		dropped += n
-	}
-	return upstreamStats{connects: st.Connects, depth: st.Queue.Records, oldest: st.Queue.OldestAge, dropped: dropped,
-		state: string(st.State), server: st.Server, since: st.Since,
-		connected: st.State == bridge.StateOnline || st.State == bridge.StateWaitingHost || st.State == bridge.StateWaitingPoll}
-}
-
 // nextServer moves the upstream connection to its next server: "Node Control/Next Server"
 // from either session, through the command router. The bridge refuses a move within 10 s of
 // the last one (bridge.ErrNextServerTooSoon): a storm of requests moves it once.
