@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -26,47 +25,6 @@ import (
 // protocol. It fails without Chromium when WELLGATE_REQUIRE_PEERS (or CI) is set, and
 // skips otherwise. Screenshots go to the test's temporary folder, and also to
 // $WELLGATE_SCREENSHOTS when it is set, to look at.
-
-func chromiumPath(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	peers.Missing(t, "chromium (Debian package chromium)")
-	return ""
-}
-
-// browser starts a headless Chromium with a fresh profile and returns a tab's context.
-func browser(t *testing.T) context.Context {
-	t.Helper()
-	bin := chromiumPath(t)
-	profile := t.TempDir()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(bin), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.UserDataDir(profile),
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.Flag("no-first-run", true), chromedp.Flag("disable-quic", true),
-		chromedp.WindowSize(1280, 900),
-	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelTab := chromedp.NewContext(actx)
-	t.Cleanup(func() {
-		cancelTab()
-		cancelAlloc()
-		// Chromium's children can write to the profile for a moment after it stops.
-		for range 50 {
-			if err := os.RemoveAll(profile); err == nil {
-				return
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	})
-	if err := chromedp.Do(ctx); err != nil { // start the browser, without a timeout
-		t.Fatalf("start chromium %s: %v", bin, err)
-	}
-	return ctx
-}
 
 // pageErrors collects uncaught exceptions, dialogs (an alert would be an XSS) and CSP
 // violations of the page.
@@ -212,7 +170,7 @@ func liveSite(now time.Time) Snapshot {
 }
 
 func TestBrowser(t *testing.T) {
-	ctx := browser(t)
+	ctx := peers.Chromium(t)
 	src := newFake(liveSite(time.Now()))
 	s, err := NewWithOptions(Options{Listen: "127.0.0.1:0", UpdateInterval: 200 * time.Millisecond}, src, slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -366,7 +324,7 @@ func TestBrowser10k(t *testing.T) {
 	if testing.Short() {
 		t.Skip("short")
 	}
-	ctx := browser(t)
+	ctx := peers.Chromium(t)
 	src := newFake(bigSite(time.Now(), 50, 200))
 	s, err := NewWithOptions(Options{Listen: "127.0.0.1:0", UpdateInterval: time.Second}, src, slog.New(slog.DiscardHandler))
 	if err != nil {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -29,7 +28,7 @@ import (
 // $WELLGATE_SCREENSHOTS when set). Without Chromium it skips, unless WELLGATE_REQUIRE_PEERS
 // or CI is set: then it fails.
 func TestDemoInBrowser(t *testing.T) {
-	bin := demoChromium(t)
+	tab := peers.Chromium(t) // first: without Chromium the test skips before the demo starts
 	start := time.Now()
 
 	// The demo, reached through the simulated site it starts.
@@ -66,7 +65,7 @@ func TestDemoInBrowser(t *testing.T) {
 		return len(tags) >= 10 && good == len(tags), fmt.Sprintf("%d tags, %d good", len(tags), good)
 	})
 
-	b := newDemoBrowser(t, bin)
+	b := newDemoBrowser(t, tab)
 	b.do("load the status page", chromedp.EmulateViewport(1280, 900), chromedp.Navigate(url))
 	b.waitFor("the live stream", `document.getElementById('live').textContent === 'Live'`)
 
@@ -251,18 +250,6 @@ func demoPoll(t *testing.T, d time.Duration, what string, cond func() (bool, str
 	}
 }
 
-// demoChromium finds Chromium, or skips (fails when peers are required).
-func demoChromium(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	peers.Missing(t, "chromium (Debian package chromium)")
-	return ""
-}
-
 // demoBrowser is a tab of a headless Chromium with a fresh profile.
 type demoBrowser struct {
 	t    *testing.T
@@ -270,31 +257,8 @@ type demoBrowser struct {
 	errs *demoPageErrors
 }
 
-func newDemoBrowser(t *testing.T, bin string) *demoBrowser {
+func newDemoBrowser(t *testing.T, ctx context.Context) *demoBrowser {
 	t.Helper()
-	profile := t.TempDir()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(bin), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.UserDataDir(profile),
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.Flag("no-first-run", true),
-		chromedp.WindowSize(1280, 900),
-	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelTab := chromedp.NewContext(actx)
-	t.Cleanup(func() {
-		cancelTab()
-		cancelAlloc()
-		// Chromium's children can write to the profile for a moment after it stops.
-		for range 50 {
-			if err := os.RemoveAll(profile); err == nil {
-				return
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	})
-	if err := chromedp.Do(ctx); err != nil { // start the browser, without a timeout
-		t.Fatalf("start chromium %s: %v", bin, err)
-	}
 	b := &demoBrowser{t: t, ctx: ctx, errs: &demoPageErrors{}}
 	b.watch()
 	return b
