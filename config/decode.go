@@ -40,7 +40,7 @@ func (d *decoder) devices(prim toml.Primitive, c *Config) {
 	for i, keys := range tables {
 		p := path{"device", index(i)}
 		dev := &c.Devices[i]
-		*dev = Device{PollInterval: Duration(time.Second), Timeout: Duration(time.Second),
+		*dev = Device{PollInterval: Duration(time.Second), PollSchedule: ScheduleClock, Timeout: Duration(time.Second),
 			Line: d.ck.lines.line(p), file: c.File, lines: d.ck.lines, path: p}
 		d.keys(keys, reflect.ValueOf(dev).Elem(), p)
 		spec, known := d.reg.lookup(dev.Driver)

@@ -32,6 +32,10 @@ func (v *validator) device(d *Device, seen map[string]int, i int) {
 	if d.PollInterval <= 0 {
 		v.add(p.with("poll_interval"), d, nil, "poll_interval must be greater than 0")
 	}
+	if d.PollSchedule != ScheduleClock && d.PollSchedule != ScheduleStart {
+		v.add(p.with("poll_schedule"), d, nil, "poll_schedule %q: want %q (polls at whole multiples of poll_interval) or %q (every poll_interval from start)",
+			d.PollSchedule, ScheduleClock, ScheduleStart)
+	}
 	if d.Timeout <= 0 {
 		v.add(p.with("timeout"), d, nil, "timeout must be greater than 0")
 	}

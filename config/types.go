@@ -153,6 +153,12 @@ type WebUser struct {
 	PasswordHash string `toml:"password_hash"` // bcrypt, as `wellgate passwd` prints it
 }
 
+// Poll schedules (Device.PollSchedule).
+const (
+	ScheduleClock = "clock"
+	ScheduleStart = "start"
+)
+
 // Device is one field device and its tags: the keys every device has, whatever its driver.
 // The other keys of its [[device]] table belong to the driver that its Driver key names,
 // which decodes them into its own settings struct (see DriverSpec).
@@ -161,6 +167,10 @@ type Device struct {
 	Driver       string   `toml:"driver"`        // a registered driver's name
 	Disabled     bool     `toml:"disabled"`      // keep in the file (still checked) but do not poll
 	PollInterval Duration `toml:"poll_interval"` // default 1s
+	// PollSchedule is when polls start: "clock" (default) at whole multiples of PollInterval
+	// on the wall clock (a 1 s device at every whole second, a 1 m device at every whole
+	// minute), after one poll at start; "start": every PollInterval from the first poll.
+	PollSchedule string `toml:"poll_schedule"`
 	Timeout      Duration `toml:"timeout"`       // per request, default 1s
 	// Flat topics: override [broker.flat] qos and retain for this device's tags.
 	FlatQoS    *int  `toml:"flat_qos"`
