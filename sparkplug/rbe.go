@@ -192,7 +192,11 @@ func (s *Session) publishData(d *deviceState, historical bool) error {
 		s.props = make([]PropertySet, len(d.pend))
 	}
 	props := s.props[:len(d.pend)]
+	now := s.now()
 	for i, pd := range d.pend {
+		if s.opts.Latency != nil && !historical {
+			s.opts.Latency.Observe(now.Sub(pd.t).Seconds())
+		}
 		m := Metric{Timestamp: uint64(pd.t.UnixMilli()), HasTimestamp: true, IsHistorical: historical}
 		if s.opts.Aliases {
 			m.Alias, m.HasAlias = pd.m.alias, true

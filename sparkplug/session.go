@@ -40,8 +40,18 @@ type Options struct {
 	// MaxCommandMetrics bounds the metrics of one NCMD or DCMD: a command with more is refused
 	// as a whole. Default 1000.
 	MaxCommandMetrics int
+	// Latency, when set, observes each metric published in live DATA (not births, not
+	// historical replay): the seconds from its sample's time (the poll) to its publication.
+	// The gateway's wellgate_publish_latency_seconds histogram is one. Called with the
+	// session's lock held: it must be quick and must not call back into the Session.
+	Latency           Observer
 	Logger            *slog.Logger
 	Now               func() time.Time // nil → time.Now
+}
+
+// Observer takes one observation, such as a Prometheus histogram's Observe.
+type Observer interface {
+	Observe(float64)
 }
 
 // Defaults of Options.
