@@ -44,9 +44,9 @@ type Options struct {
 	// historical replay): the seconds from its sample's time (the poll) to its publication.
 	// The gateway's wellgate_publish_latency_seconds histogram is one. Called with the
 	// session's lock held: it must be quick and must not call back into the Session.
-	Latency           Observer
-	Logger            *slog.Logger
-	Now               func() time.Time // nil → time.Now
+	Latency Observer
+	Logger  *slog.Logger
+	Now     func() time.Time // nil → time.Now
 }
 
 // Observer takes one observation, such as a Prometheus histogram's Observe.
