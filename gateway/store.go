@@ -22,25 +22,38 @@ type store struct {
 }
 
 type deviceEntry struct {
-	info       drivers.DeviceInfo
-	interval   time.Duration // configured poll interval, to tell a recent error from an old one
+	info       drivers.DeviceInfo // its Tags are shared with the driver and never written
+	interval   time.Duration      // configured poll interval, to tell a recent error from an old one
 	disabled   bool
 	state      string // web.StateConnecting, StateCommunicating, StateDown or StateDisabled
 	stateSince time.Time
 	reported   bool // a poll result or a state has come in
 	lastErr    string
 	lastErrAt  time.Time
-	tags       []tagEntry
-	byName     map[string]int
+	tags       []tagEntry // tags[i] is info.Tags[i]
+	byName     map[string]int32
+	next       int // the tag after the last one recorded: where a poll's next sample usually is
 }
 
+// tagEntry is what the store keeps of one tag beyond its TagInfo: the latest sample and the
+// last good one, without the device and tag names a drivers.Sample carries. Times are Unix
+// nanoseconds (zeroTime for the zero time); tagFlags say whether a time was in UTC, so that
+// the page shows the time in the zone the driver gave it (UTC, or else Local).
 type tagEntry struct {
-	info drivers.TagInfo
-	s    drivers.Sample
-	seen bool
-	good drivers.Sample // the last sample of good quality
-	hasG bool
+	v, good  drivers.Value // the latest value; the last value of good quality
+	t, goodT int64
+	q        drivers.Quality
+	flags    tagFlags
 }
+
+type tagFlags uint8
+
+const (
+	tagSeen    tagFlags = 1 << iota // a sample has come in
+	tagHasGood                      // a good sample has come in
+	tagUTC                          // the latest sample's time was in UTC (else Local)
+	tagGoodUTC                      // the last good sample's time was in UTC
+)
 
 // storeDevice is one device the store shows: an enabled one (described by its driver) or a
 // disabled one (from the configuration, not polled).
@@ -64,18 +77,18 @@ func (st *store) setDevices(devs []storeDevice, now time.Time) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	old := st.byName
-	st.devices, st.byName, st.pending = nil, make(map[string]*deviceEntry, len(devs)), 0
+	st.devices, st.byName, st.pending = make([]*deviceEntry, 0, len(devs)), make(map[string]*deviceEntry, len(devs)), 0
 	for _, d := range devs {
 		e := &deviceEntry{info: d.info, interval: d.interval, disabled: d.disabled,
-			state: web.StateConnecting, stateSince: now, byName: make(map[string]int, len(d.info.Tags))}
+			state: web.StateConnecting, stateSince: now,
+			tags: make([]tagEntry, len(d.info.Tags)), byName: make(map[string]int32, len(d.info.Tags))}
 		if d.disabled {
 			e.state, e.reported = web.StateDisabled, true
 		} else {
 			st.pending++
 		}
 		for i, t := range d.info.Tags {
-			e.tags = append(e.tags, tagEntry{info: t})
-			e.byName[t.Name] = i
+			e.byName[t.Name] = int32(i)
 		}
 		if o := old[d.info.Name]; o != nil && o.disabled == d.disabled {
 			e.state, e.stateSince, e.lastErr, e.lastErrAt = o.state, o.stateSince, o.lastErr, o.lastErrAt
@@ -83,10 +96,9 @@ func (st *store) setDevices(devs []storeDevice, now time.Time) {
 				e.reported = true
 				st.pending--
 			}
-			for i := range e.tags {
-				if j, ok := o.byName[e.tags[i].info.Name]; ok && o.tags[j].info.Type == e.tags[i].info.Type {
-					ot := o.tags[j]
-					e.tags[i].s, e.tags[i].seen, e.tags[i].good, e.tags[i].hasG = ot.s, ot.seen, ot.good, ot.hasG
+			for i, t := range e.info.Tags {
+				if j, ok := o.byName[t.Name]; ok && o.info.Tags[j].Type == t.Type {
+					e.tags[i] = o.tags[j]
 				}
 			}
 		}
@@ -99,23 +111,77 @@ func (st *store) setDevices(devs []storeDevice, now time.Time) {
 	}
 }
 
+// samples records a batch. Drivers send a poll's samples device by device, tag by tag in the
+// order they described them, so the device of the previous sample and the tag after the
+// previous one are tried before the maps. It allocates nothing.
 func (st *store) samples(batch []drivers.Sample) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	for _, s := range batch {
-		d := st.byName[s.Device]
-		if d == nil {
-			continue
-		}
-		if i, ok := d.byName[s.Tag]; ok {
-			t := &d.tags[i]
-			t.s, t.seen = s, true
-			if s.Quality == drivers.Good && !s.Value.IsNull() {
-				t.good, t.hasG = s, true
+	var d *deviceEntry
+	for i := range batch {
+		s := &batch[i]
+		if d == nil || d.info.Name != s.Device {
+			if d = st.byName[s.Device]; d == nil {
+				continue
 			}
+		}
+		if j := d.tagIndex(s.Tag); j >= 0 {
+			d.tags[j].record(s)
+			d.next = j + 1
 		}
 		st.markReported(d)
 	}
+}
+
+// tagIndex is the index of the tag named name, or -1.
+func (d *deviceEntry) tagIndex(name string) int {
+	if d.next < len(d.info.Tags) && d.info.Tags[d.next].Name == name {
+		return d.next
+	}
+	if j, ok := d.byName[name]; ok {
+		return int(j)
+	}
+	return -1
+}
+
+// record makes s the tag's latest sample, and its last good one when it is good.
+func (t *tagEntry) record(s *drivers.Sample) {
+	ns, utc := packTime(s.Time)
+	t.v, t.q, t.t = s.Value, s.Quality, ns
+	t.flags = t.flags&^tagUTC | tagSeen
+	if utc {
+		t.flags |= tagUTC
+	}
+	if s.Quality == drivers.Good && !s.Value.IsNull() {
+		t.good, t.goodT = s.Value, ns
+		t.flags = t.flags&^tagGoodUTC | tagHasGood
+		if utc {
+			t.flags |= tagGoodUTC
+		}
+	}
+}
+
+// zeroTime stands for the zero time.Time, which has no Unix nanoseconds.
+const zeroTime = math.MinInt64
+
+// packTime is tm as Unix nanoseconds and whether it is in UTC.
+func packTime(tm time.Time) (int64, bool) {
+	if tm.IsZero() {
+		return zeroTime, true
+	}
+	return tm.UnixNano(), tm.Location() == time.UTC
+}
+
+// unpackTime is the time packTime packed, to the millisecond, as the page shows it.
+func unpackTime(ns int64, utc bool) time.Time {
+	if ns == zeroTime {
+		return time.Time{}
+	}
+	tm := time.Unix(0, ns)
+	if utc {
+		tm = tm.UTC()
+	}
+	return tm.Truncate(time.Millisecond)
 }
 
 // markReported notes a device's first report. Called with mu held.
@@ -202,8 +268,8 @@ func (st *store) view(status map[string]drivers.DeviceStatus, now time.Time) []w
 		if s, ok := status[d.info.Name]; ok {
 			addStatus(&wd, s, d.interval, now)
 		}
-		for _, t := range d.tags {
-			wd.Tags = append(wd.Tags, tagView(d.info.Name, t))
+		for i := range d.tags {
+			wd.Tags = append(wd.Tags, tagView(d.info.Name, &d.info.Tags[i], &d.tags[i]))
 		}
 		out = append(out, wd)
 	}
@@ -228,20 +294,20 @@ func addStatus(wd *web.Device, s drivers.DeviceStatus, interval time.Duration, n
 	}
 }
 
-func tagView(device string, t tagEntry) web.Tag {
-	v := web.Tag{Device: device, Name: t.info.Name, Type: t.info.Type.String(), Units: t.info.Units,
-		Writable: t.info.Writable, Address: t.info.Address, Quality: drivers.Stale.String()}
-	if t.hasG {
-		v.LastGoodDisplay, v.LastGoodTime = t.good.Value.String(), t.good.Time.Truncate(time.Millisecond)
+func tagView(device string, info *drivers.TagInfo, t *tagEntry) web.Tag {
+	v := web.Tag{Device: device, Name: info.Name, Type: info.Type.String(), Units: info.Units,
+		Writable: info.Writable, Address: info.Address, Quality: drivers.Stale.String()}
+	if t.flags&tagHasGood != 0 {
+		v.LastGoodDisplay, v.LastGoodTime = t.good.String(), unpackTime(t.goodT, t.flags&tagGoodUTC != 0)
 	}
-	if !t.seen {
+	if t.flags&tagSeen == 0 {
 		return v
 	}
-	v.Quality = t.s.Quality.String()
-	v.Time = t.s.Time.Truncate(time.Millisecond)
-	v.Value = jsonValue(t.s.Value)
-	if !t.s.Value.IsNull() {
-		v.Display = t.s.Value.String()
+	v.Quality = t.q.String()
+	v.Time = unpackTime(t.t, t.flags&tagUTC != 0)
+	v.Value = jsonValue(t.v)
+	if !t.v.IsNull() {
+		v.Display = t.v.String()
 	}
 	return v
 }
