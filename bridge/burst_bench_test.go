@@ -1,0 +1,214 @@
+package bridge
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/wellgate/wellgate/bridge/queue"
+	"github.com/wellgate/wellgate/drivers"
+	"github.com/wellgate/wellgate/internal/peers"
+	"github.com/wellgate/wellgate/sparkplug"
+)
+
+// The fleet's shape (gateway's TestFleetLoad): devices × int16 registers, a tenth changing
+// per poll, every device polled at the same instant.
+const (
+	burstDevices = 200
+	burstTags    = 200
+	burstChange  = 10 // one register in burstChange changes per poll
+)
+
+// BenchmarkBurst pushes one fleet poll — 200 batches (one per device) of 200 int16 samples,
+// 10 % changed — through a real Bridge (real Session with aliases, Disk queue) to mosquitto,
+// and waits until a subscriber has every device's DDATA. One op is one burst. Besides ns/op it
+// reports ns/value (wall time of the burst per polled value), cpu-ns/value (this process's
+// CPU: bridge, paho, the subscriber), the batch latency (Samples call → DDATA at the
+// subscriber) p50/p99/max over all batches, and the most records the bridge held unconfirmed.
+//
+//	go test -run '^$' -bench Burst -benchtime 100x ./bridge/
+func BenchmarkBurst(b *testing.B) {
+	m := peers.StartMosquitto(b, "set_tcp_nodelay true")
+	devices, names := burstDeviceSet()
+	sess, err := sparkplug.NewSession(sparkplug.Options{GroupID: "Load", EdgeNodeID: "Node", Aliases: true, Devices: devices})
+	if err != nil {
+		b.Fatal(err)
+	}
+	dir := b.TempDir()
+	q, err := queue.OpenDisk(filepath.Join(dir, "queue"), queue.Options{}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer q.Close()
+	seq, err := sparkplug.NewBdSeqStore(filepath.Join(dir, "bdseq"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	sub := newBurstSub(b, m.Addr)
+	br, err := New(Options{Servers: []string{m.URL()}, Session: sess, Queue: q, BdSeq: seq, FirstPollWait: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- br.Run(ctx) }()
+	defer func() { cancel(); <-done; _ = br.Close() }()
+	waitFor(b, 10*time.Second, "online", func() bool { return br.Status().State == StateOnline })
+
+	burst := func(k int, timed bool) (lat []time.Duration, cpu, wall time.Duration) {
+		batches := burstBatches(names, k)
+		sub.arm(burstDevices)
+		if timed {
+			b.StartTimer()
+		}
+		cpu0, wall0 := cpuTime(), time.Now()
+		sent := make([]time.Time, burstDevices)
+		for i, batch := range batches {
+			sent[i] = time.Now()
+			br.Samples(batch)
+		}
+		arrived := sub.wait(b, 10*time.Second)
+		cpu, wall = cpuTime()-cpu0, time.Since(wall0)
+		if timed {
+			b.StopTimer()
+		}
+		for i := range sent {
+			lat = append(lat, arrived[i].Sub(sent[i]))
+		}
+		return lat, cpu, wall
+	}
+	b.StopTimer()
+	burst(0, false) // every value is new: the first report of each
+	burst(1, false)
+	b.ReportAllocs()
+	var lats []time.Duration
+	var cpu, slowest time.Duration
+	held := 0
+	b.ResetTimer()
+	b.StopTimer()
+	for k := range b.N {
+		l, c, w := burst(k+2, true)
+		lats = append(lats, l...)
+		cpu += c
+		slowest = max(slowest, w)
+		held = max(held, br.Status().Unconfirmed)
+	}
+	if st := br.Status(); st.MailboxOverflow > 0 || st.Queued > 0 {
+		b.Errorf("overflow %d, queued %d: every value should go out live", st.MailboxOverflow, st.Queued)
+	}
+	slices.Sort(lats)
+	pct := func(p float64) float64 { return float64(lats[min(len(lats)-1, int(p*float64(len(lats))))]) / 1e6 }
+	values := float64(b.N * burstDevices * burstTags)
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/values, "ns/value")
+	b.ReportMetric(float64(cpu.Nanoseconds())/values, "cpu-ns/value")
+	b.ReportMetric(pct(0.5), "p50-ms")
+	b.ReportMetric(pct(0.99), "p99-ms")
+	b.ReportMetric(pct(1), "max-ms")
+	b.ReportMetric(float64(slowest.Nanoseconds())/1e6, "burst-max-ms")
+	b.ReportMetric(float64(held), "held-max")
+}
+
+func burstDeviceSet() ([]drivers.DeviceInfo, [][2]string) {
+	var devs []drivers.DeviceInfo
+	var names [][2]string
+	for i := range burstDevices {
+		d := drivers.DeviceInfo{Name: fmt.Sprintf("D%03d", i), Driver: "test"}
+		for j := range burstTags {
+			d.Tags = append(d.Tags, drivers.TagInfo{Name: fmt.Sprintf("R%03d", j), Type: drivers.Int16})
+			names = append(names, [2]string{d.Name, d.Tags[j].Name})
+		}
+		devs = append(devs, d)
+	}
+	return devs, names
+}
+
+// burstBatches is poll k of every device: register j holds the number of the last poll
+// (j+poll) % burstChange == 0, so that a tenth of them change per poll.
+func burstBatches(names [][2]string, k int) [][]drivers.Sample {
+	now := time.Now()
+	out := make([][]drivers.Sample, burstDevices)
+	for i := range out {
+		batch := make([]drivers.Sample, burstTags)
+		for j := range batch {
+			v := k - (j+k)%burstChange
+			n := names[i*burstTags+j]
+			batch[j] = drivers.Sample{Device: n[0], Tag: n[1], Value: drivers.IntValue(drivers.Int16, int64(v%30000)), Quality: drivers.Good, Time: now}
+		}
+		out[i] = batch
+	}
+	return out
+}
+
+// burstSub notes when each device's DDATA arrives.
+type burstSub struct {
+	mu      sync.Mutex
+	arrived []time.Time
+	want    int
+	all     chan struct{}
+}
+
+func newBurstSub(b *testing.B, addr string) *burstSub {
+	s := &burstSub{arrived: make([]time.Time, burstDevices)}
+	o := mqtt.NewClientOptions().AddBroker("tcp://" + addr).SetClientID("burst-sub").SetAutoReconnect(false)
+	c := mqtt.NewClient(o)
+	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		b.Fatalf("subscriber connect: %v", tok.Error())
+	}
+	b.Cleanup(func() { c.Disconnect(0) })
+	tok := c.Subscribe("spBv1.0/Load/DDATA/Node/#", 0, func(_ mqtt.Client, m mqtt.Message) {
+		i, err := strconv.Atoi(strings.TrimPrefix(m.Topic()[strings.LastIndexByte(m.Topic(), '/')+1:], "D"))
+		if err != nil || i >= burstDevices {
+			return
+		}
+		now := time.Now()
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.want > 0 && s.arrived[i].IsZero() {
+			s.arrived[i] = now
+			if s.want--; s.want == 0 {
+				close(s.all)
+			}
+		}
+	})
+	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		b.Fatalf("subscribe: %v", tok.Error())
+	}
+	return s
+}
+
+func (s *burstSub) arm(n int) {
+	s.mu.Lock()
+	clear(s.arrived)
+	s.want, s.all = n, make(chan struct{})
+	s.mu.Unlock()
+}
+
+func (s *burstSub) wait(b *testing.B, d time.Duration) []time.Time {
+	s.mu.Lock()
+	all := s.all
+	s.mu.Unlock()
+	select {
+	case <-all:
+	case <-time.After(d):
+		b.Fatalf("a burst's DDATA did not all arrive within %v", d)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.arrived)
+}
+
+// cpuTime is this process's user + system CPU time.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
