@@ -5,6 +5,7 @@
 //	wellgate run   -config FILE     run the gateway
 //	wellgate check -config FILE     validate FILE (exit 0 valid, 1 not); -plan prints the poll plan
 //	wellgate demo                   run against a built-in simulated wellsite
+//	wellgate simulate [flags]       serve simulated devices and write the config that polls them
 //	wellgate version
 package main
 

@@ -27,6 +27,11 @@ commands:
   check   -config FILE [-plan]   validate a configuration (exit 0 valid, 1 invalid)
   demo    [-mqtt-listen ADDR] [-web-listen ADDR] [-data-dir DIR]
                                  run the gateway against a built-in simulated wellsite
+  simulate [-devices N] [-opcua K] [-tags M] [-change P] [-listen HOST] [-port N]
+          [-interval D] [-schedule S] [-config FILE] [-data DIR] [-upstream URL]
+          [-broker ADDR] [-web ADDR]
+                                 serve simulated Modbus TCP devices and OPC UA servers
+                                 and write the gateway config that polls them
   browse  -endpoint URL [-security-policy P -security-mode M -username U -password P]
           [-server-fingerprint F] [-root NODE] [-depth N] [-toml DEVICE]
                                  print an OPC UA server's fingerprint and address space
@@ -56,6 +61,8 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return cmdCheck(args[1:], stdout, stderr)
 	case "demo":
 		return cmdDemo(ctx, args[1:], stderr)
+	case "simulate":
+		return cmdSimulate(ctx, args[1:], stdout, stderr)
 	case "browse":
 		return cmdBrowse(ctx, args[1:], stdout, stderr)
 	case "passwd":

@@ -38,24 +38,36 @@ type FleetOptions struct {
 	FirstPort int
 }
 
-// Check says what is wrong with o, naming the option, or returns nil.
+// OptionError is a fleet option out of its range.
+type OptionError struct {
+	Option string // devices, opcua, tags, change or port: the option's (and the flag's) name
+	Value  int
+	Want   string
+}
+
+func (e *OptionError) Error() string { return fmt.Sprintf("%s %d: want %s", e.Option, e.Value, e.Want) }
+
+// Check returns an *OptionError for the first option of o out of range, or nil.
 func (o FleetOptions) Check() error {
+	bad := func(opt string, v int, want string, args ...any) error {
+		return &OptionError{Option: opt, Value: v, Want: fmt.Sprintf(want, args...)}
+	}
 	switch {
 	case o.Devices < 0:
-		return fmt.Errorf("devices %d: want 0 or more", o.Devices)
+		return bad("devices", o.Devices, "0 or more")
 	case o.OPCUA < 0:
-		return fmt.Errorf("opcua %d: want 0 or more", o.OPCUA)
+		return bad("opcua", o.OPCUA, "0 or more")
 	case o.Devices+o.OPCUA == 0:
-		return errors.New("devices and opcua are both 0: want at least one device")
+		return bad("devices", o.Devices, "at least one device (or opcua server)")
 	case o.Tags < 1 || o.Tags > MaxTags:
-		return fmt.Errorf("tags %d: want 1..%d", o.Tags, MaxTags)
+		return bad("tags", o.Tags, "1..%d", MaxTags)
 	case o.ChangePercent < 0 || o.ChangePercent > 100:
-		return fmt.Errorf("change %d: want 0..100 (percent per second)", o.ChangePercent)
+		return bad("change", o.ChangePercent, "0..100 (percent a second)")
 	case o.FirstPort < 0 || o.FirstPort > 65535:
-		return fmt.Errorf("port %d: want 0 (ephemeral) or 1..65535", o.FirstPort)
+		return bad("port", o.FirstPort, "0 (ephemeral) or 1..65535")
 	case o.FirstPort > 0 && o.FirstPort+o.Devices+o.OPCUA-1 > 65535:
-		return fmt.Errorf("port %d: %d devices need ports up to %d, past 65535",
-			o.FirstPort, o.Devices+o.OPCUA, o.FirstPort+o.Devices+o.OPCUA-1)
+		return bad("port", o.FirstPort, "at most %d, so that %d devices fit below 65536",
+			65536-o.Devices-o.OPCUA, o.Devices+o.OPCUA)
 	}
 	return nil
 }

@@ -154,9 +154,9 @@ func TestFleetOptionsCheck(t *testing.T) {
 		{FleetOptions{Devices: 1, Tags: MaxTags + 1}, "tags 10001"},
 		{FleetOptions{Devices: 1, Tags: 1, ChangePercent: 101}, "change 101"},
 		{FleetOptions{Devices: 1, Tags: 1, ChangePercent: -1}, "change -1"},
-		{FleetOptions{Tags: 1}, "at least one device"},
+		{FleetOptions{Tags: 1}, "devices 0: want at least one device"},
 		{FleetOptions{Devices: -1, OPCUA: 1, Tags: 1}, "devices -1"},
-		{FleetOptions{Devices: 10, Tags: 1, FirstPort: 65530}, "past 65535"},
+		{FleetOptions{Devices: 10, Tags: 1, FirstPort: 65530}, "port 65530: want at most 65526"},
 	} {
 		if err := c.o.Check(); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%+v: %v, want %q", c.o, err, c.want)
