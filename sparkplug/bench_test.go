@@ -37,7 +37,7 @@ func BenchmarkEncodeDDATA100(b *testing.B) {
 			batches := [2][]drivers.Sample{}
 			for k := range batches {
 				for i := range n {
-					batches[k] = append(batches[k], drivers.Sample{Device: "d", Tag: s.devices[0].metrics[i].info.Name,
+					batches[k] = append(batches[k], drivers.Sample{Device: "d", Tag: s.devices[0].tags[i].Name,
 						Value: drivers.DoubleValue(float64(i + 10*k)), Quality: drivers.Good, Time: t0})
 				}
 			}
@@ -94,7 +94,7 @@ func BenchmarkRBE(b *testing.B) {
 				if k%10 == 0 {
 					v = float64(round)*10 + float64(k) // a change
 				}
-				batch[j] = drivers.Sample{Device: "d", Tag: s.devices[0].metrics[k%tags].info.Name,
+				batch[j] = drivers.Sample{Device: "d", Tag: s.devices[0].tags[k%tags].Name,
 					Value: drivers.DoubleValue(v), Quality: drivers.Good, Time: t0}
 			}
 			if _, err := s.Update(batch); err != nil {

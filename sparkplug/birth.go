@@ -21,6 +21,8 @@ func (s *Session) birthAll() error {
 	})
 	p.Metrics = s.appendBirthMetrics(p.Metrics, s.node, now)
 	s.node.pend = s.node.pend[:0]
+	clear(s.dirty)
+	s.dirty = s.dirty[:0]
 	s.seq = 0
 	s.rebirth = rebirthState{}
 	if _, err := s.publish(s.node.birthTop, &p, nil); err != nil {
@@ -57,15 +59,16 @@ func (s *Session) deviceBirth(d *deviceState, now time.Time) error {
 func (s *Session) deadBirth(d *deviceState, now time.Time, between func() error) error {
 	ms := uint64(now.UnixMilli())
 	p := Payload{Timestamp: ms, HasTimestamp: true, Metrics: make([]Metric, 0, len(d.metrics))}
-	for _, m := range d.metrics {
+	for i := range d.metrics {
+		ti := &d.tags[i]
 		bm := Metric{
-			Name: m.info.Name, Alias: m.alias, HasAlias: s.opts.Aliases,
+			Name: ti.Name, Alias: s.alias(d, i), HasAlias: s.opts.Aliases,
 			Timestamp: ms, HasTimestamp: true,
-			Datatype: DataType(m.info.Type), Properties: birthProperties(m, drivers.Bad),
+			Datatype: DataType(ti.Type), Properties: birthProperties(ti, drivers.Bad),
 		}
-		bm.SetValue(drivers.Null(m.info.Type))
+		bm.SetValue(drivers.Null(ti.Type))
 		p.Metrics = append(p.Metrics, bm)
-		m.born = born{}
+		d.metrics[i].flags &^= flagBorn
 	}
 	if _, err := s.publish(d.birthTop, &p, nil); err != nil {
 		return err
@@ -80,46 +83,56 @@ func (s *Session) deadBirth(d *deviceState, now time.Time, between func() error)
 
 // appendBirthMetrics appends every metric of d with name, alias, datatype, current value (or
 // is_null), the value's timestamp and properties, and makes those values the report baseline.
-func (s *Session) appendBirthMetrics(ms []Metric, d *deviceState, now time.Time) []Metric {
-	for _, m := range d.metrics {
-		t := m.t
-		if t.IsZero() {
-			t = now
+func (s *Session) appendBirthMetrics(out []Metric, d *deviceState, now time.Time) []Metric {
+	nowMs, clk := now.UnixMilli(), s.clock(now)
+	for i := range d.metrics {
+		m, ti := &d.metrics[i], &d.tags[i]
+		ms := m.tMs
+		if !m.hasTime() {
+			ms = nowMs
 		}
 		bm := Metric{
-			Name: m.info.Name, Alias: m.alias, HasAlias: s.opts.Aliases,
-			Timestamp: uint64(t.UnixMilli()), HasTimestamp: true,
-			Datatype: DataType(m.info.Type), Properties: birthProperties(m, m.q),
+			Name: ti.Name, Alias: s.alias(d, i), HasAlias: s.opts.Aliases,
+			Timestamp: uint64(ms), HasTimestamp: true,
+			Datatype: DataType(ti.Type), Properties: birthProperties(ti, m.q[cur]),
 		}
-		bm.SetValue(m.val)
-		ms = append(ms, bm)
-		m.reported, m.repVal, m.repQ, m.repAt = true, m.val, m.q, now
-		m.born = born{set: !m.t.IsZero(), val: m.val, q: m.q, ms: t.UnixMilli()}
+		bm.SetValue(d.load(i, cur))
+		out = append(out, bm)
+		d.copySlot(i, cur, rep)
+		m.repAt = clk
+		m.flags |= flagReported
+		m.flags &^= flagBorn
+		if m.hasTime() {
+			d.copySlot(i, cur, brn)
+			m.bornMs = ms
+			m.flags |= flagBorn
+		}
 	}
-	return ms
+	return out
 }
 
 // coveredByBirth reports whether a historical sample is the one the last birth carried for
-// its metric (same value, quality and time to the ms): the host has it already.
-func (m *metricState) coveredByBirth(v drivers.Value, q drivers.Quality, at time.Time) bool {
-	return m.born.set && m.born.q == q && m.born.ms == at.UnixMilli() && m.born.val.Equal(v)
+// metric i (same value, quality and time to the ms): the host has it already.
+func (d *deviceState) coveredByBirth(i int, v drivers.Value, q drivers.Quality, at time.Time) bool {
+	m := &d.metrics[i]
+	return m.flags&flagBorn != 0 && m.q[brn] == q && m.bornMs == at.UnixMilli() && d.same(i, brn, v)
 }
 
 // birthProperties: Quality q always (births state it explicitly); engUnit, documentation and
 // readOnly when configured, under the names of Ignition's tag properties.
-func birthProperties(m *metricState, q drivers.Quality) *PropertySet {
+func birthProperties(ti *drivers.TagInfo, q drivers.Quality) *PropertySet {
 	ps := &PropertySet{
 		Keys:   make([]string, 0, 4),
 		Values: make([]PropertyValue, 0, 4),
 	}
 	ps.Add(PropQuality, qualityValue(q))
-	if m.info.Units != "" {
-		ps.Add(PropEngUnit, PropertyValue{Type: TypeString, Value: WireValue{Kind: KindString, Str: m.info.Units}})
+	if ti.Units != "" {
+		ps.Add(PropEngUnit, PropertyValue{Type: TypeString, Value: WireValue{Kind: KindString, Str: ti.Units}})
 	}
-	if m.info.Description != "" {
-		ps.Add(PropDocumentation, PropertyValue{Type: TypeString, Value: WireValue{Kind: KindString, Str: m.info.Description}})
+	if ti.Description != "" {
+		ps.Add(PropDocumentation, PropertyValue{Type: TypeString, Value: WireValue{Kind: KindString, Str: ti.Description}})
 	}
-	if !m.info.Writable {
+	if !ti.Writable {
 		ps.Add(PropReadOnly, PropertyValue{Type: TypeBoolean, Value: WireValue{Kind: KindBool, Bits: 1}})
 	}
 	return ps

@@ -113,28 +113,26 @@ func (s *Session) HandleCommand(topic string, payload []byte) ([]Write, error) {
 
 // commandWrite resolves one command metric against device d and converts its value.
 func (s *Session) commandWrite(d *deviceState, m *Metric) (Write, error) {
-	var ms *metricState
+	i := -1
 	switch {
 	case m.Name != "":
-		ms = d.byName[m.Name]
+		i = d.search(m.Name)
 	case m.HasAlias && s.opts.Aliases:
-		if ms = s.byAlias[m.Alias]; ms != nil && ms.dev != d {
-			ms = nil
-		}
+		i = d.byAlias(m.Alias)
 	}
-	if ms == nil {
+	if i < 0 {
 		return Write{}, fmt.Errorf("metric %q alias %d: %w", m.Name, m.Alias, ErrUnknownMetric)
 	}
-	name := ms.info.Name
-	if !ms.info.Writable {
-		return Write{}, fmt.Errorf("metric %q: %w", name, drivers.ErrNotWritable)
+	ti := &d.tags[i]
+	if !ti.Writable {
+		return Write{}, fmt.Errorf("metric %q: %w", ti.Name, drivers.ErrNotWritable)
 	}
 	if m.IsNull {
-		return Write{}, fmt.Errorf("metric %q: %w: cannot write null", name, ErrType)
+		return Write{}, fmt.Errorf("metric %q: %w: cannot write null", ti.Name, ErrType)
 	}
-	v, err := m.DriverValue(ms.info.Type)
+	v, err := m.DriverValue(ti.Type)
 	if err != nil {
-		return Write{}, fmt.Errorf("metric %q: %w", name, err)
+		return Write{}, fmt.Errorf("metric %q: %w", ti.Name, err)
 	}
-	return Write{Device: d.name, Tag: name, Value: v}, nil
+	return Write{Device: d.name, Tag: ti.Name, Value: v}, nil
 }

@@ -78,8 +78,8 @@ func FuzzHandleCommand(f *testing.F) {
 		}
 		writes, _ := s.HandleCommand(topic, payload)
 		for _, w := range writes {
-			m := s.lookup(w.Device, w.Tag)
-			if m == nil || !m.info.Writable || w.Value.Type() != m.info.Type || w.Value.IsNull() {
+			d, i := s.lookup(w.Device, w.Tag)
+			if d == nil || !d.tags[i].Writable || w.Value.Type() != d.tags[i].Type || w.Value.IsNull() {
 				t.Fatalf("invalid write %+v", w)
 			}
 		}

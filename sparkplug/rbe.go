@@ -1,6 +1,7 @@
 package sparkplug
 
 import (
+	"cmp"
 	"fmt"
 	"log/slog"
 	"math"
@@ -51,30 +52,38 @@ var reportedScratch = sync.Pool{New: func() any { return new([]drivers.Sample) }
 
 func (s *Session) update(samples []drivers.Sample, force bool) (reported []drivers.Sample, err error) {
 	now := s.now()
+	clk := s.clock(now)
 	scratch := reportedScratch.Get().(*[]drivers.Sample)
 	defer func() {
 		clear(*scratch) // drop references to strings
 		*scratch = (*scratch)[:0]
 		reportedScratch.Put(scratch)
 	}()
-	for _, smp := range samples {
-		if d := s.byDevice[smp.Device]; d != nil && smp.Device != "" {
-			s.markReported(d)
-		}
-		m, v, ok := s.resolve(&smp, now)
+	c := cursor{mark: true}
+	for k := range samples {
+		smp := &samples[k] // the caller's: not written (the gateway gives every output the same batch)
+		d, i, v, ok := s.resolve(&c, smp)
 		if !ok {
 			continue
 		}
-		m.val, m.q, m.t = v, smp.Quality, smp.Time
-		if !m.dev.up || !(force || m.shouldReport(v, smp.Quality, now)) {
+		at := smp.Time
+		if at.IsZero() {
+			at = now
+		}
+		d.record(i, v, smp.Quality, at)
+		if !d.up || !(force || d.shouldReport(i, v, smp.Quality, clk)) {
 			continue
 		}
-		qualityOn := smp.Quality != drivers.Good || smp.Quality != m.repQ
-		m.reported, m.repVal, m.repQ, m.repAt = true, v, smp.Quality, now
-		smp.Value = v
-		*scratch = append(*scratch, smp)
+		m := &d.metrics[i]
+		qualityOn := smp.Quality != drivers.Good || smp.Quality != m.q[rep]
+		d.store(i, rep, v)
+		m.q[rep], m.repAt = smp.Quality, clk
+		m.flags |= flagReported
+		r := *smp
+		r.Value, r.Time = v, at
+		*scratch = append(*scratch, r)
 		if s.online {
-			m.dev.pend = append(m.dev.pend, pending{m: m, val: v, q: smp.Quality, t: smp.Time, qualityOn: qualityOn})
+			s.queue(d, pending{i: int32(i), val: v, q: smp.Quality, t: at, qualityOn: qualityOn})
 		}
 	}
 	if len(*scratch) > 0 {
@@ -86,43 +95,66 @@ func (s *Session) update(samples []drivers.Sample, force bool) (reported []drive
 	return reported, err
 }
 
-// resolve finds a sample's metric and converts its value to the metric's type, giving the
-// sample the time now when it has none. Unknown tags and unconvertible values are logged once.
-func (s *Session) resolve(smp *drivers.Sample, now time.Time) (*metricState, drivers.Value, bool) {
-	m := s.lookup(smp.Device, smp.Tag)
-	if m == nil {
-		return nil, drivers.Value{}, false
-	}
-	v, ok := s.convert(m, smp.Value)
-	if !ok {
-		return nil, drivers.Value{}, false
-	}
-	if smp.Time.IsZero() {
-		smp.Time = now
-	}
-	return m, v, true
+// cursor remembers the device of the previous sample of one call: a batch is usually one
+// device's, so its name is looked up (hashed) once, not per sample.
+type cursor struct {
+	mark  bool // note the device reported (markReported)
+	valid bool
+	name  string
+	d     *deviceState // nil: unknown device
 }
 
-func (s *Session) lookup(device, tag string) *metricState {
+// device returns the state of the device named name ("" the node), or nil.
+func (s *Session) device(c *cursor, name string) *deviceState {
+	if c.valid && c.name == name {
+		return c.d
+	}
 	d := s.node
-	if device != "" {
-		d = s.byDevice[device]
+	if name != "" {
+		if d = s.byDevice[name]; d != nil && c.mark {
+			s.markReported(d)
+		}
 	}
-	var m *metricState
-	if d != nil {
-		m = d.byName[tag]
-	}
-	if m == nil {
-		s.warnOnce(device, tag, "sample for an unknown device or tag dropped")
-	}
-	return m
+	c.valid, c.name, c.d = true, name, d
+	return d
 }
 
-func (s *Session) convert(m *metricState, v drivers.Value) (drivers.Value, bool) {
-	out, ok := coerce(v, m.info.Type)
+// resolve finds a sample's device and metric and converts its value to the metric's type.
+// Unknown tags and unconvertible values are logged once.
+func (s *Session) resolve(c *cursor, smp *drivers.Sample) (*deviceState, int, drivers.Value, bool) {
+	d := s.device(c, smp.Device)
+	i := -1
+	if d != nil {
+		i = d.find(smp.Tag)
+	}
+	if i < 0 {
+		s.warnOnce(smp.Device, smp.Tag, "sample for an unknown device or tag dropped")
+		return nil, 0, drivers.Value{}, false
+	}
+	v, ok := s.convert(d, i, smp.Value)
 	if !ok {
-		s.warnOnce(m.dev.name, m.info.Name, "sample dropped: value does not convert to the tag's type",
-			slog.String("type", v.Type().String()), slog.String("want", m.info.Type.String()))
+		return nil, 0, drivers.Value{}, false
+	}
+	return d, i, v, true
+}
+
+// lookup returns the device and index of a metric, or nil and -1.
+func (s *Session) lookup(device, tag string) (*deviceState, int) {
+	var c cursor
+	if d := s.device(&c, device); d != nil {
+		if i := d.search(tag); i >= 0 {
+			return d, i
+		}
+	}
+	return nil, -1
+}
+
+func (s *Session) convert(d *deviceState, i int, v drivers.Value) (drivers.Value, bool) {
+	t := d.tags[i].Type
+	out, ok := coerce(v, t)
+	if !ok {
+		s.warnOnce(d.name, d.tags[i].Name, "sample dropped: value does not convert to the tag's type",
+			slog.String("type", v.Type().String()), slog.String("want", t.String()))
 	}
 	return out, ok
 }
@@ -136,50 +168,66 @@ func (s *Session) warnOnce(device, tag, msg string, attrs ...any) {
 	s.log.Warn(msg, append([]any{slog.String("device", device), slog.String("tag", tag)}, attrs...)...)
 }
 
-// shouldReport is the report-by-exception decision against the last reported value.
-func (m *metricState) shouldReport(v drivers.Value, q drivers.Quality, now time.Time) bool {
+// shouldReport is the report-by-exception decision for metric i against its last reported
+// value; clk is now on the session clock.
+func (d *deviceState) shouldReport(i int, v drivers.Value, q drivers.Quality, clk int64) bool {
+	m, ti := &d.metrics[i], &d.tags[i]
 	switch {
-	case !m.reported, q != m.repQ, v.IsNull() != m.repVal.IsNull():
+	case m.flags&flagReported == 0, q != m.q[rep], v.IsNull() != d.isNull(i, rep):
 		return true
-	case m.info.MaxInterval > 0 && now.Sub(m.repAt) >= m.info.MaxInterval:
+	case ti.MaxInterval > 0 && time.Duration(clk-m.repAt) >= ti.MaxInterval:
 		return true
-	case v.Equal(m.repVal):
+	case d.same(i, rep, v):
 		return false
 	}
-	t := m.info.Type
+	t := ti.Type
 	numeric := t.IsSigned() || t.IsUnsigned() || t.IsFloat()
-	if !numeric || (m.info.Deadband <= 0 && m.info.DeadbandPercent <= 0) {
+	if !numeric || (ti.Deadband <= 0 && ti.DeadbandPercent <= 0) {
 		return true
 	}
-	a, b := v.Float64(), m.repVal.Float64()
+	a, b := v.Float64(), d.load(i, rep).Float64()
 	if math.IsNaN(a) || math.IsNaN(b) || math.IsInf(a, 0) || math.IsInf(b, 0) {
 		return true
 	}
-	d := math.Abs(a - b)
-	if m.info.Deadband > 0 && d > m.info.Deadband {
+	diff := math.Abs(a - b)
+	if ti.Deadband > 0 && diff > ti.Deadband {
 		return true
 	}
-	return m.info.DeadbandPercent > 0 && d > math.Abs(b)*m.info.DeadbandPercent/100
+	return ti.DeadbandPercent > 0 && diff > math.Abs(b)*ti.DeadbandPercent/100
+}
+
+// queue adds a metric to d's pending DATA. Called with mu held.
+func (s *Session) queue(d *deviceState, p pending) {
+	if len(d.pend) == 0 {
+		s.dirty = append(s.dirty, d)
+	}
+	d.pend = append(d.pend, p)
 }
 
 // flush publishes the pending metrics: NDATA first, then DDATA per device in configuration
 // order. Pending entries are cleared even when a publish fails.
 func (s *Session) flush(historical bool) error {
+	s.sortDirty()
 	var first error
-	for i := -1; i < len(s.devices); i++ {
-		d := s.node
-		if i >= 0 {
-			d = s.devices[i]
-		}
+	for _, d := range s.dirty {
 		if len(d.pend) == 0 {
-			continue
+			continue // emptied since (replayDead), or listed twice
 		}
 		if err := s.publishData(d, historical); err != nil && first == nil {
 			first = err
 		}
 		d.pend = d.pend[:0]
 	}
+	clear(s.dirty)
+	s.dirty = s.dirty[:0]
 	return first
+}
+
+// sortDirty puts the devices with pending DATA in configuration order, the node first.
+func (s *Session) sortDirty() {
+	if len(s.dirty) > 1 {
+		slices.SortFunc(s.dirty, func(a, b *deviceState) int { return cmp.Compare(a.pos, b.pos) })
+	}
 }
 
 // publishData encodes d's pending metrics into one NDATA/DDATA. The metric slice and the
@@ -199,9 +247,9 @@ func (s *Session) publishData(d *deviceState, historical bool) error {
 		}
 		m := Metric{Timestamp: uint64(pd.t.UnixMilli()), HasTimestamp: true, IsHistorical: historical}
 		if s.opts.Aliases {
-			m.Alias, m.HasAlias = pd.m.alias, true
+			m.Alias, m.HasAlias = s.alias(d, int(pd.i)), true
 		} else {
-			m.Name = pd.m.info.Name
+			m.Name = d.tags[pd.i].Name
 		}
 		m.SetValue(pd.val)
 		if pd.qualityOn {
@@ -234,19 +282,26 @@ func (s *Session) PublishHistorical(samples []drivers.Sample) error {
 		return fmt.Errorf("historical: %w", ErrOffline)
 	}
 	now := s.now()
-	for _, smp := range samples {
-		m, v, ok := s.resolve(&smp, now)
+	var c cursor
+	for k := range samples {
+		smp := &samples[k]
+		d, i, v, ok := s.resolve(&c, smp)
 		if !ok {
 			s.histSkipped++ // counted (HistoricalSkipped) and logged once per tag by resolve
 			continue
 		}
-		if m.coveredByBirth(v, smp.Quality, smp.Time) {
+		at := smp.Time
+		if at.IsZero() {
+			at = now
+		}
+		if d.coveredByBirth(i, v, smp.Quality, at) {
 			continue
 		}
-		m.dev.pend = append(m.dev.pend, pending{m: m, val: v, q: smp.Quality, t: smp.Time, qualityOn: smp.Quality != drivers.Good})
+		s.queue(d, pending{i: int32(i), val: v, q: smp.Quality, t: at, qualityOn: smp.Quality != drivers.Good})
 	}
+	s.sortDirty()
 	var first error
-	for _, d := range s.devices {
+	for _, d := range s.dirty {
 		if len(d.pend) == 0 || d.up {
 			continue
 		}
@@ -274,14 +329,20 @@ func (s *Session) Record(samples []drivers.Sample) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
-	for _, smp := range samples {
-		if d := s.byDevice[smp.Device]; d != nil && smp.Device != "" {
-			s.markReported(d)
-		}
-		m, v, ok := s.resolve(&smp, now)
-		if !ok || smp.Time.Before(m.t) {
+	c := cursor{mark: true}
+	for k := range samples {
+		smp := &samples[k]
+		d, i, v, ok := s.resolve(&c, smp)
+		if !ok {
 			continue
 		}
-		m.val, m.q, m.t = v, smp.Quality, smp.Time
+		at := smp.Time
+		if at.IsZero() {
+			at = now
+		}
+		if d.metrics[i].newer(at) {
+			continue
+		}
+		d.record(i, v, smp.Quality, at)
 	}
 }

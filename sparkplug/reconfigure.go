@@ -19,7 +19,8 @@ import (
 // (seq 0, the same bdSeq) with the new alias table and a DBIRTH for every device, so that no
 // DATA ever refers to a metric its host has not been told about. Offline, the next Start
 // births the new set. The devices are validated as NewSession validates them; on error
-// nothing changes.
+// nothing changes. As with Options.Devices, the session keeps devices and their Tags slices:
+// the caller must not change them afterwards.
 func (s *Session) SetDevices(devices []drivers.DeviceInfo) error {
 	check := s.opts
 	check.Devices = devices
@@ -28,29 +29,7 @@ func (s *Session) SetDevices(devices []drivers.DeviceInfo) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	old := s.byDevice
-	s.byAlias = make(map[uint64]*metricState, len(s.byAlias))
-	for _, m := range s.node.metrics {
-		if s.opts.Aliases {
-			m.alias = uint64(len(s.byAlias) + 1)
-			s.byAlias[m.alias] = m
-		}
-	}
-	s.devices = make([]*deviceState, 0, len(devices))
-	s.byDevice = make(map[string]*deviceState, len(devices))
-	s.unpolled = 0
-	for _, d := range devices {
-		ds := s.newDevice(d.Name, d.Tags)
-		if od := old[d.Name]; od != nil {
-			ds.up, ds.reported = od.up, od.reported
-			carryValues(od, ds)
-		}
-		if !ds.reported {
-			s.unpolled++
-		}
-		s.devices = append(s.devices, ds)
-		s.byDevice[d.Name] = ds
-	}
+	s.setDevices(devices, s.byDevice)
 	s.opts.Devices = devices
 	clear(s.warned) // a tag that is unknown now is logged again, once
 	if !s.online {
@@ -61,16 +40,18 @@ func (s *Session) SetDevices(devices []drivers.DeviceInfo) error {
 
 // carryValues gives the metrics of to that from also has (by name) from's latest sample.
 func carryValues(from, to *deviceState) {
-	for _, m := range to.metrics {
-		om := from.byName[m.info.Name]
-		if om == nil || om.t.IsZero() && om.val.IsNull() {
+	for i := range to.metrics {
+		j := from.search(to.tags[i].Name)
+		if j < 0 || !from.metrics[j].hasTime() && from.isNull(j, cur) {
 			continue
 		}
-		v, ok := coerce(om.val, m.info.Type)
+		v, ok := coerce(from.load(j, cur), to.tags[i].Type)
 		if !ok {
 			continue // a type that does not take the old value: null and Bad until polled
 		}
-		m.val, m.q, m.t = v, om.q, om.t
+		to.store(i, cur, v)
+		fm, tm := &from.metrics[j], &to.metrics[i]
+		tm.q[cur], tm.tMs, tm.tSub = fm.q[cur], fm.tMs, fm.tSub
 	}
 }
 

@@ -26,11 +26,15 @@ type Options struct {
 	Aliases bool
 	// DataQoS is the QoS of births, DATA and DDEATH: 0 (the spec, default) or 1.
 	DataQoS byte
+	// Devices are the devices and their tags. The session keeps the slices it is given (each
+	// device's Tags is its metric table, not a copy), so the caller must not change them, nor
+	// anything they hold, after handing them over; a new set goes through SetDevices.
 	Devices []drivers.DeviceInfo
 	// NodeMetrics are the gateway's own metrics; samples with Device == "" are node metrics
 	// (NBIRTH/NDATA). The names bdSeq and "Node Control/Rebirth" are reserved: the session
 	// adds them. Other "Node Control/…" metrics (Next Server, Scan Rate) are the gateway's: an
-	// NCMD that writes one comes back from HandleCommand as a Write with Device "".
+	// NCMD that writes one comes back from HandleCommand as a Write with Device "". Kept, not
+	// copied, as Devices are: the caller must not change the slice after handing it over.
 	NodeMetrics []drivers.TagInfo
 	// RebirthHoldoff is the shortest time between rebirths asked for by NCMD: a request that
 	// comes sooner after the last one served is merged with every other one in between into
@@ -97,10 +101,12 @@ type Session struct {
 	log    *slog.Logger
 	now    func() time.Time
 
+	epoch time.Time // session clock origin: metricState.repAt counts from it
+
 	node     *deviceState
 	devices  []*deviceState
 	byDevice map[string]*deviceState
-	byAlias  map[uint64]*metricState
+	dirty    []*deviceState  // devices with pending DATA, during one call
 	warned   map[string]bool // unknown device/tag pairs already logged
 
 	pub    Publisher
@@ -121,51 +127,6 @@ type Session struct {
 	deathTop string
 }
 
-type deviceState struct {
-	name     string // "" for the node
-	up       bool
-	reported bool // a sample or a state came in (Polled)
-	metrics  []*metricState
-	byName   map[string]*metricState
-	pend     []pending
-	dataTop  string
-	birthTop string
-}
-
-type metricState struct {
-	info  drivers.TagInfo
-	dev   *deviceState
-	alias uint64 // 0 when aliases are off
-
-	val drivers.Value // latest recorded value, quality and source time
-	q   drivers.Quality
-	t   time.Time
-
-	reported bool // RBE baseline: the last value reported (in a birth or DATA)
-	repVal   drivers.Value
-	repQ     drivers.Quality
-	repAt    time.Time // session clock
-
-	born born // the sample the last birth carried, for PublishHistorical
-}
-
-// born is the sample a birth carried for a metric (set is false when it carried none: a
-// metric never sampled, or a device born dead).
-type born struct {
-	set bool
-	val drivers.Value
-	q   drivers.Quality
-	ms  int64 // its time, ms
-}
-
-type pending struct {
-	m         *metricState
-	val       drivers.Value
-	q         drivers.Quality
-	t         time.Time
-	qualityOn bool // send the Quality property
-}
-
 // NewSession validates opts and builds an offline session. Every metric starts null with Bad
 // quality until a sample arrives; every device starts up (a driver reports it down with
 // SetDeviceState), so that a device is born as soon as the node is.
@@ -175,8 +136,7 @@ func NewSession(opts Options) (*Session, error) {
 	}
 	s := &Session{
 		opts: opts, log: opts.Logger, now: opts.Now,
-		byDevice: make(map[string]*deviceState), byAlias: make(map[uint64]*metricState),
-		warned: make(map[string]bool),
+		byDevice: make(map[string]*deviceState, len(opts.Devices)), warned: make(map[string]bool),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -186,18 +146,38 @@ func NewSession(opts Options) (*Session, error) {
 	}
 	s.topicN = NodeTopic(opts.GroupID, NDATA, opts.EdgeNodeID)
 	s.deathTop = NodeTopic(opts.GroupID, NDEATH, opts.EdgeNodeID)
-	s.node = s.newDevice("", opts.NodeMetrics)
-	for _, d := range opts.Devices {
-		ds := s.newDevice(d.Name, d.Tags)
-		s.devices = append(s.devices, ds)
-		s.byDevice[d.Name] = ds
-	}
-	s.unpolled = len(s.devices)
+	s.epoch = s.now()
+	s.node = s.newDevice("", opts.NodeMetrics, 0, -1)
+	s.setDevices(opts.Devices, nil)
 	return s, nil
 }
 
-func (s *Session) newDevice(name string, tags []drivers.TagInfo) *deviceState {
-	d := &deviceState{name: name, up: true, byName: make(map[string]*metricState, len(tags))}
+// setDevices builds the state of devices after the node's, numbering aliases on from the
+// node metrics', and carries over from old (by name) each device's up/down state and the
+// latest values of the tags that stay. Called with mu held.
+func (s *Session) setDevices(devices []drivers.DeviceInfo, old map[string]*deviceState) {
+	alias := uint64(len(s.node.tags))
+	s.devices = make([]*deviceState, 0, len(devices))
+	s.byDevice = make(map[string]*deviceState, len(devices))
+	s.unpolled = 0
+	for _, d := range devices {
+		ds := s.newDevice(d.Name, d.Tags, alias, len(s.devices))
+		alias += uint64(len(d.Tags))
+		if od := old[d.Name]; od != nil {
+			ds.up, ds.reported = od.up, od.reported
+			carryValues(od, ds)
+		}
+		if !ds.reported {
+			s.unpolled++
+		}
+		s.devices = append(s.devices, ds)
+		s.byDevice[d.Name] = ds
+	}
+}
+
+// newDevice builds a device's state with its topics.
+func (s *Session) newDevice(name string, tags []drivers.TagInfo, alias0 uint64, pos int) *deviceState {
+	d := makeDevice(name, tags, alias0, pos)
 	if name == "" {
 		d.dataTop = s.topicN
 		d.birthTop = NodeTopic(s.opts.GroupID, NBIRTH, s.opts.EdgeNodeID)
@@ -205,17 +185,20 @@ func (s *Session) newDevice(name string, tags []drivers.TagInfo) *deviceState {
 		d.dataTop = DeviceTopic(s.opts.GroupID, DDATA, s.opts.EdgeNodeID, name)
 		d.birthTop = DeviceTopic(s.opts.GroupID, DBIRTH, s.opts.EdgeNodeID, name)
 	}
-	for _, ti := range tags {
-		m := &metricState{info: ti, dev: d, val: drivers.Null(ti.Type), q: drivers.Bad}
-		if s.opts.Aliases {
-			m.alias = uint64(len(s.byAlias) + 1)
-			s.byAlias[m.alias] = m
-		}
-		d.metrics = append(d.metrics, m)
-		d.byName[ti.Name] = m
-	}
 	return d
 }
+
+// alias is the alias of d's metric i, 0 when aliases are off.
+func (s *Session) alias(d *deviceState, i int) uint64 {
+	if !s.opts.Aliases {
+		return 0
+	}
+	return d.alias0 + uint64(i) + 1
+}
+
+// clock is now on the session clock: nanoseconds since the session was made (monotonic
+// when now is).
+func (s *Session) clock(now time.Time) int64 { return int64(now.Sub(s.epoch)) }
 
 func validateOptions(o *Options) error {
 	if err := ValidID(o.GroupID); err != nil {
