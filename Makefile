@@ -53,9 +53,11 @@ cross-%:
 	@test -n '$(GOARCH_$*)' || { echo "unknown ARCH $*: one of $(ARCHES)" >&2; exit 2; }
 	CGO_ENABLED=0 GOOS=linux $(GOARCH_$*) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/wellgate-linux-$* ./cmd/wellgate
 
-## bench: every benchmark, with allocations
+## bench: the whole benchmark suite against the real binary (fleets, throughput ceiling, a
+## 1-million-sample outage, footprint, and every Go micro benchmark), written to BENCHMARKS.md
+## (about 12 minutes on 2 cores; needs mosquitto: `make peers`)
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+	$(GO) run ./tools/bench -out BENCHMARKS.md
 
 ## load: the long measurements, kept out of `make test` by the load build tag:
 ## 50 devices x 200 tags polled at 1 s, 10 million samples queued, a 1-million-sample drain,

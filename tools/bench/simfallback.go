@@ -130,7 +130,7 @@ func simConfig(data, upstream, broker, web string, interval time.Duration, sched
 		fmt.Fprintf(&b, "[[device]]\nname = \"D%04d\"\ndriver = \"modbus-tcp\"\naddress = %q\npoll_interval = %q\npoll_schedule = %q\ntimeout = \"1s\"\n",
 			i, a, interval.String(), schedule)
 		for j := range tags {
-			fmt.Fprintf(&b, "  [[device.tag]]\n  name = \"R%04d\"\n  address = \"%d\"\n  type = \"int16\"\n", j, 40001+j)
+			fmt.Fprintf(&b, "  [[device.tag]]\n  name = \"R%04d\"\n  address = \"%d\"\n  type = \"int16\"\n  writable = true\n", j, 40001+j)
 		}
 	}
 	return b.String()
