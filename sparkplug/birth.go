@@ -68,7 +68,7 @@ func (s *Session) deadBirth(d *deviceState, now time.Time, between func() error)
 		}
 		bm.SetValue(drivers.Null(ti.Type))
 		p.Metrics = append(p.Metrics, bm)
-		d.metrics[i].flags &^= flagBorn
+		d.metrics[i].meta &^= flagBorn
 	}
 	if _, err := s.publish(d.birthTop, &p, nil); err != nil {
 		return err
@@ -100,12 +100,12 @@ func (s *Session) appendBirthMetrics(out []Metric, d *deviceState, now time.Time
 		out = append(out, bm)
 		d.copySlot(i, cur, rep)
 		m.repAt = clk
-		m.flags |= flagReported
-		m.flags &^= flagBorn
+		m.meta |= flagReported
+		m.meta &^= flagBorn
 		if m.hasTime() {
 			d.copySlot(i, cur, brn)
 			m.bornMs = ms
-			m.flags |= flagBorn
+			m.meta |= flagBorn
 		}
 	}
 	return out
@@ -115,7 +115,7 @@ func (s *Session) appendBirthMetrics(out []Metric, d *deviceState, now time.Time
 // metric i (same value, quality and time to the ms): the host has it already.
 func (d *deviceState) coveredByBirth(i int, v drivers.Value, q drivers.Quality, at time.Time) bool {
 	m := &d.metrics[i]
-	return m.flags&flagBorn != 0 && m.q[brn] == q && m.bornMs == at.UnixMilli() && d.same(i, brn, v)
+	return m.meta&flagBorn != 0 && m.q[brn] == q && m.bornMs == at.UnixMilli() && d.same(i, brn, v)
 }
 
 // birthProperties: Quality q always (births state it explicitly); engUnit, documentation and

@@ -25,23 +25,29 @@ const (
 	nSlots             // number of slots
 )
 
-// metricState flags: bit s (slot s holds a null), and these.
+// metricState.meta: the low bits are the nanoseconds past tMs of the latest sample's time
+// (under 10⁶), the high bits flags: nullFlag(s) (slot s holds a null) and these.
 const (
-	flagReported uint8 = 1 << (nSlots + iota) // rep is set
-	flagBorn                                  // brn is set: the last birth carried a sample
+	subMask      uint32 = 1<<20 - 1
+	nullShift           = 24
+	flagReported uint32 = 1 << (nullShift + nSlots + iota) // rep is set
+	flagBorn                                               // brn is set: the last birth carried a sample
 )
 
-// metricState is one tag's state: 72 bytes.
+// nullFlag is the flag of a null in slot s.
+func nullFlag(s slot) uint32 { return 1 << (nullShift + s) }
+
+// metricState is one tag's state: 64 bytes, one cache line.
 type metricState struct {
 	// bits are the values by slot, packed (see pack). For String, Text and Bytes tags,
-	// bits[cur] is instead the index k of their values in deviceState.strs[3k:3k+3].
+	// bits[cur] is instead the index k of their values in deviceState.strs[3k:3k+3], and
+	// the null flags are unused.
 	bits   [nSlots]uint64
-	q      [nSlots]drivers.Quality
-	tSub   int32 // the latest sample's time: nanoseconds past tMs
-	tMs    int64 // the latest sample's time, ms since the Unix epoch (zeroMs, 0: none)
+	tMs    int64 // the latest sample's time, ms since the Unix epoch (zeroMs and sub 0: none)
 	repAt  int64 // when rep was reported: session clock, ns since Session.epoch
 	bornMs int64 // the time brn carried, ms
-	flags  uint8
+	q      [nSlots]drivers.Quality
+	meta   uint32 // sub-ms nanoseconds of the latest sample's time (subMask) and flags
 }
 
 // zeroMs is the time.Time zero value in Unix ms: with tSub 0, the "no sample" time.
@@ -121,7 +127,7 @@ func (d *deviceState) load(i int, s slot) drivers.Value {
 	switch {
 	case isStr(t):
 		return d.strs[int(m.bits[cur])*int(nSlots)+int(s)]
-	case m.flags&(1<<s) != 0:
+	case m.meta&nullFlag(s) != 0:
 		return drivers.Null(t)
 	}
 	return drivers.UintValue(t, m.bits[s]) // the raw bits back, whatever the type
@@ -136,9 +142,9 @@ func (d *deviceState) store(i int, s slot, v drivers.Value) {
 	}
 	m.bits[s] = pack(v)
 	if v.IsNull() {
-		m.flags |= 1 << s
+		m.meta |= nullFlag(s)
 	} else {
-		m.flags &^= 1 << s
+		m.meta &^= nullFlag(s)
 	}
 }
 
@@ -149,15 +155,20 @@ func (d *deviceState) same(i int, s slot, v drivers.Value) bool {
 	if isStr(d.tags[i].Type) {
 		return d.strs[int(m.bits[cur])*int(nSlots)+int(s)].Equal(v)
 	}
-	return (m.flags&(1<<s) != 0) == v.IsNull() && m.bits[s] == pack(v)
+	return (m.meta&nullFlag(s) != 0) == v.IsNull() && m.bits[s] == pack(v)
 }
 
-// isNull reports whether metric i's value in slot s is null.
-func (d *deviceState) isNull(i int, s slot) bool {
+// sameSlots reports whether metric i holds equal values in slots a and b, and whether they
+// are both null or both not.
+func (d *deviceState) sameSlots(i int, a, b slot) (equal, sameNull bool) {
+	m := &d.metrics[i]
 	if isStr(d.tags[i].Type) {
-		return d.load(i, s).IsNull()
+		k := int(m.bits[cur]) * int(nSlots)
+		va, vb := &d.strs[k+int(a)], &d.strs[k+int(b)]
+		return va.Equal(*vb), va.IsNull() == vb.IsNull()
 	}
-	return d.metrics[i].flags&(1<<s) != 0
+	sameNull = (m.meta>>(nullShift+a))&1 == (m.meta>>(nullShift+b))&1
+	return sameNull && m.bits[a] == m.bits[b], sameNull
 }
 
 // copySlot copies metric i's value and quality from slot from to slot to.
@@ -170,7 +181,15 @@ func (d *deviceState) copySlot(i int, from, to slot) {
 		return
 	}
 	m.bits[to] = m.bits[from]
-	m.flags = m.flags&^(1<<to) | (m.flags>>from&1)<<to
+	m.meta = m.meta&^nullFlag(to) | (m.meta>>(nullShift+from)&1)<<(nullShift+to)
+}
+
+// isNull reports whether metric i's value in slot s is null.
+func (d *deviceState) isNull(i int, s slot) bool {
+	if isStr(d.tags[i].Type) {
+		return d.load(i, s).IsNull()
+	}
+	return d.metrics[i].meta&nullFlag(s) != 0
 }
 
 // record makes v (quality q, time at) metric i's latest value.
@@ -178,21 +197,22 @@ func (d *deviceState) record(i int, v drivers.Value, q drivers.Quality, at time.
 	d.store(i, cur, v)
 	m := &d.metrics[i]
 	m.q[cur] = q
-	m.tMs, m.tSub = splitTime(at)
+	ms, sub := splitTime(at)
+	m.tMs, m.meta = ms, m.meta&^subMask|sub
 }
 
 // splitTime is t as Unix ms and the nanoseconds past them: ordered as t is.
-func splitTime(t time.Time) (ms int64, sub int32) {
-	return t.UnixMilli(), int32(t.Nanosecond() % int(time.Millisecond))
+func splitTime(t time.Time) (ms int64, sub uint32) {
+	return t.UnixMilli(), uint32(t.Nanosecond() % int(time.Millisecond))
 }
 
-// hasTime reports whether metric i's latest value has a time (a sample came in).
-func (m *metricState) hasTime() bool { return m.tMs != zeroMs || m.tSub != 0 }
+// hasTime reports whether the metric's latest value has a time (a sample came in).
+func (m *metricState) hasTime() bool { return m.tMs != zeroMs || m.meta&subMask != 0 }
 
-// newer reports whether metric i holds a sample newer than at.
+// newer reports whether the metric holds a sample newer than at.
 func (m *metricState) newer(at time.Time) bool {
 	ms, sub := splitTime(at)
-	return ms < m.tMs || ms == m.tMs && sub < m.tSub
+	return ms < m.tMs || ms == m.tMs && sub < m.meta&subMask
 }
 
 // find returns the index of the metric named tag, or -1. It tries the hint first (a poll

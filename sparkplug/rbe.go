@@ -71,14 +71,14 @@ func (s *Session) update(samples []drivers.Sample, force bool) (reported []drive
 			at = now
 		}
 		d.record(i, v, smp.Quality, at)
-		if !d.up || !(force || d.shouldReport(i, v, smp.Quality, clk)) {
+		if !d.up || !(force || d.shouldReport(i, v, clk)) {
 			continue
 		}
 		m := &d.metrics[i]
 		qualityOn := smp.Quality != drivers.Good || smp.Quality != m.q[rep]
-		d.store(i, rep, v)
-		m.q[rep], m.repAt = smp.Quality, clk
-		m.flags |= flagReported
+		d.copySlot(i, cur, rep)
+		m.repAt = clk
+		m.meta |= flagReported
 		r := *smp
 		r.Value, r.Time = v, at
 		*scratch = append(*scratch, r)
@@ -151,6 +151,9 @@ func (s *Session) lookup(device, tag string) (*deviceState, int) {
 
 func (s *Session) convert(d *deviceState, i int, v drivers.Value) (drivers.Value, bool) {
 	t := d.tags[i].Type
+	if v.Type() == t {
+		return v, true // the common case, without a call
+	}
 	out, ok := coerce(v, t)
 	if !ok {
 		s.warnOnce(d.name, d.tags[i].Name, "sample dropped: value does not convert to the tag's type",
@@ -168,16 +171,17 @@ func (s *Session) warnOnce(device, tag, msg string, attrs ...any) {
 	s.log.Warn(msg, append([]any{slog.String("device", device), slog.String("tag", tag)}, attrs...)...)
 }
 
-// shouldReport is the report-by-exception decision for metric i against its last reported
-// value; clk is now on the session clock.
-func (d *deviceState) shouldReport(i int, v drivers.Value, q drivers.Quality, clk int64) bool {
+// shouldReport is the report-by-exception decision for metric i, whose latest value (just
+// recorded) is v, against its last reported value; clk is now on the session clock.
+func (d *deviceState) shouldReport(i int, v drivers.Value, clk int64) bool {
 	m, ti := &d.metrics[i], &d.tags[i]
+	equal, sameNull := d.sameSlots(i, cur, rep)
 	switch {
-	case m.flags&flagReported == 0, q != m.q[rep], v.IsNull() != d.isNull(i, rep):
+	case m.meta&flagReported == 0, m.q[cur] != m.q[rep], !sameNull:
 		return true
 	case ti.MaxInterval > 0 && time.Duration(clk-m.repAt) >= ti.MaxInterval:
 		return true
-	case d.same(i, rep, v):
+	case equal:
 		return false
 	}
 	t := ti.Type

@@ -51,7 +51,7 @@ func carryValues(from, to *deviceState) {
 		}
 		to.store(i, cur, v)
 		fm, tm := &from.metrics[j], &to.metrics[i]
-		tm.q[cur], tm.tMs, tm.tSub = fm.q[cur], fm.tMs, fm.tSub
+		tm.q[cur], tm.tMs, tm.meta = fm.q[cur], fm.tMs, tm.meta&^subMask|fm.meta&subMask
 	}
 }
 
