@@ -27,7 +27,7 @@ func parseSimulate(args []string, stderr io.Writer) (simulateFlags, error) {
 	fs.IntVar(&f.fleet.Devices, "devices", 10, "Modbus TCP devices, each on its own port")
 	fs.IntVar(&f.fleet.OPCUA, "opcua", 0, "OPC UA servers, each with the same tags as variables")
 	fs.IntVar(&f.fleet.Tags, "tags", 100, fmt.Sprintf("tags per device (1..%d)", sim.MaxTags))
-	fs.IntVar(&f.fleet.ChangePercent, "change", 10, "percent of each device's tags that change per second (0..100)")
+	fs.Float64Var(&f.fleet.ChangePercent, "change", 10, "percent of each device's tags that change per second (0..100)")
 	fs.StringVar(&f.fleet.Host, "listen", "127.0.0.1", "host to listen on")
 	fs.IntVar(&f.fleet.FirstPort, "port", 0, "first port: Modbus device i listens on port+i, OPC UA server k on port+devices+k (0: ephemeral ports)")
 	fs.DurationVar(&f.conf.Interval, "interval", time.Second, "poll_interval written into the config")
@@ -43,7 +43,7 @@ func parseSimulate(args []string, stderr io.Writer) (simulateFlags, error) {
 	var oe *sim.OptionError
 	switch err := f.fleet.Check(); {
 	case errors.As(err, &oe):
-		return f, fmt.Errorf("-%s %d: want %s", oe.Option, oe.Value, oe.Want)
+		return f, fmt.Errorf("-%v", oe)
 	case err != nil:
 		return f, err
 	case fs.NArg() > 0:

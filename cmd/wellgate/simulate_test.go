@@ -121,6 +121,7 @@ func TestSimulateUsageErrors(t *testing.T) {
 		{[]string{"-tags", "0"}, "-tags 0"},
 		{[]string{"-tags", "10001"}, "-tags 10001"},
 		{[]string{"-change", "101"}, "-change 101"},
+		{[]string{"-change", "-0.5"}, "-change -0.5"},
 		{[]string{"-devices", "-1"}, "-devices -1"},
 		{[]string{"-schedule", "hourly"}, "-schedule"},
 		{[]string{"-interval", "0s"}, "-interval"},

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"math"
 	"math/rand/v2"
 	"net"
 	"strconv"
@@ -28,11 +29,11 @@ const changeTick = 100 * time.Millisecond
 
 // FleetOptions are the size and addresses of a fleet.
 type FleetOptions struct {
-	Devices       int    // Modbus TCP devices
-	OPCUA         int    // OPC UA servers
-	Tags          int    // per device and server, 1..MaxTags
-	ChangePercent int    // percent of each device's tags that change per second, 0..100
-	Host          string // listen host ("127.0.0.1" when empty)
+	Devices       int     // Modbus TCP devices
+	OPCUA         int     // OPC UA servers
+	Tags          int     // per device and server, 1..MaxTags
+	ChangePercent float64 // percent of each device's tags that change per second, 0..100
+	Host          string  // listen host ("127.0.0.1" when empty)
 	// FirstPort is the port of the first device: Modbus device i listens on FirstPort+i and
 	// OPC UA server k on FirstPort+Devices+k. 0: every one on an ephemeral port.
 	FirstPort int
@@ -41,32 +42,32 @@ type FleetOptions struct {
 // OptionError is a fleet option out of its range.
 type OptionError struct {
 	Option string // devices, opcua, tags, change or port: the option's (and the flag's) name
-	Value  int
+	Value  float64
 	Want   string
 }
 
-func (e *OptionError) Error() string { return fmt.Sprintf("%s %d: want %s", e.Option, e.Value, e.Want) }
+func (e *OptionError) Error() string { return fmt.Sprintf("%s %v: want %s", e.Option, e.Value, e.Want) }
 
 // Check returns an *OptionError for the first option of o out of range, or nil.
 func (o FleetOptions) Check() error {
-	bad := func(opt string, v int, want string, args ...any) error {
+	bad := func(opt string, v float64, want string, args ...any) error {
 		return &OptionError{Option: opt, Value: v, Want: fmt.Sprintf(want, args...)}
 	}
 	switch {
 	case o.Devices < 0:
-		return bad("devices", o.Devices, "0 or more")
+		return bad("devices", float64(o.Devices), "0 or more")
 	case o.OPCUA < 0:
-		return bad("opcua", o.OPCUA, "0 or more")
+		return bad("opcua", float64(o.OPCUA), "0 or more")
 	case o.Devices+o.OPCUA == 0:
-		return bad("devices", o.Devices, "at least one device (or opcua server)")
+		return bad("devices", float64(o.Devices), "at least one device (or opcua server)")
 	case o.Tags < 1 || o.Tags > MaxTags:
-		return bad("tags", o.Tags, "1..%d", MaxTags)
-	case o.ChangePercent < 0 || o.ChangePercent > 100:
+		return bad("tags", float64(o.Tags), "1..%d", MaxTags)
+	case !(o.ChangePercent >= 0 && o.ChangePercent <= 100): // NaN too
 		return bad("change", o.ChangePercent, "0..100 (percent a second)")
 	case o.FirstPort < 0 || o.FirstPort > 65535:
-		return bad("port", o.FirstPort, "0 (ephemeral) or 1..65535")
+		return bad("port", float64(o.FirstPort), "0 (ephemeral) or 1..65535")
 	case o.FirstPort > 0 && o.FirstPort+o.Devices+o.OPCUA-1 > 65535:
-		return bad("port", o.FirstPort, "at most %d, so that %d devices fit below 65536",
+		return bad("port", float64(o.FirstPort), "at most %d, so that %d devices fit below 65536",
 			65536-o.Devices-o.OPCUA, o.Devices+o.OPCUA)
 	}
 	return nil
@@ -113,18 +114,19 @@ func StartFleet(o FleetOptions) (*Fleet, error) {
 		}
 		f.opcua = append(f.opcua, s)
 	}
-	perSecond := o.Tags * o.ChangePercent / 100
-	if perSecond > 0 && len(f.modbus) > 0 {
+	// Changes a second in thousandths: whole percentages of any tag count are exact.
+	milli := int64(math.Round(float64(o.Tags) * o.ChangePercent * 10))
+	if milli > 0 && len(f.modbus) > 0 {
 		f.done.Add(1)
-		go f.change(perSecond, func(n int) {
+		go f.change(milli, func(n int) {
 			for _, d := range f.modbus {
 				d.change(n)
 			}
 		})
 	}
-	if perSecond > 0 && len(f.opcua) > 0 {
+	if milli > 0 && len(f.opcua) > 0 {
 		f.done.Add(1)
-		go f.change(perSecond, func(n int) {
+		go f.change(milli, func(n int) {
 			for _, s := range f.opcua {
 				s.change(n)
 			}
@@ -169,11 +171,11 @@ func (f *Fleet) Close() error {
 }
 
 // change calls step with the number of tags to change every changeTick until Close.
-func (f *Fleet) change(perSecond int, step func(n int)) {
+func (f *Fleet) change(milliPerSecond int64, step func(n int)) {
 	defer f.done.Done()
 	t := time.NewTicker(changeTick)
 	defer t.Stop()
-	s := changeSchedule{perSecond: perSecond}
+	s := changeSchedule{milliPerSecond: milliPerSecond}
 	for {
 		select {
 		case <-f.stop:
@@ -184,14 +186,18 @@ func (f *Fleet) change(perSecond int, step func(n int)) {
 	}
 }
 
-// changeSchedule spreads perSecond changes evenly over the ten ticks of each second: the
-// ticks' counts differ by at most one and add up to perSecond.
-type changeSchedule struct{ perSecond, tick int }
+// changeSchedule spreads milliPerSecond/1000 changes a second evenly over the ten ticks of
+// each second: the ticks' counts differ by at most one, and those of every second add up to
+// the whole changes a second (with a fraction, those of every 1000 s add up exactly).
+type changeSchedule struct {
+	milliPerSecond int64
+	tick           int64 // ticks since the last whole 1000 s
+}
 
 func (s *changeSchedule) next() int {
 	k := s.tick
-	s.tick = (k + 1) % 10
-	return s.perSecond*(k+1)/10 - s.perSecond*k/10
+	s.tick = (k + 1) % 10000
+	return int(s.milliPerSecond*(k+1)/10000 - s.milliPerSecond*k/10000)
 }
 
 // changeOrder is the order in which a device's n tags change: a permutation drawn from a PCG

@@ -3,11 +3,13 @@ package sim
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -154,6 +156,7 @@ func TestFleetOptionsCheck(t *testing.T) {
 		{FleetOptions{Devices: 1, Tags: MaxTags + 1}, "tags 10001"},
 		{FleetOptions{Devices: 1, Tags: 1, ChangePercent: 101}, "change 101"},
 		{FleetOptions{Devices: 1, Tags: 1, ChangePercent: -1}, "change -1"},
+		{FleetOptions{Devices: 1, Tags: 1, ChangePercent: math.NaN()}, "change NaN"},
 		{FleetOptions{Tags: 1}, "devices 0: want at least one device"},
 		{FleetOptions{Devices: -1, OPCUA: 1, Tags: 1}, "devices -1"},
 		{FleetOptions{Devices: 10, Tags: 1, FirstPort: 65530}, "port 65530: want at most 65526"},
@@ -169,7 +172,7 @@ func TestFleetOptionsCheck(t *testing.T) {
 
 func TestChangeScheduleSpreadsEvenly(t *testing.T) {
 	for _, perSecond := range []int{1, 5, 10, 19, 20, 1000, 10000} {
-		s := changeSchedule{perSecond: perSecond}
+		s := changeSchedule{milliPerSecond: int64(perSecond) * 1000}
 		for second := range 3 {
 			var counts []int
 			for range 10 {
@@ -183,6 +186,25 @@ func TestChangeScheduleSpreadsEvenly(t *testing.T) {
 				t.Errorf("%d a second, second %d: ticks %v", perSecond, second, counts)
 			}
 		}
+	}
+}
+
+// TestChangeScheduleFraction: half a change a second is one every other second.
+func TestChangeScheduleFraction(t *testing.T) {
+	s := changeSchedule{milliPerSecond: 500}
+	total := 0
+	for second := range 100 {
+		n := 0
+		for range 10 {
+			n += s.next()
+		}
+		if n > 1 {
+			t.Fatalf("second %d: %d changes", second, n)
+		}
+		total += n
+	}
+	if total != 50 {
+		t.Errorf("%d changes in 100 s, want 50", total)
 	}
 }
 
@@ -242,4 +264,35 @@ func TestFleetConfigLoads(t *testing.T) {
 	if len(entries) != 1 {
 		t.Errorf("directory holds %d entries: a temporary file stayed", len(entries))
 	}
+}
+
+// BenchmarkFleetCPU measures the simulator's own CPU at 200 devices × 200 tags, 10 % a second,
+// nobody polling: the changes alone. Run it with
+//
+//	go test -run '^$' -bench FleetCPU -benchtime 1x ./internal/sim/
+//
+// It reports the process's user+system CPU over a window as a percentage of one core.
+func BenchmarkFleetCPU(b *testing.B) {
+	const window = 5 * time.Second
+	f, err := StartFleet(FleetOptions{Devices: 200, Tags: 200, ChangePercent: 10})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	b.ResetTimer()
+	for range b.N {
+		before, start := cpuTime(b), time.Now()
+		<-time.After(window) // the measured window, not a synchronisation
+		used, elapsed := cpuTime(b)-before, time.Since(start)
+		b.ReportMetric(100*used.Seconds()/elapsed.Seconds(), "%cpu")
+	}
+}
+
+// cpuTime is the user and system CPU the process has used.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
