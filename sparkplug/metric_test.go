@@ -106,7 +106,7 @@ func TestUpdateLookups(t *testing.T) {
 	}
 	msgs := r.take()
 	want := map[string][]string{
-		"spBv1.0/wellsite/NDATA/gw1":       {"Gateway/Uptime"},
+		"spBv1.0/wellsite/NDATA/gw1":      {"Gateway/Uptime"},
 		"spBv1.0/wellsite/DDATA/gw1/plc1": {"Mode", "Flow", "Tubing/Pressure", "State"},
 		"spBv1.0/wellsite/DDATA/gw1/rtu2": {"Level"},
 	}
