@@ -50,7 +50,9 @@ type metricState struct {
 	meta   uint32 // sub-ms nanoseconds of the latest sample's time (subMask) and flags
 }
 
-// zeroMs is the time.Time zero value in Unix ms: with tSub 0, the "no sample" time.
+// zeroMs is the time.Time zero value in Unix ms: with a sub-ms part of 0, the "no sample"
+// time. Sample times are kept as ms and sub-ms nanoseconds, not Unix nanoseconds, whose range
+// (1678–2262) misses times a device may report, such as OPC UA's 1601 "no time".
 var zeroMs = time.Time{}.UnixMilli()
 
 // deviceState is one device's state, or the node's (name "").
