@@ -135,8 +135,7 @@ func NewSession(opts Options) (*Session, error) {
 		return nil, err
 	}
 	s := &Session{
-		opts: opts, log: opts.Logger, now: opts.Now,
-		byDevice: make(map[string]*deviceState, len(opts.Devices)), warned: make(map[string]bool),
+		opts: opts, log: opts.Logger, now: opts.Now, warned: make(map[string]bool),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
