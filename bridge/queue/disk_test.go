@@ -262,3 +262,46 @@ func TestDiskByteLimitAcrossSegments(t *testing.T) {
 	q = mustOpen(t, dir, Options{MaxBytes: 100 * per, SegmentSize: 10 * per}, nil)
 	checkRun(t, drain(t, q), 900, 1000)
 }
+
+// TestDiskBeginSmallReadsMixedSizes: Begin reads about what n records take (chunkFor), so that
+// records larger than that chunk (a forwarded message among samples), chunks that end inside a
+// record and transactions of any size all come out whole and in order.
+func TestDiskBeginSmallReadsMixedSizes(t *testing.T) {
+	q := mustOpen(t, t.TempDir(), Options{}, nil)
+	var want [][]byte
+	for i := range 3000 {
+		r := rec(i)
+		switch i % 700 {
+		case 350:
+			r = append(r, bytes.Repeat([]byte{'x'}, 300<<10)...) // larger than any small chunk
+		case 500:
+			r = append(r, bytes.Repeat([]byte{'y'}, maxChunk+10)...) // larger than the largest chunk
+		}
+		if err := q.Add(r); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, r)
+	}
+	got := 0
+	for n := 1; got < len(want); n = n%250 + 1 {
+		tx, err := q.Begin(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tx.Len() == 0 || tx.Len() > n {
+			t.Fatalf("Begin(%d) after %d records: %d records", n, got, tx.Len())
+		}
+		for _, r := range tx.Records {
+			if !bytes.Equal(r, want[got]) {
+				t.Fatalf("record %d: got %d bytes %.20q, want %d bytes %.20q", got, len(r), r, len(want[got]), want[got])
+			}
+			got++
+		}
+		if err := q.Ack(tx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if q.Len() != 0 {
+		t.Fatalf("%d records left", q.Len())
+	}
+}

@@ -23,7 +23,7 @@ func (d *Disk) Begin(n int) (*Tx, error) {
 			break
 		}
 		before := d.read
-		data, offs = d.readChunk(data, offs, n)
+		data, offs = d.readChunk(data, offs, n, 0)
 		if d.read == before {
 			break // defensive: no progress (readChunk cuts what it cannot read)
 		}
@@ -40,9 +40,25 @@ func (d *Disk) Begin(n int) (*Tx, error) {
 	return tx, nil
 }
 
+// maxChunk is the most readChunk reads at once (unless one record is larger).
+const maxChunk = 1 << 20
+
+// chunkFor is about what n records of s take on disk, so that a small transaction (the
+// bridge's replay takes 100 records per tick at its default rate) reads about its own records
+// rather than a whole chunk: the size of n average records of s plus a quarter, at least 4 KiB.
+// A chunk that falls short is followed by another (Begin loops).
+func chunkFor(s *segment, n int) int64 {
+	avg := int64(RecordOverhead + 64)
+	if s.count > 0 && s.size > segHeaderLen {
+		avg = max((s.size-segHeaderLen)/int64(s.count), RecordOverhead)
+	}
+	return max(int64(n)*avg*5/4, 4<<10)
+}
+
 // readChunk reads records of the read cursor's segment into data (payloads back to back,
-// offs[i] the start of record i) until n records or about 1 MiB, and advances the cursor.
-func (d *Disk) readChunk(data []byte, offs []int, n int) ([]byte, []int) {
+// offs[i] the start of record i) until n records or about chunkFor(n), at most maxChunk (at
+// least least bytes: a record larger than that), and advances the cursor.
+func (d *Disk) readChunk(data []byte, offs []int, n int, least int64) ([]byte, []int) {
 	i := d.segIndex(d.read.seg)
 	if i < 0 {
 		return data, offs
@@ -53,7 +69,7 @@ func (d *Disk) readChunk(data []byte, offs []int, n int) ([]byte, []int) {
 		d.cutSegment(d.read, err)
 		return data, offs
 	}
-	want := min(s.size-d.read.off, int64(max(1<<20, cap(d.rbuf))))
+	want := min(s.size-d.read.off, max(min(chunkFor(s, n-len(offs)), maxChunk), least))
 	if int64(cap(d.rbuf)) < want {
 		d.rbuf = make([]byte, want)
 	}
@@ -73,8 +89,7 @@ func (d *Disk) readChunk(data []byte, offs []int, n int) ([]byte, []int) {
 			if len(offs) > 0 {
 				break // the rest comes with the next chunk
 			}
-			d.rbuf = make([]byte, size) // one record larger than the buffer
-			return d.readChunk(data, offs, n)
+			return d.readChunk(data, offs, n, int64(size)) // one record larger than the chunk
 		}
 		if !h.valid(buf[:RecordOverhead], buf[RecordOverhead:size]) {
 			d.cutSegment(d.read, errors.New("checksum mismatch"))
