@@ -3,6 +3,7 @@ package config
 import (
 	"encoding"
 	"reflect"
+	"strings"
 	"time"
 
 	"github.com/BurntSushi/toml"
@@ -24,7 +25,7 @@ func (d *decoder) config(top map[string]toml.Primitive, c *Config) {
 	devices, hasDevices := top["device"]
 	delete(top, "device")
 	d.keys(top, reflect.ValueOf(c).Elem(), nil)
-	if hasDevices && !d.ck.keys[path{"device"}.key()] {
+	if hasDevices && !d.ck.skipped(path{"device"}) {
 		d.devices(devices, c)
 	}
 }
@@ -41,14 +42,14 @@ func (d *decoder) devices(prim toml.Primitive, c *Config) {
 		p := path{"device", index(i)}
 		dev := &c.Devices[i]
 		*dev = Device{PollInterval: Duration(time.Second), PollSchedule: ScheduleClock, Timeout: Duration(time.Second),
-			Line: d.ck.lines.line(p), file: c.File, lines: d.ck.lines, path: p}
+			Line: d.ck.lines.line(p), file: c.File, path: p}
 		d.keys(keys, reflect.ValueOf(dev).Elem(), p)
 		spec, known := d.reg.lookup(dev.Driver)
 		if known && !d.ck.bad(p) {
 			dev.Settings = d.settings(spec.NewDevice, keys, p)
 		}
 		var tagKeys []map[string]toml.Primitive
-		if tp, ok := keys["tag"]; ok && !d.ck.keys[p.with("tag").key()] {
+		if tp, ok := keys["tag"]; ok && !d.ck.skipped(p.with("tag")) {
 			d.decode(tp, &tagKeys, p.with("tag"))
 		}
 		for j := range dev.Tags {
@@ -70,13 +71,15 @@ func (d *decoder) settings(newSettings func() any, keys map[string]toml.Primitiv
 
 // keys decodes the keys of a table at p that are fields of the struct v.
 func (d *decoder) keys(keys map[string]toml.Primitive, v reflect.Value, p path) {
-	for _, f := range reflect.VisibleFields(v.Type()) {
-		name := tomlName(f)
-		prim, ok := keys[name]
-		if name == "" || !ok || d.ck.keys[p.with(name).key()] {
+	fp := p.with("") // each key's path in turn: value and what it calls copy what they keep
+	for _, f := range fieldsOf(v.Type()).list {
+		prim, ok := keys[f.name]
+		if !ok {
 			continue
 		}
-		d.value(prim, v.FieldByIndex(f.Index), p.with(name))
+		if fp[len(p)] = f.name; !d.ck.skipped(fp) {
+			d.value(prim, v.FieldByIndex(f.index), fp)
+		}
 	}
 }
 
@@ -106,7 +109,26 @@ func (d *decoder) value(prim toml.Primitive, v reflect.Value, p path) {
 			d.value(e, v.Index(i), p.with(index(i)))
 		}
 	default:
-		d.decode(prim, v.Addr().Interface(), p)
+		if d.decode(prim, v.Addr().Interface(), p) {
+			detach(v)
+		}
+	}
+}
+
+// detach copies the strings in v, a decoded key. The TOML parser returns a string without
+// escapes as a part of the file's text, and one such string kept would keep the whole text.
+func detach(v reflect.Value) {
+	switch v.Kind() {
+	case reflect.String:
+		v.SetString(strings.Clone(v.String()))
+	case reflect.Pointer:
+		if !v.IsNil() {
+			detach(v.Elem())
+		}
+	case reflect.Slice:
+		for i := range v.Len() {
+			detach(v.Index(i))
+		}
 	}
 }
 

@@ -69,25 +69,26 @@ func (c *Config) TagError(d *Device, t *Tag, format string, args ...any) *Error 
 // Errorf returns a problem with key of the device's [[device]] table, at the key's line; at
 // the table's header when key is "" or not written in the file. Drivers report with it.
 func (d *Device) Errorf(key, format string, args ...any) *Error {
-	return &Error{File: d.file, Line: d.lineOf(d.path, key, d.Line), Device: d.Name, Msg: fmt.Sprintf(format, args...)}
+	return &Error{File: d.file, Line: d.lineOf(d.keys, key, d.Line), Device: d.Name, Msg: fmt.Sprintf(format, args...)}
 }
 
 // TagErrorf returns a problem with key of tag t of the device, at the key's line; at the
 // tag's [[device.tag]] header when key is "" or not written in the file.
 func (d *Device) TagErrorf(t *Tag, key, format string, args ...any) *Error {
-	return &Error{File: d.file, Line: d.lineOf(t.path, key, t.Line), Device: d.Name, Tag: t.Name,
+	return &Error{File: d.file, Line: d.lineOf(t.keys, key, t.Line), Device: d.Name, Tag: t.Name,
 		Msg: fmt.Sprintf(format, args...)}
 }
 
-// lineOf is the line of key in table, or header when the file does not say (a key left out,
-// or a device built in code).
-func (d *Device) lineOf(table path, key string, header int) int {
-	p := table
-	if key != "" {
-		p = table.with(key)
+// lineOf is the line of key among a table's keys, or header when the file does not say (a key
+// left out, or a device built in code).
+func (d *Device) lineOf(keys []keyLine, key string, header int) int {
+	if key == "" {
+		return header
 	}
-	if l := d.lines.line(p); l > 0 && table != nil {
-		return l
+	for _, k := range keys {
+		if int(k.name) < len(d.keyNames) && d.keyNames[k.name] == key {
+			return int(k.line)
+		}
 	}
 	return header
 }

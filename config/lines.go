@@ -17,14 +17,115 @@ type path []string
 
 func (p path) key() string { return strings.Join(p, "\x00") }
 
+// keyWith is p.with(segs...).key(), without the copy of p.
+func (p path) keyWith(segs []string) string {
+	n := 0
+	for _, s := range p {
+		n += len(s) + 1
+	}
+	for _, s := range segs {
+		n += len(s) + 1
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for i, s := range p {
+		if i > 0 {
+			b.WriteByte(0)
+		}
+		b.WriteString(s)
+	}
+	for i, s := range segs {
+		if i > 0 || len(p) > 0 {
+			b.WriteByte(0)
+		}
+		b.WriteString(s)
+	}
+	return b.String()
+}
+
 // with returns a copy of p with segs appended.
 func (p path) with(segs ...string) path { return append(append(path{}, p...), segs...) }
+
+// appendIndex appends the path segment for element i of an array, and the separator after it.
+func appendIndex(b []byte, i int) []byte {
+	return append(strconv.AppendInt(append(b, '['), int64(i), 10), ']', '\x00')
+}
 
 // index returns the path segment for element i of an array.
 func index(i int) string { return "[" + strconv.Itoa(i) + "]" }
 
 // lineMap holds the line of every header and key in a file.
 type lineMap map[string]int
+
+// keyLine is the line of one key written in a device's or a tag's table. Devices and tags keep
+// these after Load instead of the file's lineMap, which holds every key of the file under its
+// full path and is garbage once Load returns: at 40,000 tags the map and its keys are tens of
+// megabytes, these a few bytes a key.
+type keyLine struct {
+	name uint32 // the key's name: an index in Device.keyNames
+	line uint32
+}
+
+// keepLines gives every device of c and every tag of theirs the lines of the keys written in
+// its table, found through raw (the file as the TOML parser read it) in lines.
+func keepLines(c *Config, raw map[string]any, lines lineMap) {
+	rawDevs, _ := raw["device"].([]map[string]any)
+	ids := map[string]uint32{}
+	var names []string
+	tables := len(c.Devices)
+	for i := range c.Devices {
+		tables += len(c.Devices[i].Tags)
+	}
+	all := make([]keyLine, 0, 4*tables)
+	type span struct{ from, to int }
+	spans := make([]span, 0, tables) // the device's, then its tags', device by device
+	buf := make([]byte, 0, 64)
+	add := func(table map[string]any, prefix []byte) {
+		from := len(all)
+		for k := range table {
+			l, ok := lines[string(append(prefix, k...))]
+			if !ok || l <= 0 {
+				continue
+			}
+			id, seen := ids[k]
+			if !seen {
+				id = uint32(len(names))
+				ids[k] = id
+				names = append(names, strings.Clone(k)) // k is part of the file's text: do not keep that
+			}
+			all = append(all, keyLine{name: id, line: uint32(l)})
+		}
+		spans = append(spans, span{from, len(all)})
+	}
+	for i := range c.Devices {
+		var dev map[string]any
+		if i < len(rawDevs) {
+			dev = rawDevs[i]
+		}
+		buf = appendIndex(append(buf[:0], "device\x00"...), i)
+		devPrefix := len(buf)
+		add(dev, buf)
+		rawTags, _ := dev["tag"].([]map[string]any)
+		for j := range c.Devices[i].Tags {
+			var tag map[string]any
+			if j < len(rawTags) {
+				tag = rawTags[j]
+			}
+			buf = appendIndex(append(buf[:devPrefix], "tag\x00"...), j)
+			add(tag, buf)
+		}
+	}
+	n := 0
+	for i := range c.Devices {
+		d := &c.Devices[i]
+		d.keyNames, d.keys = names, all[spans[n].from:spans[n].to:spans[n].to]
+		n++
+		for j := range d.Tags {
+			d.Tags[j].keys = all[spans[n].from:spans[n].to:spans[n].to]
+			n++
+		}
+	}
+}
 
 // line returns the line of p or, failing that, of its closest ancestor that has one.
 func (m lineMap) line(p path) int {
@@ -53,7 +154,7 @@ func keyLines(src string) lineMap {
 			s.header()
 		} else if segs := s.keyName(); segs != nil && s.peek() == '=' {
 			s.pos++
-			s.lines[s.ctx.with(segs...).key()] = s.line
+			s.lines[s.ctx.keyWith(segs)] = s.line
 			s.skipValue()
 		}
 		s.skipLine()

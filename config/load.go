@@ -29,18 +29,24 @@ func parse(file, text string) (*Config, error) { return parseWith(&registered, f
 // every problem is collected: keys and types first (the schema checker), then the values of
 // every table that had none, including each driver's part.
 func parseWith(reg *registry, file, text string) (*Config, error) {
-	var raw map[string]any
-	if _, err := toml.Decode(text, &raw); err != nil {
-		return nil, Errors{decodeError(file, err)}
-	}
-	ck := newChecker(file, keyLines(text), reg)
-	ck.table(raw, reflect.TypeFor[Config](), nil, owner{})
-
 	var top map[string]toml.Primitive
 	md, err := toml.Decode(text, &top)
 	if err != nil {
 		return nil, Errors{decodeError(file, err)}
 	}
+	// The file as the parser read it, for the schema checker: decoding a primitive into an
+	// interface hands over the parsed value itself, so the file is parsed only once.
+	raw := make(map[string]any, len(top))
+	for k, prim := range top {
+		var v any
+		if err := md.PrimitiveDecode(prim, &v); err != nil {
+			return nil, Errors{decodeError(file, err)}
+		}
+		raw[k] = v
+	}
+	ck := newChecker(file, keyLines(text), reg)
+	ck.table(raw, reflect.TypeFor[Config](), nil, owner{})
+
 	c := defaultConfig()
 	c.File = file
 	(&decoder{md: &md, ck: ck, reg: reg}).config(top, c)
@@ -48,12 +54,20 @@ func parseWith(reg *registry, file, text string) (*Config, error) {
 	for i := range c.Devices {
 		c.Devices[i].dataDir = c.Gateway.DataDir
 	}
+	keepLines(c, raw, ck.lines)
 
 	v := &validator{c: c, lines: ck.lines, ck: ck, reg: reg, errs: ck.errs}
 	v.validate()
 	if len(v.errs) > 0 {
 		v.errs.sort()
 		return nil, v.errs
+	}
+	for i := range c.Devices { // only the lines kept above stay for Errorf
+		d := &c.Devices[i]
+		d.path = nil
+		for j := range d.Tags {
+			d.Tags[j].path = nil
+		}
 	}
 	return c, nil
 }

@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/BurntSushi/toml"
 )
@@ -47,7 +48,10 @@ func (c *checker) add(p path, o owner, format string, args ...any) {
 }
 
 // bad reports whether the table at p had a problem of key or type.
-func (c *checker) bad(p path) bool { return c.units[p.key()] }
+func (c *checker) bad(p path) bool { return len(c.units) > 0 && c.units[p.key()] }
+
+// skipped reports whether the key at p had a problem of key or type, which the decoder skips.
+func (c *checker) skipped(p path) bool { return len(c.keys) > 0 && c.keys[p.key()] }
 
 // unitOf returns the table a problem at p belongs to: a tag's table, a device's own table, or
 // else the top-level section (or key).
@@ -74,16 +78,44 @@ func (p path) dotted() string {
 	return strings.Join(names, ".")
 }
 
-// fieldsByKey maps the TOML names of a struct's fields (promoted ones included) to their types.
-func fieldsByKey(t reflect.Type) map[string]reflect.Type {
-	m := map[string]reflect.Type{}
-	for _, f := range reflect.VisibleFields(t) {
-		if name := tomlName(f); name != "" {
-			m[name] = f.Type
+// structField is a struct field that is a key: its TOML name, its index for FieldByIndex and
+// its type.
+type structField struct {
+	name  string
+	index []int
+	typ   reflect.Type
+}
+
+// structFields are the keys of a struct type, with the same fields by name.
+type structFields struct {
+	list   []structField
+	byName map[string]reflect.Type
+}
+
+// fieldCache holds structFields by reflect.Type: reflect.VisibleFields allocates on every
+// call, and a 40,000-tag file asks for the same few types some 100,000 times.
+var fieldCache sync.Map // reflect.Type → *structFields
+
+// fieldsOf returns the keys of struct type t (promoted fields included). The result is shared:
+// callers must not change it.
+func fieldsOf(t reflect.Type) *structFields {
+	if f, ok := fieldCache.Load(t); ok {
+		return f.(*structFields)
+	}
+	f := &structFields{byName: map[string]reflect.Type{}}
+	for _, sf := range reflect.VisibleFields(t) {
+		if name := tomlName(sf); name != "" {
+			f.list = append(f.list, structField{name: name, index: sf.Index, typ: sf.Type})
+			f.byName[name] = sf.Type
 		}
 	}
-	return m
+	actual, _ := fieldCache.LoadOrStore(t, f)
+	return actual.(*structFields)
 }
+
+// fieldsByKey maps the TOML names of a struct's fields (promoted ones included) to their types.
+// The map is shared: callers must not change it.
+func fieldsByKey(t reflect.Type) map[string]reflect.Type { return fieldsOf(t).byName }
 
 // tomlName is the key of a struct field, or "" for a field that is not one.
 func tomlName(f reflect.StructField) string {
@@ -241,14 +273,16 @@ func (c *checker) tags(v any, p path, o owner, spec DriverSpec, known bool) {
 	if known {
 		own = fieldsByKey(settingsType(spec.NewTag))
 	}
+	kp := p.with("", "") // each key's path in turn: value and what it calls copy what they keep
 	for j, m := range tables {
 		to := owner{device: o.device, tag: stringAt(m, "name")}
-		tp := p.with(index(j))
+		kp[len(p)] = index(j)
 		for _, k := range sortedKeys(m) {
+			kp[len(p)+1] = k
 			if ft, isCommon := common[k]; isCommon {
-				c.value(m[k], ft, tp.with(k), to)
+				c.value(m[k], ft, kp, to)
 			} else if known {
-				c.driverKey(m[k], own, tp.with(k), to, spec.Name, true)
+				c.driverKey(m[k], own, kp, to, spec.Name, true)
 			}
 		}
 	}

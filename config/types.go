@@ -170,8 +170,8 @@ type Device struct {
 	// PollSchedule is when polls start: "clock" (default) at whole multiples of PollInterval
 	// on the wall clock (a 1 s device at every whole second, a 1 m device at every whole
 	// minute), after one poll at start; "start": every PollInterval from the first poll.
-	PollSchedule string `toml:"poll_schedule"`
-	Timeout      Duration `toml:"timeout"`       // per request, default 1s
+	PollSchedule string   `toml:"poll_schedule"`
+	Timeout      Duration `toml:"timeout"` // per request, default 1s
 	// Flat topics: override [broker.flat] qos and retain for this device's tags.
 	FlatQoS    *int  `toml:"flat_qos"`
 	FlatRetain *bool `toml:"flat_retain"`
@@ -187,10 +187,11 @@ type Device struct {
 	// Line is the line of the device's [[device]] header in File.
 	Line int `toml:"-"`
 
-	file    string  // the file the device was loaded from, for Errorf
-	lines   lineMap // the line of every key of that file
-	path    path    // the device's table: device.[i]
-	dataDir string  // gateway.data_dir
+	file     string    // the file the device was loaded from, for Errorf
+	keyNames []string  // the names of the file's keys, which keyLine.name numbers (shared)
+	keys     []keyLine // the line of each key written in the device's table, for Errorf
+	path     path      // the device's table: device.[i]; only while loading
+	dataDir  string    // gateway.data_dir
 }
 
 // DataDir is the gateway's data directory (gateway.data_dir), where a driver keeps what it
@@ -227,7 +228,8 @@ type Tag struct {
 	// Line is the line of the tag's [[device.tag]] header in File.
 	Line int `toml:"-"`
 
-	path path // the tag's table: device.[i].tag.[j]
+	keys []keyLine // the line of each key written in the tag's table, for TagErrorf
+	path path      // the tag's table: device.[i].tag.[j]; only while loading
 }
 
 // Duration is a time.Duration written in TOML as a string such as "500ms" or "1m30s".
