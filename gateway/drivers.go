@@ -46,6 +46,29 @@ func buildDevices(cfg *config.Config, log *slog.Logger) (deviceSet, error) {
 	return set, nil
 }
 
+// keptConfig is what the gateway keeps of cfg once the drivers are built from it: every
+// section, and of each device the common keys, but of its tags only those the gateway reads
+// later: every tag of a disabled device (the page lists them) and the tags that set flat_qos
+// or flat_retain (the flat output). The drivers keep their own descriptions of the tags; the
+// [[device.tag]] tables of a 40,000-tag file, with the drivers' settings they point to, are
+// garbage once the gateway is built.
+func keptConfig(cfg *config.Config) *config.Config {
+	kept := *cfg
+	kept.Devices = make([]config.Device, len(cfg.Devices))
+	for i, d := range cfg.Devices {
+		var tags []config.Tag
+		for _, t := range d.Tags {
+			if d.Disabled || t.FlatQoS != nil || t.FlatRetain != nil {
+				t.Settings = nil
+				tags = append(tags, t)
+			}
+		}
+		d.Tags = tags
+		kept.Devices[i] = d
+	}
+	return &kept
+}
+
 func asDrivers(built []config.BuiltDriver) []drivers.Driver {
 	ds := make([]drivers.Driver, len(built))
 	for i, d := range built {

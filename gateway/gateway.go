@@ -39,7 +39,7 @@ type Gateway struct {
 	drivers []drivers.Driver
 	writers map[string]drivers.Writer // by device
 	devices []drivers.DeviceInfo
-	devCfg  *config.Config // cfg with the [[device]] tables in force
+	devCfg  *config.Config // cfg with the [[device]] tables in force (both as keptConfig keeps them)
 	store   *store
 	writes  *writeQueues  // pending device writes, one queue per device
 	limit   *logx.Limiter // rate-limits repeated log lines
@@ -68,11 +68,12 @@ type Gateway struct {
 // validate every tag) but opens nothing. The error lists every problem found, with file and
 // line.
 func New(cfg *config.Config, log *slog.Logger, version string) (*Gateway, error) {
-	g := &Gateway{cfg: cfg, devCfg: cfg, log: log, version: version, limit: logx.NewLimiter(logEvery)}
 	set, err := buildDevices(cfg, log)
 	if err != nil {
 		return nil, err
 	}
+	cfg = keptConfig(cfg)
+	g := &Gateway{cfg: cfg, devCfg: cfg, log: log, version: version, limit: logx.NewLimiter(logEvery)}
 	g.drivers, g.devices, g.writers = set.drivers, set.devices, set.writers
 	if g.cfg.Broker.Enabled {
 		if err := g.brokerOptions().Validate(); err != nil {

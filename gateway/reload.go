@@ -194,7 +194,7 @@ func (g *Gateway) restartSections(cfg *config.Config) []string {
 // every output. It runs on runDevices' goroutine while no driver or device writer runs.
 func (g *Gateway) applyDevices(cfg *config.Config, set deviceSet) error {
 	merged := *g.cfg // the running sections, with the new [[device]] tables
-	merged.Devices = cfg.Devices
+	merged.Devices = keptConfig(cfg).Devices
 	g.mu.Lock()
 	oldDrivers, oldDevices := g.drivers, g.devices
 	g.drivers, g.devices, g.writers, g.devCfg = set.drivers, set.devices, set.writers, &merged
