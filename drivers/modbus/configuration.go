@@ -152,7 +152,7 @@ func build(devs []*config.Device, log *slog.Logger) (config.BuiltDriver, error) 
 // out (which only an RTU device may not do). A device without settings (they had a problem,
 // or the device was made in code) gets its driver's defaults.
 func deviceOptions(cd *config.Device) (DeviceOptions, bool) {
-	o := DeviceOptions{Name: cd.Name, PollInterval: cd.PollInterval.D(), Timeout: cd.Timeout.D()}
+	o := DeviceOptions{Name: cd.Name, PollInterval: cd.PollInterval.D(), PollSchedule: cd.PollSchedule, Timeout: cd.Timeout.D()}
 	settings := cd.Settings
 	if settings == nil {
 		settings = newSettings(cd.Driver)

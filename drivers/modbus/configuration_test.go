@@ -189,6 +189,7 @@ address = "[fe80::1]"
 unit_id = 0
 disabled = true
 poll_interval = "250ms"
+poll_schedule = "start"
 timeout = "2s"
 byte_order = "cdab"
 max_registers = 60
@@ -209,7 +210,7 @@ tag = [
 	}
 	got, _ := deviceOptions(&c.Devices[0])
 	want := DeviceOptions{Name: "TCP", Address: "[fe80::1]", UnitID: 0, PollInterval: 250 * time.Millisecond,
-		Timeout: 2 * time.Second, ByteOrder: "cdab", MaxRegisters: 60, MaxBits: 16, MaxGap: 4,
+		PollSchedule: "start", Timeout: 2 * time.Second, ByteOrder: "cdab", MaxRegisters: 60, MaxBits: 16, MaxGap: 4,
 		ZeroBased: true, WriteSingleRegister: "fc16", WriteCoil: "fc15", MaxBackoff: 3 * time.Second,
 		Tags: []TagOptions{{Name: "T", Address: "hr:0", Type: "float32", ByteOrder: "dcba", Scale: f64(2), Offset: f64(-1.5),
 			Units: "psi", Description: "d", Writable: true, Min: f64(0), Max: f64(10.5), Deadband: 1,
@@ -217,7 +218,7 @@ tag = [
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("\n got %+v\nwant %+v", got, want)
 	}
-	if c.Devices[0].Line != 5 || c.Devices[0].Tags[0].Line != 21 { // the "tag = [" line
+	if c.Devices[0].Line != 5 || c.Devices[0].Tags[0].Line != 22 { // the "tag = [" line
 		t.Errorf("lines %d, %d", c.Devices[0].Line, c.Devices[0].Tags[0].Line)
 	}
 	if len(c.Enabled(NameTCP)) != 0 {

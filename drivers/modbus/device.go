@@ -28,6 +28,7 @@ type device struct {
 	driver   string // NameTCP or NameRTU
 	unit     byte
 	interval time.Duration // as configured
+	schedule drivers.Schedule
 	override *atomic.Int64 // the driver's scan rate override (ns), when set; may be nil
 	timeout  time.Duration
 	maxRegs  int

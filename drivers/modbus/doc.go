@@ -101,6 +101,14 @@
 // hr:0-1 (2 registers) for tag "Flow"`, `illegal function writing co:4 (1 coil, function 5)
 // for tag "Dump Valve"`: the status page shows the last one as the device's last error.
 //
+// Each device polls once at once when the driver starts, then on its poll_schedule
+// (drivers.Schedule): "clock", the default, at whole multiples of its poll interval since the
+// Unix epoch (a 1 s device at every whole second, a 1 m device at every whole minute); "start",
+// every interval after its first poll. Devices on one endpoint each keep their own schedule and
+// take turns on the line. A poll that ends after its next start was due skips to the one after
+// (no catch-up burst) and counts "poll_overrun". Node Control/Scan Rate (SetScanRate) moves
+// every device to the next start of the new interval's schedule.
+//
 // Anything but an exception ends the device's poll cycle, so a silent or broken device costs
 // the others on its endpoint at most one timeout per cycle; after two failed cycles in a row
 // the device is reported down (Sink.DeviceState, with the error) and quarantined. A quarantined

@@ -95,6 +95,11 @@ func buildDevice(o *DeviceOptions, log *slog.Logger) (*device, error) {
 	if o.PollInterval <= 0 || o.Timeout <= 0 {
 		errs = append(errs, fmt.Errorf("device %q: poll interval and timeout must be greater than 0", o.Name))
 	}
+	if s, err := drivers.ParseSchedule(o.PollSchedule); err != nil {
+		errs = append(errs, fmt.Errorf("device %q: %w", o.Name, err))
+	} else {
+		dev.schedule = s
+	}
 	for _, p := range ps {
 		errs = append(errs, fmt.Errorf("device %q: %s", o.Name, p.msg))
 	}

@@ -22,6 +22,7 @@ const (
 	kindWrongEcho     = "wrong_echo"     // a write's reply that does not echo its address and value
 	kindGarbage       = "garbage"        // bytes that make no reply frame at all
 	kindLate          = "late_reply"     // a frame discarded: not the reply to the request in flight
+	kindOverrun       = "poll_overrun"   // an answered poll ended past its next start, which was skipped
 )
 
 // Errors the driver itself detects.

@@ -15,8 +15,9 @@ type Options struct {
 
 // DeviceOptions is one Modbus device. New checks every field with the same rules that the
 // configuration's validation reports with lines (see configuration.go); the keys every
-// driver's devices have (name, poll interval, timeout) are the caller's to check, except
-// that the interval and the timeout must be positive.
+// driver's devices have (name, poll interval, poll schedule, timeout) are the caller's to
+// check, except that the interval and the timeout must be positive and the schedule one that
+// drivers.ParseSchedule knows.
 type DeviceOptions struct {
 	Name string
 	// Address is the Modbus TCP server: "host:port", or "host" for port 502. Used when Serial
@@ -27,6 +28,10 @@ type DeviceOptions struct {
 	// UnitID is the unit (slave) id: 0…247 over TCP, 1…247 on a serial line.
 	UnitID       int
 	PollInterval time.Duration
+	// PollSchedule is when polls start (see drivers.Schedule): "clock" (also "") at whole
+	// multiples of the interval since the Unix epoch, or "start": every interval from the
+	// first poll. Either way the first poll is at once.
+	PollSchedule string
 	Timeout      time.Duration // per request
 	// ByteOrder is the device's byte order: ABCD, CDAB, BADC or DCBA (see the package comment).
 	ByteOrder    string

@@ -74,10 +74,11 @@ func (e *endpoint) run(ctx context.Context, sink drivers.Sink) {
 	}
 }
 
-// reschedule brings every answering device's next poll to at most one (new) interval away.
+// reschedule brings every answering device's next poll to at most one (new) interval away:
+// on the clock, the next whole multiple of the new interval.
 func (e *endpoint) reschedule(now time.Time) {
 	for _, d := range e.devices {
-		if next := now.Add(d.pollInterval()); d.state != stateDown && next.Before(d.next) {
+		if next, _ := d.schedule.Next(now, d.pollInterval(), now); d.state != stateDown && next.Before(d.next) {
 			d.next = next
 		}
 	}
@@ -269,7 +270,7 @@ func (e *endpoint) finish(d *device, samples []drivers.Sample, err error, sink d
 	default:
 		// Nobody else on the line answers: there is nobody to protect, and probing at the
 		// poll rate brings the device back within one interval of its line returning.
-		d.next = nextTick(d.next, d.pollInterval(), now)
+		d.next, _ = d.schedule.Next(d.next, d.pollInterval(), now)
 	}
 }
 
@@ -291,16 +292,26 @@ func (e *endpoint) answered(d *device, samples []drivers.Sample, sink drivers.Si
 			}
 		}
 	}
-	d.next = nextTick(d.next, d.pollInterval(), now)
+	e.scheduleNext(d, now)
 }
 
-// nextTick is the first multiple of interval after prev that is later than now.
-func nextTick(prev time.Time, interval time.Duration, now time.Time) time.Time {
-	next := prev.Add(interval)
-	if next.After(now) {
-		return next
+// scheduleNext sets when an answered device polls next (see drivers.Schedule). A poll that
+// ended past the next start (it was slow, or waited for its neighbours on the line) skips to
+// the following one; that is counted, and logged once at warning level. A failed poll is not
+// counted: its timeouts are.
+func (e *endpoint) scheduleNext(d *device, now time.Time) {
+	prev := d.next
+	next, overran := d.schedule.Next(prev, d.pollInterval(), now)
+	d.next = next
+	if !overran {
+		return
 	}
-	return prev.Add((now.Sub(prev)/interval + 1) * interval)
+	args := []any{"interval", d.pollInterval(), "took", now.Sub(prev).Round(time.Millisecond)}
+	if d.stats.Count(kindOverrun) == 1 {
+		d.log.Warn("a poll ended after the next one was due; skipped to the one after (raise poll_interval)", args...)
+		return
+	}
+	d.log.Debug("a poll ended after the next one was due", args...)
 }
 
 func later(a, b time.Time) time.Time {

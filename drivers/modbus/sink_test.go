@@ -133,7 +133,7 @@ func tcpDevice(name string, s *testServer, unit int, tags ...TagOptions) DeviceO
 // tcpOptions returns a modbus-tcp device at addr with the configuration's defaults.
 func tcpOptions(name, addr string, unit int, tags ...TagOptions) DeviceOptions {
 	return DeviceOptions{
-		Name: name, Address: addr, UnitID: unit, PollInterval: time.Second, Timeout: time.Second,
+		Name: name, Address: addr, UnitID: unit, PollInterval: time.Second, PollSchedule: "clock", Timeout: time.Second,
 		ByteOrder: "ABCD", MaxRegisters: maxReadRegisters, MaxBits: maxReadBits, Tags: tags,
 		WriteSingleRegister: DefaultWriteSingleRegister, WriteCoil: DefaultWriteCoil, MaxBackoff: DefaultMaxBackoff,
 	}
