@@ -110,7 +110,7 @@ func deviceOptions(cd *config.Device, dir string) DeviceOptions {
 		Username: s.Username, Password: s.Password, UserCertificate: s.UserCertificate, UserKey: s.UserKey,
 		ServerFingerprint: s.ServerFingerprint, ServerCertificate: s.ServerCertificate,
 		ClientCertificate: s.ClientCertificate, ClientKey: s.ClientKey, PKIDir: filepath.Join(dir, "pki"),
-		Mode: s.Mode, Interval: cd.PollInterval.D(), Timeout: cd.Timeout.D(), Where: where(cd.Errorf("", "")),
+		Mode: s.Mode, PollSchedule: cd.PollSchedule, Interval: cd.PollInterval.D(), Timeout: cd.Timeout.D(), Where: where(cd.Errorf("", "")),
 	}
 	if dir == "" {
 		o.PKIDir = "(the data directory)/pki" // validation only: the path is not used

@@ -58,7 +58,7 @@ poll_interval = "1s"
 	devs := c.Enabled(Name)
 	o := deviceOptions(devs[0], "/data")
 	if o.Endpoint != "opc.tcp://10.0.0.30:4840" || o.SecurityPolicy != "Basic256Sha256" || o.Username != "field" ||
-		o.PKIDir != "/data/pki" || o.Interval != time.Second || o.Mode != ModeSubscribe || !strings.HasSuffix(o.Where, "site.toml:5") {
+		o.PKIDir != "/data/pki" || o.Interval != time.Second || o.PollSchedule != "clock" || o.Mode != ModeSubscribe || !strings.HasSuffix(o.Where, "site.toml:5") {
 		t.Fatalf("options %+v", o)
 	}
 	if tg := o.Tags[0]; tg.NodeID != "ns=2;s=Separator.Level" || tg.Deadband != 0.5 || !tg.Writable || !strings.HasSuffix(tg.Where, "site.toml:17") {

@@ -67,6 +67,8 @@ type device struct {
 	log    *slog.Logger
 	rescan chan struct{}
 	stats  drivers.Counters
+	// schedule is when poll mode's polls start.
+	schedule drivers.Schedule
 
 	mu  sync.Mutex
 	cur *conn // the live session, for writes; nil while there is none
@@ -79,6 +81,7 @@ type device struct {
 func newDevice(d *Driver, o DeviceOptions) *device {
 	dev := &device{drv: d, name: o.Name, opts: o, byName: map[string]*tag{}, rescan: make(chan struct{}, 1),
 		log: d.log.With("device", o.Name), problems: map[int]string{}}
+	dev.schedule, _ = drivers.ParseSchedule(o.PollSchedule)
 	dev.policy, _ = ParseSecurityPolicy(o.SecurityPolicy)
 	m, _ := ParseSecurityMode(o.SecurityMode)
 	dev.mode = effectiveMode(dev.policy, m)

@@ -26,7 +26,9 @@
 // In subscribe mode (the default) each tag is a monitored item sampled at the interval, queue
 // size 1, with its deadband as an absolute DataChangeFilter (a server that refuses the filter
 // gets the item without it; the gateway's report by exception applies the deadband anyway). In
-// poll mode every tag is read every interval. Both read the server's operation limits at
+// poll mode every tag is read every interval, on the device's poll_schedule (drivers.Schedule:
+// "clock" at whole multiples of the interval since the Unix epoch, or "start"); the schedule
+// does not apply to subscribe mode, where the server samples. Both read the server's operation limits at
 // connect (MaxNodesPerRead, MaxMonitoredItemsPerCall, MaxMonitoredItemsPerSubscription) and
 // split requests accordingly; a server that refuses a request with BadTooManyOperations
 // anyway gets requests half as large. A connect reads every tag once and delivers the values

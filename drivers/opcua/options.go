@@ -57,12 +57,16 @@ type DeviceOptions struct {
 	ClientCertificate, ClientKey string // files; when empty, PKIDir holds a created pair
 	PKIDir                       string // where client.crt and client.key are created on first use (0600)
 	Mode                         string // subscribe (default) or poll
-	Interval                     time.Duration
-	Timeout                      time.Duration // per request, and for connecting
-	KeepAlive                    time.Duration // how often a silent session is checked (default 5s)
-	Watchdog                     time.Duration // quiet spell before a subscription is checked for silence
-	Where                        string        // where the device is configured ("file:line"), for log lines
-	Tags                         []TagOptions
+	// PollSchedule is when poll mode's polls start (see drivers.Schedule): "clock" (also "")
+	// at whole multiples of Interval since the Unix epoch, or "start": every Interval from the
+	// first poll. Subscribe mode ignores it: there the server samples.
+	PollSchedule string
+	Interval     time.Duration
+	Timeout      time.Duration // per request, and for connecting
+	KeepAlive    time.Duration // how often a silent session is checked (default 5s)
+	Watchdog     time.Duration // quiet spell before a subscription is checked for silence
+	Where        string        // where the device is configured ("file:line"), for log lines
+	Tags         []TagOptions
 }
 
 // TagOptions is one tag: an OPC UA node published as a Sparkplug metric.
@@ -123,6 +127,9 @@ func (o *DeviceOptions) check(common bool) []Problem {
 	}
 	if _, err := ParseMode(o.Mode); err != nil {
 		bad("mode", "%v", err)
+	}
+	if _, err := drivers.ParseSchedule(o.PollSchedule); common && err != nil {
+		bad("poll_schedule", "%v", err)
 	}
 	for _, d := range []struct {
 		key string

@@ -17,10 +17,11 @@ import (
 const (
 	kindTimeout    = "timeout"
 	kindConnection = "connection"
-	kindSecurity   = "security" // untrusted certificate, refused credentials, security checks
-	kindStatus     = "status"   // a service answered with a bad status
-	kindConfig     = "config"   // the server has no endpoint or token the device asks for
-	kindWatchdog   = "watchdog" // a subscription went silent while the session answered
+	kindSecurity   = "security"     // untrusted certificate, refused credentials, security checks
+	kindStatus     = "status"       // a service answered with a bad status
+	kindConfig     = "config"       // the server has no endpoint or token the device asks for
+	kindWatchdog   = "watchdog"     // a subscription went silent while the session answered
+	kindOverrun    = "poll_overrun" // poll mode: a poll ended after the next was due, which was skipped
 )
 
 // errorKind classifies an error for the counters.

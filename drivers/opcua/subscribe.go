@@ -163,17 +163,21 @@ func (c *conn) itemRequest(i int, filters bool) *ua.MonitoredItemCreateRequest {
 }
 
 // follow runs the session after its start: notifications or polls, keep-alive and the data
-// watchdog, until an error or ctx ends.
+// watchdog, until an error or ctx ends. In poll mode the session's first poll (serve's) has
+// just been made; the next ones start on the device's schedule (see nextPoll).
 func (c *conn) follow(ctx context.Context, sink drivers.Sink) error {
 	d := c.d
 	clk := d.drv.clock
 	keep := clk.NewTicker(min(d.opts.KeepAlive, max(d.opts.Watchdog/2, time.Millisecond)))
 	defer keep.Stop()
-	var poll clock.Ticker
+	var poll clock.Timer
 	var pollC <-chan time.Time
+	var due time.Time // when the poll the timer waits for is due
 	if d.opts.Mode == ModePoll {
-		poll = clk.NewTicker(d.interval())
-		defer func() { poll.Stop() }()
+		now := clk.Now()
+		due, _ = d.schedule.Next(now, d.interval(), now)
+		poll = clk.NewTimer(due.Sub(now))
+		defer poll.Stop()
 		pollC = poll.C()
 	}
 	for {
@@ -190,6 +194,7 @@ func (c *conn) follow(ctx context.Context, sink drivers.Sink) error {
 			if err := c.pollOnce(ctx, sink); err != nil {
 				return err
 			}
+			due = c.nextPoll(poll, due)
 		case <-keep.C():
 			if err := c.keepAlive(ctx); err != nil {
 				return err
@@ -203,14 +208,38 @@ func (c *conn) follow(ctx context.Context, sink drivers.Sink) error {
 			if d.opts.Mode == ModeSubscribe {
 				return errRescan
 			}
-			poll.Stop()
-			poll = clk.NewTicker(d.interval())
-			pollC = poll.C()
+			if !poll.Stop() {
+				select { // a fake clock's timer may hold a value it fired meanwhile
+				case <-pollC:
+				default:
+				}
+			}
 			if err := c.pollOnce(ctx, sink); err != nil {
 				return err
 			}
+			now := clk.Now()
+			due, _ = d.schedule.Next(now, d.interval(), now) // the new interval's next start
+			poll.Reset(due.Sub(now))
 		}
 	}
+}
+
+// nextPoll arms the poll timer for the poll after the one due at due, and returns when that
+// one is due: on the device's schedule, skipping (and counting) starts a slow poll overran.
+func (c *conn) nextPoll(poll clock.Timer, due time.Time) time.Time {
+	d := c.d
+	now := d.drv.clock.Now()
+	next, overran := d.schedule.Next(due, d.interval(), now)
+	poll.Reset(next.Sub(now))
+	if overran {
+		args := []any{"interval", d.interval(), "took", now.Sub(due).Round(time.Millisecond)}
+		if d.stats.Count(kindOverrun) == 1 {
+			d.log.Warn("a poll ended after the next one was due; skipped to the one after (raise poll_interval)", args...)
+		} else {
+			d.log.Debug("a poll ended after the next one was due", args...)
+		}
+	}
+	return next
 }
 
 // notified delivers a notification's values. An error reported by the client's publish loop,
