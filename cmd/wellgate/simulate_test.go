@@ -145,8 +145,8 @@ func TestSimulatePortInUse(t *testing.T) {
 	defer ln.Close()
 	port := ln.Addr().(*net.TCPAddr).Port
 	var out, errb bytes.Buffer
-	code := runContext(context.Background(), []string{"simulate", "-devices", "2", "-tags", "1",
-		"-port", fmt.Sprint(port - 1), "-config", filepath.Join(t.TempDir(), "s.toml")}, &out, &errb)
+	code := runContext(context.Background(), []string{"simulate", "-devices", "1", "-tags", "1",
+		"-port", fmt.Sprint(port), "-config", filepath.Join(t.TempDir(), "s.toml")}, &out, &errb)
 	if code != 1 || !strings.Contains(errb.String(), ln.Addr().String()) || out.Len() != 0 {
 		t.Errorf("exit %d, stdout %q, stderr %q; want 1 and a message naming %s", code, out.String(), errb.String(), ln.Addr())
 	}
