@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/wellgate/wellgate/bridge"
@@ -41,9 +42,10 @@ type Gateway struct {
 	devices []drivers.DeviceInfo
 	devCfg  *config.Config // cfg with the [[device]] tables in force (both as keptConfig keeps them)
 	store   *store
-	writes  *writeQueues  // pending device writes, one queue per device
-	limit   *logx.Limiter // rate-limits repeated log lines
-	health  health        // parts that failed
+	writes  *writeQueues             // pending device writes, one queue per device
+	limit   *logx.Limiter            // rate-limits repeated log lines
+	latency *prometheus.HistogramVec // wellgate_publish_latency_seconds, by session; on the page's /metrics
+	health  health                   // parts that failed
 
 	localBdSeq atomic.Uint64 // bdSeq of the local session, for the page
 
@@ -73,7 +75,8 @@ func New(cfg *config.Config, log *slog.Logger, version string) (*Gateway, error)
 		return nil, err
 	}
 	cfg = keptConfig(cfg)
-	g := &Gateway{cfg: cfg, devCfg: cfg, log: log, version: version, limit: logx.NewLimiter(logEvery)}
+	g := &Gateway{cfg: cfg, devCfg: cfg, log: log, version: version, limit: logx.NewLimiter(logEvery),
+		latency: newLatency()}
 	g.drivers, g.devices, g.writers = set.drivers, set.devices, set.writers
 	if g.cfg.Broker.Enabled {
 		if err := g.brokerOptions().Validate(); err != nil {
@@ -83,7 +86,7 @@ func New(cfg *config.Config, log *slog.Logger, version string) (*Gateway, error)
 	g.store = newStore(g.storeDevices(), time.Now())
 	g.writes = newWriteQueues(slices.Collect(maps.Keys(g.writers)))
 	// Building the sessions validates ids and metric names without any I/O.
-	if _, err := g.newSession(); err != nil {
+	if _, err := g.newSession(sessionLocal); err != nil {
 		return nil, errors.Join(err, closeAll(set.drivers))
 	}
 	return g, nil
@@ -103,17 +106,38 @@ func (g *Gateway) currentDrivers() []drivers.Driver {
 	return g.drivers
 }
 
-func (g *Gateway) newSession() (*sparkplug.Session, error) { return g.sessionFor(g.Devices()) }
+// The sessions, as wellgate_publish_latency_seconds labels them.
+const (
+	sessionLocal    = "local"
+	sessionUpstream = "upstream"
+)
 
-// sessionFor builds a Sparkplug session for the devices, offline.
-func (g *Gateway) sessionFor(devices []drivers.DeviceInfo) (*sparkplug.Session, error) {
+// newSession builds the session named session ("local" or "upstream") for the devices in force.
+func (g *Gateway) newSession(session string) (*sparkplug.Session, error) {
+	return g.sessionFor(session, g.Devices())
+}
+
+// sessionFor builds a Sparkplug session for the devices, offline; its live DATA is observed in
+// wellgate_publish_latency_seconds under the label session.
+func (g *Gateway) sessionFor(session string, devices []drivers.DeviceInfo) (*sparkplug.Session, error) {
 	sp := g.cfg.Sparkplug
 	return sparkplug.NewSession(sparkplug.Options{
 		GroupID: sp.GroupID, EdgeNodeID: sp.EdgeNodeID, Aliases: sp.Aliases,
 		DataQoS: byte(sp.DataQoS), Devices: devices, NodeMetrics: nodeMetrics(),
 		MaxCommandMetrics: sp.MaxCommandMetrics,
+		Latency:           g.latency.WithLabelValues(session),
 		Logger:            g.log.With("part", "sparkplug"),
 	})
+}
+
+// newLatency is wellgate_publish_latency_seconds: per session, each value published in live
+// DATA, from its poll (the sample's time) to its publication.
+func newLatency() *prometheus.HistogramVec {
+	return prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "wellgate_publish_latency_seconds",
+		Help:    "Seconds from a value's poll to its publication in live Sparkplug DATA, by session.",
+		Buckets: []float64{0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10},
+	}, []string{"session"})
 }
 
 // drainTimeout bounds how long the upstream bridge may take, once the drivers have stopped,
@@ -219,7 +243,7 @@ func (g *Gateway) startLocal(opened *closers) error {
 	if err := b.Serve(); err != nil {
 		return err
 	}
-	sess, err := g.newSession()
+	sess, err := g.newSession(sessionLocal)
 	if err != nil {
 		return err
 	}
@@ -394,7 +418,7 @@ func (g *Gateway) WebAddr() string {
 func (g *Gateway) webOptions() web.Options {
 	w := g.cfg.Web
 	o := web.Options{Listen: w.Listen, TLSCertFile: w.TLSCertFile, TLSKeyFile: w.TLSKeyFile,
-		MaxConns: w.MaxConnections, Version: g.version}
+		MaxConns: w.MaxConnections, Version: g.version, Collectors: []prometheus.Collector{g.latency}}
 	for _, u := range w.Users {
 		o.Users = append(o.Users, web.User{Name: u.Name, Hash: u.PasswordHash})
 	}

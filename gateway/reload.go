@@ -147,7 +147,7 @@ func (g *Gateway) Reload(cfg *config.Config) error {
 	if err != nil {
 		return fmt.Errorf("reload refused: %w", err)
 	}
-	if _, err := g.sessionFor(set.devices); err != nil {
+	if _, err := g.sessionFor(sessionLocal, set.devices); err != nil {
 		return fmt.Errorf("reload refused: %w", errors.Join(err, closeAll(set.drivers)))
 	}
 	g.mu.RLock()

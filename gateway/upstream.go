@@ -22,7 +22,7 @@ func (g *Gateway) startUpstream(ctx context.Context, fail func(error)) (<-chan e
 		return done, nil
 	}
 	up := g.cfg.Upstream
-	sess, err := g.newSession()
+	sess, err := g.newSession(sessionUpstream)
 	if err != nil {
 		return nil, err
 	}

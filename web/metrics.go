@@ -247,11 +247,16 @@ func b2f(b bool) float64 {
 	return 0
 }
 
-// registry holds the gateway's collector and the Go and process collectors.
-func (s *Server) registry() *prometheus.Registry {
+// registry holds the gateway's collector, the Go and process collectors, and Options.Collectors.
+func (s *Server) registry() (*prometheus.Registry, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collector{s: s}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return reg
+	for _, c := range s.opts.Collectors {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("metrics: %w", err)
+		}
+	}
+	return reg, nil
 }
 
 func (s *Server) metricsHandler() http.Handler {

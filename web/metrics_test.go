@@ -2,12 +2,14 @@ package web
 
 import (
 	"fmt"
+	"log/slog"
 	"math"
 	"sort"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -151,5 +153,30 @@ func TestMetricsNeverAnswered(t *testing.T) {
 	}
 	if v := fams["wellgate_upstream_enabled"].Metric[0].Gauge.GetValue(); v != 0 || math.IsNaN(v) {
 		t.Errorf("upstream_enabled = %v", v)
+	}
+}
+
+// Options.Collectors are served on /metrics with the page's own metrics, and lint clean with
+// them; one that clashes with a metric already registered refuses the server.
+func TestMetricsCollectors(t *testing.T) {
+	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "wellgate_publish_latency_seconds",
+		Help: "Seconds from a value's poll to its publication.", Buckets: []float64{0.001, 0.01}}, []string{"session"})
+	h.WithLabelValues("local").Observe(0.002)
+	s := serveOpts(t, Options{Collectors: []prometheus.Collector{h}}, fixed(site()))
+	fams := scrape(t, "http://"+s.Addr().String())
+	if got := series(fams["wellgate_publish_latency_seconds"]); len(got) != 1 || got[0] != `{session="local"} 1` {
+		t.Errorf("wellgate_publish_latency_seconds: %v", got)
+	}
+	problems, err := testutil.GatherAndLint(s.reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		if strings.HasPrefix(p.Metric, "wellgate_") {
+			t.Errorf("lint: %s: %s", p.Metric, p.Text)
+		}
+	}
+	if _, err := NewWithOptions(Options{Listen: "127.0.0.1:0", Collectors: []prometheus.Collector{h, h}}, fixed(site()), slog.New(slog.DiscardHandler)); err == nil {
+		t.Error("a collector registered twice: no error")
 	}
 }

@@ -51,6 +51,10 @@ type Options struct {
 
 	// Version labels wellgate_build_info on /metrics when the Snapshot's is "".
 	Version string
+
+	// Collectors are registered on /metrics besides the page's own (the gateway's
+	// wellgate_publish_latency_seconds histogram, which the Sparkplug sessions observe).
+	Collectors []prometheus.Collector
 }
 
 func (o *Options) defaults() {
@@ -134,7 +138,10 @@ func NewWithOptions(o Options, src Source, log *slog.Logger) (*Server, error) {
 		s.ln, s.tls = tls.NewListener(s.limit, tlsConf), true
 	}
 	s.hub = newHub(src, o.UpdateInterval, o.MaxStreams, s.now)
-	s.reg = s.registry()
+	if s.reg, err = s.registry(); err != nil {
+		_ = ln.Close()
+		return nil, fmt.Errorf("web: %w", err)
+	}
 	s.srv = &http.Server{
 		Handler:           s.routes(),
 		ReadHeaderTimeout: o.ReadHeaderTimeout,
