@@ -154,12 +154,23 @@ func (f *Fleet) OPCUAEndpoints() []string {
 	return out
 }
 
-// Close stops the changes and the servers. It is idempotent.
+// closeWait bounds how long Close waits for the changes to stop.
+const closeWait = 2 * time.Second
+
+// Close stops the changes and the servers. It is idempotent and bounded: gopcua's
+// ChangeNotification can block for good (sending to a subscription that has just ended,
+// under the lock its deletion needs), and then Close leaves that goroutine behind.
 func (f *Fleet) Close() error {
 	var errs []error
 	f.closeOnce.Do(func() {
 		close(f.stop)
-		f.done.Wait()
+		stopped := make(chan struct{})
+		go func() { f.done.Wait(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-time.After(closeWait):
+			errs = append(errs, errors.New("sim: the OPC UA changes did not stop"))
+		}
 		for _, s := range f.servers {
 			errs = append(errs, s.Stop())
 		}

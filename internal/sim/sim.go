@@ -1,6 +1,10 @@
-// Package sim is a simulated wellsite: a Modbus TCP server on loopback serving a wellhead RTU
-// whose pressures, temperatures, levels and totals move over time the way a flowing gas well's
-// do, with a separator that fills and dumps. `wellgate demo` polls it through the real gateway.
+// Package sim holds simulated field devices on loopback. Start is a simulated wellsite: a
+// Modbus TCP server serving a wellhead RTU whose pressures, temperatures, levels and totals move
+// over time the way a flowing gas well's do, with a separator that fills and dumps; `wellgate
+// demo` polls it through the real gateway. StartFleet is many plain PLCs (Modbus TCP devices and
+// OPC UA servers of numbered tags, a set share changing every second) and WriteFleetConfig the
+// gateway configuration that polls them: `wellgate simulate`, for commissioning, training and
+// the benchmarks.
 package sim
 
 import (
