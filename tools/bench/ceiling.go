@@ -122,8 +122,15 @@ func limitedBy(r fleetResult) string {
 		}
 	}
 	s := fmt.Sprintf("at %d devices, %s used the most CPU (%.0f %% of a core)", r.devices, top.name, r.pctCPU(top.cpu))
-	if busy := r.pctCPU(total); busy > 90*float64(runtime.NumCPU()) {
+	busy := r.pctCPU(total)
+	switch {
+	case busy > 90*float64(runtime.NumCPU()):
 		s += fmt.Sprintf("; the four processes together used %.0f %% of %d cores: the machine was saturated", busy, runtime.NumCPU())
+	case r.pctCPU(top.cpu) > 90:
+		s += ": that process was CPU-bound"
+	default:
+		s += fmt.Sprintf("; no process was CPU-bound and the four together used %.0f %% of %d cores: "+
+			"the limit is a wait or a serialisation inside the pipeline, not CPU", busy, runtime.NumCPU())
 	}
 	return s
 }

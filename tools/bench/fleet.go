@@ -23,6 +23,7 @@ type fleetResult struct {
 	wall                    time.Duration // the window
 	polled                  float64       // tags × window / interval
 	gw, sim, mosq, self     time.Duration // CPU in the window
+	busy                    time.Duration // every process's CPU in the window, the machine's
 	rss, anon, rssMax, hwm  int           // kB at the end of the window (rssMax: sampled each second)
 	rssStart, anonStart     int           // kB when every device's first DDATA had arrived
 	msgs, bytes, metrics    int
@@ -39,6 +40,12 @@ func (r fleetResult) cpuPerValue() float64 { return r.gw.Seconds() * 1e6 / r.pol
 func (r fleetResult) kBPerTagStart() float64 { return float64(r.rssStart) / float64(r.tagsTotal()) }
 
 func (r fleetResult) bytesPerValue() float64 { return float64(r.bytes) / r.polled }
+
+// others is the CPU that went to processes other than the four measured ones in the window:
+// other people's work on a shared machine, which competes with the gateway.
+func (r fleetResult) others() time.Duration {
+	return max(0, r.busy-r.gw-r.sim-r.mosq-r.self)
+}
 
 // pctCPU is d as a percentage of one core over the window.
 func (r fleetResult) pctCPU(d time.Duration) float64 { return 100 * d.Seconds() / r.wall.Seconds() }
@@ -67,6 +74,7 @@ func (e *env) runFleet(name string, f fleet, window time.Duration) (fleetResult,
 	time.Sleep(e.settle)
 	r.sub.setRecording(true)
 	self := os.Getpid()
+	busy0 := machineBusy()
 	gw0, sim0, mosq0, self0, wall0 := cpuTime(pid), cpuTime(r.sim.pid()), cpuTime(r.mosq.p.pid()), cpuTime(self), time.Now()
 	for end := wall0.Add(window); time.Now().Before(end); {
 		time.Sleep(min(time.Second, time.Until(end)))
@@ -76,7 +84,7 @@ func (e *env) runFleet(name string, f fleet, window time.Duration) (fleetResult,
 		}
 	}
 	res.gw, res.sim, res.mosq, res.self = cpuTime(pid)-gw0, cpuTime(r.sim.pid())-sim0, cpuTime(r.mosq.p.pid())-mosq0, cpuTime(self)-self0
-	res.wall = time.Since(wall0)
+	res.wall, res.busy = time.Since(wall0), machineBusy()-busy0
 	w := r.sub.setRecording(false)
 	res.rss, res.anon, res.hwm = statusKB(pid, "VmRSS"), statusKB(pid, "RssAnon"), statusKB(pid, "VmHWM")
 	res.msgs, res.bytes, res.metrics, res.delays = w.msgs, w.bytes, w.metrics, len(w.delays)

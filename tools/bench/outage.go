@@ -22,6 +22,7 @@ type outageResult struct {
 	rssMaxDrain    int           // kB, sampled every 200 ms while draining
 	gwCPUDrain     time.Duration // gateway CPU while draining
 	historical     int           // historical metrics that reached the subscriber
+	dropped        int           // the queue's dropped count at the end
 	historicalWait time.Duration // after the queue was empty, until they stopped coming
 }
 
@@ -29,7 +30,7 @@ type apiStatus struct {
 	Upstream struct {
 		Queued     int   `json:"queued"`
 		QueueBytes int64 `json:"queue_bytes"`
-		State      string
+		Dropped    int   `json:"dropped"`
 	} `json:"upstream"`
 }
 
@@ -97,6 +98,7 @@ func (e *env) outage(replayRate int) (*outageResult, error) {
 		if err == nil {
 			sample(st)
 			o.peakQueued = max(o.peakQueued, st.Upstream.Queued)
+			o.dropped = st.Upstream.Dropped
 			if st.Upstream.Queued == 0 {
 				break
 			}

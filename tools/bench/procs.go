@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -135,6 +136,27 @@ func cpuTime(pid int) time.Duration {
 	return time.Duration(ut+st) * 10 * time.Millisecond
 }
 
+// machineBusy is the CPU time every core of the machine has spent busy (/proc/stat's cpu line:
+// user, nice, system, irq, softirq, steal), so that a window can say how much went to processes
+// other than the measured ones.
+func machineBusy() time.Duration {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0
+	}
+	var ticks int64
+	for _, i := range []int{1, 2, 3, 6, 7, 8} {
+		n, _ := strconv.ParseInt(f[i], 10, 64)
+		ticks += n
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond
+}
+
 // statusKB is a kB field of /proc/PID/status ("VmRSS", "RssAnon", "VmHWM"); 0 if absent.
 func statusKB(pid int, field string) int {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
@@ -150,8 +172,29 @@ func statusKB(pid int, field string) int {
 	return 0
 }
 
-// freePort is a loopback host:port that was free a moment ago.
+// freePort is a loopback host:port that was free a moment ago, below the kernel's ephemeral
+// range: a port that listening on :0 hands out (as the simulator's devices and every outgoing
+// connection get theirs) would be free again once closed, and could be taken before the
+// gateway, mosquitto or the page listens on it.
 func freePort() (string, error) {
+	low := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil {
+				low = n
+			}
+		}
+	}
+	if low > 11000 {
+		for range 100 {
+			port := 10000 + rand.IntN(low-11000)
+			ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+			if err == nil {
+				ln.Close()
+				return ln.Addr().String(), nil
+			}
+		}
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", err

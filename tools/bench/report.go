@@ -151,14 +151,14 @@ func (r *results) fleetSection(w func(string, ...any)) {
 	w("Polled values = tags × window / poll interval. Bytes are payload + topic of every message of the group in the window. ")
 	w("Latency is each live DDATA metric's arrival at the subscriber minus its timestamp (the poll's time, whole ms).\n\n")
 	w("Reproduce: `go run ./tools/bench -only fleet -window %v -out /tmp/fleet.md`; by hand: `wellgate simulate -devices 50 -tags 200 -change 10 -interval 1s -config site.toml -data data -upstream tcp://127.0.0.1:1883 -broker 127.0.0.1:0 -web off`, then `wellgate run -config site.toml`.\n\n", r.window)
-	w("| fleet | start → all DDATA | window | CPU (%% of a core) | values polled/s | CPU/value | RSS steady (anon; max in window; peak) | RSS after start (anon) | messages | metrics (%% of polled) | B/value | p50 / p99 / max | simulator, mosquitto, subscriber CPU |\n")
-	w("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
+	w("| fleet | start → all DDATA | window | CPU (%% of a core) | values polled/s | CPU/value | RSS steady (anon; max in window; peak) | RSS after start (anon) | messages | metrics (%% of polled) | B/value | p50 / p99 / max | simulator, mosquitto, subscriber CPU | other processes' CPU |\n")
+	w("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, f := range r.fleets {
-		w("| %v | %v | %v | %.1f %% | %.0f | %.3f µs | %.1f MB (%.1f; %.1f; %.1f) | %.1f MB = %.2f kB/tag (%.1f MB = %.2f kB/tag) | %d | %d (%.1f %%) | %.3f | %s / %s / %s (%d values) | %.0f %%, %.0f %%, %.0f %% |\n",
+		w("| %v | %v | %v | %.1f %% | %.0f | %.3f µs | %.1f MB (%.1f; %.1f; %.1f) | %.1f MB = %.2f kB/tag (%.1f MB = %.2f kB/tag) | %d | %d (%.1f %%) | %.3f | %s / %s / %s (%d values) | %.0f %%, %.0f %%, %.0f %% | %.0f %% |\n",
 			f.fleet, f.up.Round(time.Millisecond), f.wall.Round(time.Millisecond), f.pctCPU(f.gw), f.polled/f.wall.Seconds(), f.cpuPerValue(),
 			mb(f.rss), mb(f.anon), mb(f.rssMax), mb(f.hwm), mb(f.rssStart), f.kBPerTagStart(), mb(f.anonStart), float64(f.anonStart)/float64(f.tagsTotal()),
 			f.msgs, f.metrics, 100*float64(f.metrics)/f.polled, f.bytesPerValue(), ms(f.p50), ms(f.p99), ms(f.pmax), f.delays,
-			f.pctCPU(f.sim), f.pctCPU(f.mosq), f.pctCPU(f.self))
+			f.pctCPU(f.sim), f.pctCPU(f.mosq), f.pctCPU(f.self), f.pctCPU(f.others()))
 	}
 	w("\n")
 }
@@ -172,17 +172,18 @@ func (r *results) ceilingSection(w func(string, ...any)) {
 	w("Devices × 200 int16 tags polled every 100 ms, every tag changing once a second (`-change 100`), so the offered load is devices × 200 tag updates/s. ")
 	w("Each step: start-up, %v settling, a %v window. A step falls behind when fewer than 99 %% of the offered updates arrive at the subscriber in the window, ", min(r.settle, 3*time.Second), c.window)
 	w("or p99 latency exceeds the 100 ms poll interval. The device count doubles from 25, then the search tries halfway between the last pass and the first failure, within %v. ", c.budget)
-	w("All four processes share the machine's cores, so the subscriber's and the simulator's CPU is CPU the gateway cannot have.\n\n")
+	w("All four processes share the machine's cores, so the subscriber's and the simulator's CPU is CPU the gateway cannot have; ")
+	w("\"other processes\" is whatever else ran on the machine in the window (busy time from /proc/stat minus the four).\n\n")
 	w("Reproduce: `go run ./tools/bench -only ceiling -window %v -out /tmp/ceiling.md`.\n\n", r.window)
-	w("| devices | offered /s | arrived /s | p99 | gateway CPU | simulator CPU | mosquitto CPU | subscriber CPU | |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
+	w("| devices | offered /s | arrived /s | p99 | gateway CPU | simulator CPU | mosquitto CPU | subscriber CPU | other processes' CPU | |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, s := range c.steps {
 		res := s.res
 		verdict := passText(s.pass)
 		if s.why != "" {
 			verdict += ": " + s.why
 		}
-		w("| %d | %.0f | %.0f | %s | %.0f %% | %.0f %% | %.0f %% | %.0f %% | %s |\n", res.devices, s.offered, s.arrived, ms(res.p99),
-			res.pctCPU(res.gw), res.pctCPU(res.sim), res.pctCPU(res.mosq), res.pctCPU(res.self), verdict)
+		w("| %d | %.0f | %.0f | %s | %.0f %% | %.0f %% | %.0f %% | %.0f %% | %.0f %% | %s |\n", res.devices, s.offered, s.arrived, ms(res.p99),
+			res.pctCPU(res.gw), res.pctCPU(res.sim), res.pctCPU(res.mosq), res.pctCPU(res.self), res.pctCPU(res.others()), verdict)
 	}
 	w("\nThe search ended because %s. ", c.stopped)
 	if c.best != nil {
@@ -211,7 +212,8 @@ func (r *results) outageSection(w func(string, ...any)) {
 	w("| queue on disk, largest | %.1f MB (the gateway's own queue_bytes: %.1f MB) |\n", float64(o.diskMax)/1e6, float64(o.queueBytesMax)/1e6)
 	w("| RSS before the drain / max while draining | %.1f MB / %.1f MB |\n", mb(o.rssBefore), mb(o.rssMaxDrain))
 	w("| gateway CPU while draining | %.1f s (%.0f %% of a core) |\n", o.gwCPUDrain.Seconds(), 100*o.gwCPUDrain.Seconds()/o.drain.Seconds())
-	w("| historical metrics at the subscriber | %d (%s; counted until none came for 1 s, %v after the queue was empty) |\n\n", o.historical, metText(o.historical >= o.target), o.historicalWait.Round(time.Second))
+	w("| historical metrics at the subscriber | %d (%s; counted until none came for 1 s, %v after the queue was empty); %d fewer than queued at the peak |\n", o.historical, metText(o.historical >= o.target), o.historicalWait.Round(time.Second), o.peakQueued-o.historical)
+	w("| dropped by the queue (`upstream.dropped`) | %d |\n\n", o.dropped)
 }
 
 func (r *results) footprintSection(w func(string, ...any)) {
