@@ -1,6 +1,8 @@
 package bridge
 
 import (
+	"bytes"
+	"encoding/binary"
 	"log/slog"
 	"time"
 
@@ -40,9 +42,11 @@ func (b *Bridge) onSamples(batch []drivers.Sample, written bool) {
 	}
 	p := l.conn.seal()
 	if len(reported) > 0 {
-		if recs := encodeSamples(deviceSamples(reported)); len(recs) > 0 {
-			l.ring = append(l.ring, ringEntry{records: recs, proof: p})
-			l.held += len(recs)
+		var recs packedRecords
+		var n int
+		if recs, n, l.scratch = packSamples(reported, l.scratch); n > 0 {
+			l.ring = append(l.ring, ringEntry{records: recs, n: n, proof: p})
+			l.held += n
 		}
 		b.stat.update(func(s *Status) { s.PublishedLive += uint64(len(reported)) })
 	}
@@ -66,13 +70,73 @@ func deviceSamples(samples []drivers.Sample) []drivers.Sample {
 	return samples
 }
 
+// packedRecords holds queue records back to back, each after its length (a uvarint): the
+// ring's form of what a publish carried, one allocation and no pointers per batch.
+type packedRecords []byte
+
+// packSamples encodes the samples of devices (node metrics are never queued, see
+// deviceSamples) as packed queue records. It packs them in scratch first, so that what it
+// returns takes only the bytes it needs (one allocation), and returns them, how many there
+// are, and scratch for next time.
+func packSamples(samples []drivers.Sample, scratch []byte) (packedRecords, int, []byte) {
+	buf, n := scratch[:0], 0
+	var rec [128]byte // a record of the usual size stays on the stack
+	for _, s := range samples {
+		if s.Device == "" {
+			continue
+		}
+		r := queue.EncodeSample(rec[:0], s)
+		buf = binary.AppendUvarint(buf, uint64(len(r)))
+		buf = append(buf, r...)
+		n++
+	}
+	var out packedRecords
+	if n > 0 {
+		out = bytes.Clone(buf)
+	}
+	if cap(buf) > maxScratch {
+		buf = nil
+	}
+	return out, n, buf
+}
+
+// maxScratch bounds the scratch buffer packSamples keeps between batches.
+const maxScratch = 256 << 10
+
+// packRecord packs one record.
+func packRecord(rec []byte) packedRecords {
+	buf := make([]byte, 0, binary.MaxVarintLen64+len(rec))
+	return append(binary.AppendUvarint(buf, uint64(len(rec))), rec...)
+}
+
+// split returns the n records p holds, for the queue: slices of p, which the caller must not
+// change.
+func (p packedRecords) split(n int) [][]byte {
+	recs := make([][]byte, 0, n)
+	for len(p) > 0 {
+		l, k := binary.Uvarint(p)
+		if k <= 0 || l > uint64(len(p)-k) {
+			break // cannot happen: the ring packs its records itself
+		}
+		end := k + int(l)
+		recs = append(recs, p[k:end:end])
+		p = p[end:]
+	}
+	return recs
+}
+
+// encodedSize is about the bytes queue.EncodeSample takes for s.
+func encodedSize(s drivers.Sample) int {
+	return 24 + len(s.Device) + len(s.Tag) + len(s.Value.Str())
+}
+
 func encodeSamples(samples []drivers.Sample) [][]byte {
 	if len(samples) == 0 {
 		return nil
 	}
 	size := 0
 	for _, s := range samples {
-		size += 24 + len(s.Device) + len(s.Tag) + len(s.Value.Str())
+		size += encodedSize(s)
 	}
 	buf := make([]byte, 0, size)
 	recs := make([][]byte, len(samples))
@@ -104,17 +168,17 @@ func (b *Bridge) onDevice(ev deviceEvent) {
 // onForward publishes a local message matched by an Up rule, or queues it.
 func (b *Bridge) onForward(m message) {
 	l := &b.loop
-	rec := [][]byte{encodeMessage(nil, m)}
+	rec := encodeMessage(nil, m)
 	if !l.live {
-		b.enqueue(rec)
+		b.enqueue([][]byte{rec})
 		return
 	}
 	if err := l.conn.Publish(m.topic, m.qos, m.retain, m.payload); err != nil {
 		b.lost(err, -1) // the ring first, then this newer message
-		b.enqueue(rec)
+		b.enqueue([][]byte{rec})
 		return
 	}
-	l.ring = append(l.ring, ringEntry{records: rec, proof: l.conn.seal()})
+	l.ring = append(l.ring, ringEntry{records: packRecord(rec), n: 1, proof: l.conn.seal()})
 	l.held++
 	b.stat.update(func(s *Status) { s.Forwarded++ })
 }
@@ -149,7 +213,7 @@ func (b *Bridge) retire(now time.Time) {
 			kept = append(kept, e)
 			continue
 		}
-		b.confirmed(len(e.records), e.byProof(proven))
+		b.confirmed(e.n, e.byProof(proven))
 	}
 	clear(l.ring[len(kept):])
 	l.ring = kept

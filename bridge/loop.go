@@ -44,6 +44,7 @@ type loopState struct {
 	ringDone    int         // ring entries at the front known written (proof.written set)
 	flightDone  int         // same for inflight
 	held        int         // records in ring and inflight
+	scratch     []byte      // packSamples' buffer
 	budget      float64     // replay budget in records
 	lastTick    time.Time
 	lastProbe   time.Time      // when the last proof was asked for
@@ -57,9 +58,12 @@ type loopState struct {
 // subscriptions bring (STATE, a stray retained command).
 const maxEarly = 64
 
-// ringEntry is what one live publish carried, kept until confirmed.
+// ringEntry is what one live publish carried, kept until confirmed: its records as the queue
+// encodes them, packed (see packedRecords), so that the ring holds one pointer-free buffer per
+// batch rather than a slice per record.
 type ringEntry struct {
-	records [][]byte
+	records packedRecords
+	n       int // its records
 	proof
 }
 
@@ -409,8 +413,8 @@ func (b *Bridge) requeue() {
 	}
 	l.inflight, l.flightDone = nil, 0
 	for _, e := range l.ring {
-		b.enqueue(e.records)
-		n += len(e.records)
+		b.enqueue(e.records.split(e.n))
+		n += e.n
 	}
 	l.ring, l.ringDone, l.held = nil, 0, 0
 	if n > 0 {
