@@ -3,6 +3,7 @@ package bridge
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -11,6 +12,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
@@ -33,7 +35,10 @@ const (
 // and waits until a subscriber has every device's DDATA. One op is one burst. Besides ns/op it
 // reports ns/value (wall time of the burst per polled value), cpu-ns/value (this process's
 // CPU: bridge, paho, the subscriber), the batch latency (Samples call → DDATA at the
-// subscriber) p50/p99/max over all batches, and the most records the bridge held unconfirmed.
+// subscriber) p50/p99/max over all batches, where a batch waited (wait: in the mailbox; out:
+// from the end of its Update to the subscriber), the loop's Session.Update time per burst, and
+// the most records (and ring bytes) the bridge held unconfirmed. Bursts follow each other at
+// once; WELLGATE_BURST_EVERY=1s paces them like the fleet, for the ring's size there.
 //
 //	go test -run '^$' -bench Burst -benchtime 100x ./bridge/
 func BenchmarkBurst(b *testing.B) {
@@ -54,7 +59,8 @@ func BenchmarkBurst(b *testing.B) {
 		b.Fatal(err)
 	}
 	sub := newBurstSub(b, m.Addr)
-	br, err := New(Options{Servers: []string{m.URL()}, Session: sess, Queue: q, BdSeq: seq, FirstPollWait: -1})
+	ts := &timedSession{Session: sess, took: make([]time.Time, burstDevices), done: make([]time.Time, burstDevices)}
+	br, err := New(Options{Servers: []string{m.URL()}, Session: ts, Queue: q, BdSeq: seq, FirstPollWait: -1})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -64,6 +70,8 @@ func BenchmarkBurst(b *testing.B) {
 	defer func() { cancel(); <-done; _ = br.Close() }()
 	waitFor(b, 10*time.Second, "online", func() bool { return br.Status().State == StateOnline })
 
+	var waits, outs []time.Duration
+	var work time.Duration
 	burst := func(k int, timed bool) (lat []time.Duration, cpu, wall time.Duration) {
 		batches := burstBatches(names, k)
 		sub.arm(burstDevices)
@@ -81,18 +89,34 @@ func BenchmarkBurst(b *testing.B) {
 		if timed {
 			b.StopTimer()
 		}
+		ts.mu.Lock()
 		for i := range sent {
 			lat = append(lat, arrived[i].Sub(sent[i]))
+			if timed {
+				waits = append(waits, ts.took[i].Sub(sent[i]))
+				outs = append(outs, arrived[i].Sub(ts.done[i]))
+				work += ts.done[i].Sub(ts.took[i])
+			}
 		}
+		ts.mu.Unlock()
 		return lat, cpu, wall
 	}
 	b.StopTimer()
 	burst(0, false) // every value is new: the first report of each
 	burst(1, false)
+	// The first burst reports every value: let the ring empty, so that held-max is the steady one.
+	waitFor(b, 30*time.Second, "the warm-up confirmed", func() bool { return br.Status().Unconfirmed == 0 })
 	b.ReportAllocs()
 	var lats []time.Duration
 	var cpu, slowest time.Duration
-	held := 0
+	held, ringMax := 0, 0
+	var every time.Duration
+	if s := os.Getenv("WELLGATE_BURST_EVERY"); s != "" {
+		if every, err = time.ParseDuration(s); err != nil {
+			b.Fatal(err)
+		}
+	}
+	start := time.Now()
 	b.ResetTimer()
 	b.StopTimer()
 	for k := range b.N {
@@ -101,12 +125,19 @@ func BenchmarkBurst(b *testing.B) {
 		cpu += c
 		slowest = max(slowest, w)
 		held = max(held, br.Status().Unconfirmed)
+		ringMax = max(ringMax, ringBytes(b, br))
+		if every > 0 {
+			time.Sleep(every - time.Since(start)%every) // paced like the fleet: a poll a second
+		}
 	}
 	if st := br.Status(); st.MailboxOverflow > 0 || st.Queued > 0 {
 		b.Errorf("overflow %d, queued %d: every value should go out live", st.MailboxOverflow, st.Queued)
 	}
-	slices.Sort(lats)
-	pct := func(p float64) float64 { return float64(lats[min(len(lats)-1, int(p*float64(len(lats))))]) / 1e6 }
+	pctOf := func(d []time.Duration, p float64) float64 {
+		slices.Sort(d)
+		return float64(d[min(len(d)-1, int(p*float64(len(d))))]) / 1e6
+	}
+	pct := func(p float64) float64 { return pctOf(lats, p) }
 	values := float64(b.N * burstDevices * burstTags)
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/values, "ns/value")
 	b.ReportMetric(float64(cpu.Nanoseconds())/values, "cpu-ns/value")
@@ -115,6 +146,28 @@ func BenchmarkBurst(b *testing.B) {
 	b.ReportMetric(pct(1), "max-ms")
 	b.ReportMetric(float64(slowest.Nanoseconds())/1e6, "burst-max-ms")
 	b.ReportMetric(float64(held), "held-max")
+	b.ReportMetric(float64(ringMax)/1024, "ring-kB-max")
+	b.ReportMetric(pctOf(waits, 0.99), "wait-p99-ms")
+	b.ReportMetric(pctOf(outs, 0.99), "out-p99-ms")
+	b.ReportMetric(float64(work.Nanoseconds())/1e6/float64(b.N), "update-ms/burst")
+}
+
+// ringBytes is what the ring of records published live and not confirmed takes: its entries
+// and the records they hold.
+func ringBytes(b *testing.B, br *Bridge) int {
+	done := make(chan struct{})
+	n := 0
+	if !br.mail.put(loopFunc{func(br *Bridge) {
+		l := &br.loop
+		n = cap(l.ring) * int(unsafe.Sizeof(ringEntry{}))
+		for _, e := range l.ring {
+			n += cap(e.records)
+		}
+	}, done}) {
+		b.Fatal("the loop has stopped")
+	}
+	<-done
+	return n
 }
 
 func burstDeviceSet() ([]drivers.DeviceInfo, [][2]string) {
@@ -146,6 +199,26 @@ func burstBatches(names [][2]string, k int) [][]drivers.Sample {
 		out[i] = batch
 	}
 	return out
+}
+
+// timedSession notes when the loop starts and ends each device's Update: the batch's wait in
+// the mailbox, the loop's work, and the way out (outbox, sender, paho, mosquitto, subscriber).
+type timedSession struct {
+	Session
+	mu         sync.Mutex
+	took, done []time.Time
+}
+
+func (s *timedSession) Update(batch []drivers.Sample) ([]drivers.Sample, error) {
+	t0 := time.Now()
+	rep, err := s.Session.Update(batch)
+	t1 := time.Now()
+	if i, perr := strconv.Atoi(strings.TrimPrefix(batch[0].Device, "D")); perr == nil && i < burstDevices {
+		s.mu.Lock()
+		s.took[i], s.done[i] = t0, t1
+		s.mu.Unlock()
+	}
+	return rep, err
 }
 
 // burstSub notes when each device's DDATA arrives.
