@@ -1,6 +1,7 @@
 package config
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -72,16 +73,10 @@ func keepLines(c *Config, raw map[string]any, lines lineMap) {
 	rawDevs, _ := raw["device"].([]map[string]any)
 	ids := map[string]uint32{}
 	var names []string
-	tables := len(c.Devices)
-	for i := range c.Devices {
-		tables += len(c.Devices[i].Tags)
-	}
-	all := make([]keyLine, 0, 4*tables)
-	type span struct{ from, to int }
-	spans := make([]span, 0, tables) // the device's, then its tags', device by device
+	var scratch []keyLine
+	var ends []int // where each tag's keys end in scratch
 	buf := make([]byte, 0, 64)
 	add := func(table map[string]any, prefix []byte) {
-		from := len(all)
 		for k := range table {
 			l, ok := lines[string(append(prefix, k...))]
 			if !ok || l <= 0 {
@@ -93,37 +88,39 @@ func keepLines(c *Config, raw map[string]any, lines lineMap) {
 				ids[k] = id
 				names = append(names, strings.Clone(k)) // k is part of the file's text: do not keep that
 			}
-			all = append(all, keyLine{name: id, line: uint32(l)})
+			scratch = append(scratch, keyLine{name: id, line: uint32(l)})
 		}
-		spans = append(spans, span{from, len(all)})
 	}
 	for i := range c.Devices {
+		d := &c.Devices[i]
 		var dev map[string]any
 		if i < len(rawDevs) {
 			dev = rawDevs[i]
 		}
+		scratch, ends = scratch[:0], ends[:0]
 		buf = appendIndex(append(buf[:0], "device\x00"...), i)
 		devPrefix := len(buf)
 		add(dev, buf)
+		devEnd := len(scratch)
 		rawTags, _ := dev["tag"].([]map[string]any)
-		for j := range c.Devices[i].Tags {
+		for j := range d.Tags {
 			var tag map[string]any
 			if j < len(rawTags) {
 				tag = rawTags[j]
 			}
 			buf = appendIndex(append(buf[:devPrefix], "tag\x00"...), j)
 			add(tag, buf)
+			ends = append(ends, len(scratch)-devEnd)
+		}
+		// The device's own keys apart from its tags': the gateway keeps devices, not tags.
+		d.keys = slices.Clone(scratch[:devEnd])
+		tagKeys, from := slices.Clone(scratch[devEnd:]), 0
+		for j, to := range ends {
+			d.Tags[j].keys, from = tagKeys[from:to:to], to
 		}
 	}
-	n := 0
 	for i := range c.Devices {
-		d := &c.Devices[i]
-		d.keyNames, d.keys = names, all[spans[n].from:spans[n].to:spans[n].to]
-		n++
-		for j := range d.Tags {
-			d.Tags[j].keys = all[spans[n].from:spans[n].to:spans[n].to]
-			n++
-		}
+		c.Devices[i].keyNames = names
 	}
 }
 
