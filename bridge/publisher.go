@@ -274,10 +274,27 @@ func (c *conn) await() {
 
 // waitGroup waits for a batch's tokens: QoS 0 ones at most the write timeout (paho has
 // written them or failed by then), QoS 1 ones until their PUBACK or the connection's end.
+// The write timeout's timer starts with the first token not complete yet: by the time the
+// waiter takes a group, paho has usually written it.
 func (c *conn) waitGroup(g group) error {
-	deadline := time.NewTimer(c.timeout) // a network wait: real time
-	defer deadline.Stop()
+	var deadline *time.Timer // a network wait: real time
+	defer func() {
+		if deadline != nil {
+			deadline.Stop()
+		}
+	}()
 	for _, pt := range g.tokens {
+		select {
+		case <-pt.t.Done():
+			if err := pt.t.Error(); err != nil {
+				return fmt.Errorf("publish: %w", err)
+			}
+			continue
+		default:
+		}
+		if deadline == nil {
+			deadline = time.NewTimer(c.timeout)
+		}
 		var timeout <-chan time.Time
 		if pt.qos == 0 {
 			timeout = deadline.C
