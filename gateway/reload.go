@@ -166,7 +166,9 @@ func (g *Gateway) Reload(cfg *config.Config) error {
 	case <-loop.done:
 		return fmt.Errorf("reload refused: %w", errors.Join(ErrNotRunning, closeAll(set.drivers)))
 	}
-	return <-r.reply
+	err = <-r.reply
+	returnStartupMemory() // the old drivers and the new file's decoding
+	return err
 }
 
 // restartSections names the sections of cfg, other than [[device]], that differ from the
