@@ -72,7 +72,7 @@ func toLocalJSON(l LocalBroker) *localJSON {
 		Queued: []queuedJSON{}, Retained: l.Retained, MessagesIn: l.MessagesIn, MessagesOut: l.MessagesOut,
 		Denials: orEmpty(l.Denials), Commands: orEmpty(l.Commands)}
 	for _, q := range l.Queued {
-		out.Queued = append(out.Queued, queuedJSON{ClientID: q.ClientID, Messages: q.Messages})
+		out.Queued = append(out.Queued, queuedJSON(q))
 	}
 	return out
 }
