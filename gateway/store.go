@@ -3,6 +3,8 @@ package gateway
 import (
 	"context"
 	"math"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -31,8 +33,8 @@ type deviceEntry struct {
 	lastErr    string
 	lastErrAt  time.Time
 	tags       []tagEntry // tags[i] is info.Tags[i]
-	byName     map[string]int32
-	next       int // the tag after the last one recorded: where a poll's next sample usually is
+	byName     []int32    // indices of info.Tags sorted by name, for a sample out of order
+	next       int        // the tag after the last one recorded: where a poll's next sample usually is
 }
 
 // tagEntry is what the store keeps of one tag beyond its TagInfo: the latest sample and the
@@ -81,14 +83,11 @@ func (st *store) setDevices(devs []storeDevice, now time.Time) {
 	for _, d := range devs {
 		e := &deviceEntry{info: d.info, interval: d.interval, disabled: d.disabled,
 			state: web.StateConnecting, stateSince: now,
-			tags: make([]tagEntry, len(d.info.Tags)), byName: make(map[string]int32, len(d.info.Tags))}
+			tags: make([]tagEntry, len(d.info.Tags)), byName: sortedByName(d.info.Tags)}
 		if d.disabled {
 			e.state, e.reported = web.StateDisabled, true
 		} else {
 			st.pending++
-		}
-		for i, t := range d.info.Tags {
-			e.byName[t.Name] = int32(i)
 		}
 		if o := old[d.info.Name]; o != nil && o.disabled == d.disabled {
 			e.state, e.stateSince, e.lastErr, e.lastErrAt = o.state, o.stateSince, o.lastErr, o.lastErrAt
@@ -97,7 +96,7 @@ func (st *store) setDevices(devs []storeDevice, now time.Time) {
 				st.pending--
 			}
 			for i, t := range e.info.Tags {
-				if j, ok := o.byName[t.Name]; ok && o.info.Tags[j].Type == t.Type {
+				if j := o.find(t.Name); j >= 0 && o.info.Tags[j].Type == t.Type {
 					e.tags[i] = o.tags[j]
 				}
 			}
@@ -138,10 +137,29 @@ func (d *deviceEntry) tagIndex(name string) int {
 	if d.next < len(d.info.Tags) && d.info.Tags[d.next].Name == name {
 		return d.next
 	}
-	if j, ok := d.byName[name]; ok {
-		return int(j)
+	return d.find(name)
+}
+
+// find is the index of the tag named name, or -1, by binary search of byName.
+func (d *deviceEntry) find(name string) int {
+	k, ok := slices.BinarySearchFunc(d.byName, name, func(i int32, name string) int {
+		return strings.Compare(d.info.Tags[i].Name, name)
+	})
+	if !ok {
+		return -1
 	}
-	return -1
+	return int(d.byName[k])
+}
+
+// sortedByName returns the indices of tags sorted by name: a sorted index costs 4 bytes a tag,
+// a map some 40.
+func sortedByName(tags []drivers.TagInfo) []int32 {
+	idx := make([]int32, len(tags))
+	for i := range idx {
+		idx[i] = int32(i)
+	}
+	slices.SortFunc(idx, func(a, b int32) int { return strings.Compare(tags[a].Name, tags[b].Name) })
+	return idx
 }
 
 // record makes s the tag's latest sample, and its last good one when it is good.
