@@ -127,3 +127,16 @@ func isIllegalAddress(err error) bool {
 // silentKind reports whether errors of kind mean that the device did not answer at all (as
 // opposed to answering wrongly).
 func silentKind(kind string) bool { return kind == kindTimeout || kind == kindConnection }
+
+// asProtocolError returns err's *protocolError, or nil; it allocates nothing when err is nil
+// (a good reply), unlike errors.As with a variable of the caller's.
+func asProtocolError(err error) *protocolError {
+	if err == nil {
+		return nil
+	}
+	var pe *protocolError
+	if errors.As(err, &pe) {
+		return pe
+	}
+	return nil
+}

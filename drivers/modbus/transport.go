@@ -43,6 +43,11 @@ type tcpLink struct {
 	late lateFunc
 	buf  [7 + 253]byte // MBAP header and the longest PDU, received
 	adu  []byte        // the request being sent, reused
+	// watch closes conn when the context of the exchanges ends (context.AfterFunc), so that
+	// shutdown does not wait for a slow device; it is set up once per connection and context
+	// (watching is that context's Done channel), not per request. nil when not set up.
+	watch    func() bool
+	watching <-chan struct{}
 }
 
 func newTCPLink(addr string, late lateFunc) *tcpLink {
@@ -63,6 +68,10 @@ func (l *tcpLink) connect(ctx context.Context, timeout time.Duration) error {
 }
 
 func (l *tcpLink) close() {
+	if l.watch != nil {
+		l.watch()
+		l.watch, l.watching = nil, nil
+	}
 	if l.conn != nil {
 		_ = l.conn.Close()
 		l.conn = nil
@@ -75,9 +84,13 @@ func (l *tcpLink) exchange(ctx context.Context, unit byte, req []byte, timeout t
 	}
 	conn := l.conn
 	// Shutdown must not wait for a slow device: closing the connection ends a blocked read.
-	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
+	if done := ctx.Done(); l.watch == nil || done != l.watching {
+		if l.watch != nil {
+			l.watch()
+		}
+		l.watch, l.watching = context.AfterFunc(ctx, func() { _ = conn.Close() }), done
+	}
 	data, err := l.roundTrip(conn, unit, req, timeout)
-	stop()
 	if ctx.Err() != nil {
 		l.close()
 		return nil, ctx.Err()
@@ -125,9 +138,10 @@ func (l *tcpLink) roundTrip(conn net.Conn, unit byte, req []byte, timeout time.D
 			return nil, protoErr(kindWrongUnit, append([]byte(nil), frame...), "wrong unit in reply (%d, want %d)", frame[6], unit)
 		}
 		data, err := checkReply(req, frame[7:])
-		var pe *protocolError
-		if errors.As(err, &pe) {
-			pe.frame = append([]byte(nil), frame...)
+		if err != nil {
+			if pe := (*protocolError)(nil); errors.As(err, &pe) {
+				pe.frame = append([]byte(nil), frame...)
+			}
 		}
 		return data, err // in l.buf: valid until the next exchange
 	}
