@@ -41,7 +41,7 @@ func decodeTag(t *tag, r *request, data []byte) drivers.Value {
 // decodeRegisters decodes a tag from its own registers' bytes (2 × t.size of them).
 func decodeRegisters(t *tag, b []byte) drivers.Value {
 	if t.kind == kString {
-		return drivers.StringValue(decodeString(b, t.order.byteSwap()))
+		return drivers.StringValue(t.decodeString(b))
 	}
 	if t.kind == kBool {
 		return drivers.BoolValue(binary.BigEndian.Uint16(b)>>t.bit&1 == 1)
@@ -104,31 +104,34 @@ func canonical(dst, src []byte, o byteOrder) []byte {
 	return dst
 }
 
-// decodeString reads two characters per register (high byte first unless lowFirst), trims
-// trailing NULs and spaces and makes the result valid UTF-8.
-func decodeString(b []byte, lowFirst bool) string {
-	end := len(b)
-	at := func(i int) byte {
-		if lowFirst {
-			return b[i^1]
+// decodeString reads the tag's string from its registers' bytes b: two characters per
+// register (high byte first unless the tag's byte order swaps bytes), trailing NULs and spaces
+// trimmed, made valid UTF-8. A string whose bytes did not change since the tag's last one is
+// that string again: an unchanged string tag allocates nothing. Only the endpoint's goroutine
+// decodes (polls and a write's read-back), so the tag's last string needs no lock.
+func (t *tag) decodeString(b []byte) string {
+	var buf [2 * maxReadRegisters]byte // a tag fits in one read
+	raw := b
+	if t.order.byteSwap() {
+		raw = buf[:0]
+		if len(b) > len(buf) {
+			raw = make([]byte, 0, len(b))
 		}
-		return b[i]
+		for i := 0; i+1 < len(b); i += 2 {
+			raw = append(raw, b[i+1], b[i])
+		}
 	}
-	for end > 0 && (at(end-1) == 0 || at(end-1) == ' ') {
+	end := len(raw)
+	for end > 0 && (raw[end-1] == 0 || raw[end-1] == ' ') {
 		end--
 	}
-	var s string
-	if !lowFirst {
-		s = string(b[:end])
-	} else {
-		buf := make([]byte, end)
-		for i := range buf {
-			buf[i] = at(i)
-		}
-		s = string(buf)
+	if string(raw[:end]) == t.lastRaw { // compared without a copy
+		return t.lastStr
 	}
+	s := string(raw[:end])
+	t.lastRaw, t.lastStr = s, s
 	if !utf8.ValidString(s) {
-		s = strings.ToValidUTF8(s, "\uFFFD")
+		t.lastStr = strings.ToValidUTF8(s, "\uFFFD")
 	}
-	return s
+	return t.lastStr
 }

@@ -47,6 +47,10 @@ type tag struct {
 
 	// alone is set when the device refused a merged read and this tag alone was to blame.
 	alone bool
+
+	// A string tag's last string, as read (trimmed) and as published (valid UTF-8), so that
+	// an unchanged string is not allocated again. Owned by the endpoint's goroutine.
+	lastRaw, lastStr string
 }
 
 // end is one past the last register or bit the tag occupies.
