@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // RTU framing. An RTU frame is unit id, function code, data and a CRC (low byte first); its
@@ -86,6 +87,8 @@ type rtuReader struct {
 	noise int
 	// wrong is the last frame from the unit that did not answer the request.
 	wrong error
+	// out holds the frame next returned last, reused from call to call.
+	out []byte
 }
 
 // reset forgets every byte and starts a new request for unit and function fc.
@@ -99,8 +102,8 @@ func (r *rtuReader) add(b []byte) { r.buf = append(r.buf, b...) }
 // pending is the number of bytes held that may still start a frame.
 func (r *rtuReader) pending() int { return len(r.buf) }
 
-// next returns the first complete frame with a valid CRC (CRC included, in a new slice) and
-// drops it and every byte before it; false when the bytes so far hold none, after dropping the
+// next returns the first complete frame with a valid CRC (CRC included, in the reader's own
+// buffer: valid until the next call) and drops it and every byte before it; false when the bytes so far hold none, after dropping the
 // leading bytes that can no longer start one. A frame that lies inside the span of an earlier
 // candidate still incomplete is not taken yet (it may be bytes of that frame's data: a reply
 // being received must not lose its start to a frame-shaped run inside it), unless answers
@@ -140,7 +143,8 @@ func (r *rtuReader) next(answers func(frame []byte) bool) (frame []byte, skipped
 				end = p[1]
 			}
 		}
-		frame = append([]byte(nil), f...)
+		r.out = append(r.out[:0], f...)
+		frame = r.out
 		r.noise += i
 		r.buf = r.buf[:copy(r.buf, r.buf[i+l:])]
 		return frame, skipped, true
@@ -179,8 +183,7 @@ func (r *rtuReader) take(req []byte, late lateFunc) (data []byte, done bool, err
 			return false
 		}
 		_, err := checkReply(req, f[1:len(f)-2])
-		var pe *protocolError
-		return !errors.As(err, &pe)
+		return asProtocolError(err) == nil
 	}
 	for {
 		f, skipped, ok := r.next(answers)
@@ -191,17 +194,17 @@ func (r *rtuReader) take(req []byte, late lateFunc) (data []byte, done bool, err
 			r.sortLate(req, sf, late)
 		}
 		if f[0] != unit {
-			late(f[0], f, fmt.Errorf("from unit %d, not %d", f[0], unit))
+			late(f[0], slices.Clone(f), fmt.Errorf("from unit %d, not %d", f[0], unit))
 			continue
 		}
-		data, err := checkReply(req, f[1:len(f)-2])
-		var pe *protocolError
-		if !errors.As(err, &pe) {
+		data, err := checkReply(req, f[1:len(f)-2]) // data lies in r.out: valid until the next call
+		pe := asProtocolError(err)
+		if pe == nil {
 			return data, true, err
 		}
-		pe.frame = f
+		pe.frame = slices.Clone(f)
 		r.wrong = pe
-		late(f[0], f, pe)
+		late(f[0], pe.frame, pe)
 	}
 }
 
@@ -256,10 +259,9 @@ var crcTable = func() (t [256]uint16) {
 	return t
 }()
 
-// rtuEncode is the RTU frame of pdu for unit: unit, PDU, CRC low byte first.
-func rtuEncode(unit byte, pdu []byte) []byte {
-	adu := make([]byte, 0, len(pdu)+3)
-	adu = append(adu, unit)
+// rtuEncode appends the RTU frame of pdu for unit to dst: unit, PDU, CRC low byte first.
+func rtuEncode(dst []byte, unit byte, pdu []byte) []byte {
+	adu := append(dst, unit)
 	adu = append(adu, pdu...)
-	return binary.LittleEndian.AppendUint16(adu, rtuCRC(adu))
+	return binary.LittleEndian.AppendUint16(adu, rtuCRC(adu[len(dst):]))
 }

@@ -48,7 +48,7 @@ func TestRTUReader(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			for chunk := 1; chunk <= len(c.stream)+1; chunk++ {
-				data, done, err, late := readStream(t, 1, c.req, c.stream, chunk)
+				data, done, late, err := readStream(t, 1, c.req, c.stream, chunk)
 				if len(late) != c.late {
 					t.Errorf("chunk %d: %d late frames, want %d", chunk, len(late), c.late)
 				}
@@ -68,7 +68,7 @@ func TestRTUReader(t *testing.T) {
 
 func TestRTUReaderException(t *testing.T) {
 	req := readOp(&request{table: holdingRegisters, start: 49000, count: 1}).pdu
-	_, done, err, _ := readStream(t, 1, req, withCRC([]byte{1, 0x83, 2}), 5)
+	_, done, _, err := readStream(t, 1, req, withCRC([]byte{1, 0x83, 2}), 5)
 	var ee *exceptionError
 	if !done || !errors.As(err, &ee) || ee.code != 2 || err.Error() != "illegal data address" {
 		t.Fatalf("done %v, %v", done, err)

@@ -114,14 +114,14 @@ func replyTo(unit byte, req []byte, seed byte) []byte {
 	default:
 		pdu = append(pdu, req[1:5]...)
 	}
-	return rtuEncode(unit, pdu)
+	return rtuEncode(nil, unit, pdu)
 }
 
 // readStream feeds stream to a reader in chunks of chunk bytes, as the link does, sorting the
 // frames against req to unit. It checks that every frame surfaced is a piece of the stream
 // with a valid CRC and the length its header gives, and that the reader holds fewer than
 // rtuMaxFrame bytes between reads. It returns the answer, if one came, and the late frames.
-func readStream(t *testing.T, unit byte, req, stream []byte, chunk int) (answer []byte, done bool, err error, late [][]byte) {
+func readStream(t *testing.T, unit byte, req, stream []byte, chunk int) (answer []byte, done bool, late [][]byte, err error) {
 	t.Helper()
 	var r rtuReader
 	r.reset(unit, req[0])
@@ -140,13 +140,13 @@ func readStream(t *testing.T, unit byte, req, stream []byte, chunk int) (answer 
 	for at := 0; at < len(stream); at += chunk {
 		r.add(stream[at:min(at+chunk, len(stream))])
 		if answer, done, err = r.take(req, onLate); done {
-			return answer, done, err, late
+			return answer, done, late, err
 		}
 		if r.pending() >= rtuMaxFrame {
 			t.Fatalf("reader holds %d bytes", r.pending())
 		}
 	}
-	return nil, false, r.failure(), late
+	return nil, false, late, r.failure()
 }
 
 // answersAt reports whether a frame that answers req to unit starts at stream[i].
@@ -176,7 +176,7 @@ func FuzzRTUFrames(f *testing.F) {
 	f.Fuzz(func(t *testing.T, unit, sel byte, addr, qty uint16, chunk byte, stream []byte) {
 		unit = 1 + unit%247
 		req := fuzzOp(sel, addr, qty)
-		data, done, err, _ := readStream(t, unit, req, stream, 1+int(chunk)%64)
+		data, done, _, err := readStream(t, unit, req, stream, 1+int(chunk)%64)
 		if !done {
 			return
 		}
@@ -215,7 +215,7 @@ func FuzzRTUStaleFrames(f *testing.F) {
 		at := len(stream)
 		stream = append(stream, reply...)
 		stream = append(stream, stale[:int(cut)%len(stale)]...)
-		data, done, err, late := readStream(t, unit, req, stream, 1+int(chunk)%64)
+		data, done, late, err := readStream(t, unit, req, stream, 1+int(chunk)%64)
 		want, _ := checkReply(req, reply[1:len(reply)-2])
 		if done && err == nil && bytes.Equal(data, want) {
 			staleAnswers := staleUnit == unit && answersAt(unit, req, stale, 0)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/goburrow/serial"
@@ -45,6 +46,7 @@ type rtuLink struct {
 	log        *slog.Logger
 	reader     rtuReader
 	rd         [rtuMaxFrame]byte
+	adu        []byte // the request being sent, reused
 }
 
 func newRTULink(s SerialOptions, late lateFunc, log *slog.Logger) *rtuLink {
@@ -104,7 +106,8 @@ func (l *rtuLink) exchange(ctx context.Context, unit byte, req []byte, timeout t
 	if err := l.quiet(ctx, timeout); err != nil {
 		return nil, err
 	}
-	adu := rtuEncode(unit, req)
+	adu := rtuEncode(l.adu[:0], unit, req)
+	l.adu = adu
 	if _, err := l.port.Write(adu); err != nil {
 		l.close()
 		return nil, fmt.Errorf("write: %w", err)
@@ -162,7 +165,7 @@ func (l *rtuLink) quiet(ctx context.Context, limit time.Duration) error {
 		if n > 0 {
 			l.reader.add(l.rd[:n])
 			for f, _, ok := l.reader.next(nil); ok; f, _, ok = l.reader.next(nil) {
-				l.late(f[0], f, errors.New("arrived while no request was in flight"))
+				l.late(f[0], slices.Clone(f), errors.New("arrived while no request was in flight"))
 			}
 		} else if time.Since(l.lastIO) >= need {
 			return nil
