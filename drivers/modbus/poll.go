@@ -306,12 +306,13 @@ func (e *endpoint) scheduleNext(d *device, now time.Time) {
 	if !overran {
 		return
 	}
-	args := []any{"interval", d.pollInterval(), "took", now.Sub(prev).Round(time.Millisecond)}
-	if d.stats.Count(kindOverrun) == 1 {
-		d.log.Warn("a poll ended after the next one was due; skipped to the one after (raise poll_interval)", args...)
-		return
+	switch took := now.Sub(prev).Round(time.Millisecond); {
+	case d.stats.Count(kindOverrun) == 1:
+		d.log.Warn("a poll ended after the next one was due; skipped to the one after (raise poll_interval)",
+			"interval", d.pollInterval(), "took", took)
+	case d.log.Enabled(context.Background(), slog.LevelDebug): // a poll's worth of garbage otherwise
+		d.log.Debug("a poll ended after the next one was due", "interval", d.pollInterval(), "took", took)
 	}
-	d.log.Debug("a poll ended after the next one was due", args...)
 }
 
 func later(a, b time.Time) time.Time {
