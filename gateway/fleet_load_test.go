@@ -9,7 +9,9 @@ import (
 	"io"
 	"log"
 	"log/slog"
+	"math"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -50,7 +52,8 @@ const fleetGatewayEnv = "WELLGATE_FLEET_GATEWAY"
 
 // TestFleetLoadGateway is the child process of TestFleetLoad: a gateway run from the
 // configuration file until its standard input closes. The lines "cpu PATH" and "heap PATH" on
-// its standard input start a CPU profile, and stop it and write a heap profile.
+// its standard input start a CPU profile, and stop it and write a heap profile; "metrics PATH"
+// writes what its page's /metrics says.
 func TestFleetLoadGateway(t *testing.T) {
 	path := os.Getenv(fleetGatewayEnv)
 	if path == "" {
@@ -77,6 +80,8 @@ func TestFleetLoadGateway(t *testing.T) {
 				if cpu, err = os.Create(arg); err == nil {
 					err = pprof.StartCPUProfile(cpu)
 				}
+			case "metrics":
+				err = saveMetrics(g.WebAddr(), arg)
 			case "heap":
 				if cpu != nil {
 					pprof.StopCPUProfile()
@@ -98,6 +103,52 @@ func TestFleetLoadGateway(t *testing.T) {
 	if err := g.Run(ctx); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// saveMetrics writes the page's /metrics at addr to path.
+func saveMetrics(addr, path string) error {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, body, 0o644)
+}
+
+// latencyQuantiles reads the wellgate_publish_latency_seconds histogram of session from a
+// /metrics text and returns the upper bounds of the buckets holding the median and the 99th
+// percentile, and the count; the count is 0 without one.
+func latencyQuantiles(text, session string) (p50, p99 float64, count float64) {
+	prefix := `wellgate_publish_latency_seconds_bucket{session="` + session + `",le="`
+	type bucket struct{ le, n float64 }
+	var bs []bucket
+	for line := range strings.Lines(text) {
+		rest, ok := strings.CutPrefix(line, prefix)
+		if !ok {
+			continue
+		}
+		le, n, _ := strings.Cut(rest, `"} `)
+		l, _ := strconv.ParseFloat(le, 64)
+		v, _ := strconv.ParseFloat(strings.TrimSpace(n), 64)
+		bs = append(bs, bucket{l, v})
+	}
+	if len(bs) == 0 || bs[len(bs)-1].n == 0 {
+		return 0, 0, 0
+	}
+	count = bs[len(bs)-1].n
+	at := func(q float64) float64 {
+		for _, b := range bs {
+			if b.n >= q*count {
+				return b.le
+			}
+		}
+		return math.Inf(1)
+	}
+	return at(0.5), at(0.99), count
 }
 
 // fleet is one measured configuration.
@@ -213,7 +264,7 @@ aliases = true
 [broker]
 listen = "127.0.0.1:0"
 [web]
-enabled = false
+listen = "127.0.0.1:0"
 [upstream]
 servers = [%q]
 `, dataDir, upstream)
@@ -399,6 +450,9 @@ func measureFleet(t *testing.T, f fleet, span time.Duration) {
 	msgs, bytes, metrics := sub.msgs, sub.bytes, sub.metrics
 	sub.mu.Unlock()
 	rss, hwm, anon := procStatusKB(pid, "VmRSS"), procStatusKB(pid, "VmHWM"), procStatusKB(pid, "RssAnon")
+	metricsFile := filepath.Join(dir, "metrics.txt")
+	child.tell(t, "metrics "+metricsFile)
+	metricsText, _ := os.ReadFile(metricsFile)
 	if prof != "" {
 		child.tell(t, "heap "+filepath.Join(prof, "heap-"+f.String()+".pprof"))
 	}
@@ -423,6 +477,11 @@ func measureFleet(t *testing.T, f fleet, span time.Duration) {
 		float64(bytes)/polled, msgs, metrics, 100*float64(metrics)/polled)
 	t.Logf("  poll → subscriber        p50 %v, p99 %v, max %v (%d values; ms timestamps)",
 		pct(0.5).Round(100*time.Microsecond), pct(0.99).Round(100*time.Microsecond), pct(1).Round(100*time.Microsecond), len(got))
+	// The gateway's own histogram, since start: each value from its poll to its publication.
+	for _, session := range []string{"local", "upstream"} {
+		p50, p99, n := latencyQuantiles(string(metricsText), session)
+		t.Logf("  poll → publish %-9s p50 ≤ %gs, p99 ≤ %gs (%.0f values since start; wellgate_publish_latency_seconds buckets)", session, p50, p99, n)
+	}
 	// A tenth of the registers change per second, so about that many values must arrive.
 	if want := 0.05 * float64(tagsTotal) * wall.Seconds(); float64(len(got)) < want {
 		t.Errorf("%d values arrived, want at least %.0f", len(got), want)
