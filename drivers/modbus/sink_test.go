@@ -23,9 +23,9 @@ type stateEvent struct {
 type testSink struct {
 	mu      sync.Mutex
 	latest  map[tagKey]drivers.Sample
-	batches map[string]int            // device → batches
-	bad     map[string]int            // device → samples delivered with bad quality
-	check   func(drivers.Sample)      // when set, sees every sample (under the lock)
+	batches map[string]int       // device → batches
+	bad     map[string]int       // device → samples delivered with bad quality
+	check   func(drivers.Sample) // when set, sees every sample (under the lock)
 	states  []stateEvent
 }
 
