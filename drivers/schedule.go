@@ -33,6 +33,7 @@ func ParseSchedule(s string) (Schedule, error) {
 	return OnClock, fmt.Errorf("poll_schedule %q must be \"clock\" or \"start\"", s)
 }
 
+// String returns the schedule's configuration name: "clock" or "start".
 func (s Schedule) String() string {
 	if s == FromStart {
 		return "start"
@@ -42,7 +43,7 @@ func (s Schedule) String() string {
 
 // Next returns when the poll after one that was due at prev starts, now being when that poll
 // ended (or when the interval changed). It is never before now and at most one interval
-// after it: a poll that overran skips to the next start of the schedule (never a burst of
+// after it (give or take a wall clock slewing back): a poll that overran skips to the next start of the schedule (never a burst of
 // catch-up polls), and overran reports that it ran past the start after prev (now is more
 // than one interval after prev). On the clock the next start is the first whole multiple of
 // interval after prev, and not before now; a wall clock set back by an interval or more
