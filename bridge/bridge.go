@@ -24,8 +24,9 @@
 // One goroutine, Run's loop, owns the session, the queue's read side and the connection state;
 // everything else hands it typed events through a bounded mailbox (see mailbox.go). Each
 // connection has a sender goroutine that calls paho (whose Publish may wait for the network),
-// a waiter that turns token completions into events and a prober, so that the loop never
-// waits for the network (except, bounded, for the PUBACK of an intentional NDEATH).
+// a waiter that follows token completions (and turns a failure into an event) and a prober,
+// so that the loop never waits for the network (except, bounded, for the PUBACK of an
+// intentional NDEATH).
 //
 // Rules forward local MQTT topics from the embedded broker upstream (through the same queue)
 // and upstream topics down to the embedded broker.

@@ -26,9 +26,9 @@ type (
 		c   *conn
 		err error
 	}
-	// progressEvent says that c's tokens completed (c.acked moved) or that c failed: a publish
-	// was refused or paho lost the connection. The waiter coalesces them: one at a time.
-	progressEvent struct{ c *conn }
+	// failedEvent says that c failed: a publish failed or paho lost the connection. One at a
+	// time (conn.noted). Progress (c.acked, c.proven) the loop reads on its tick.
+	failedEvent struct{ c *conn }
 	// inboundEvent is a message received from upstream on c (commands, STATE, down rules).
 	inboundEvent struct {
 		c        *conn
@@ -50,7 +50,7 @@ func (ev writtenEvent) apply(b *Bridge)     { b.onSamples(ev, true) }
 func (ev deviceEvent) apply(b *Bridge)      { b.onDevice(ev) }
 func (ev message) apply(b *Bridge)          { b.onForward(ev) }
 func (ev dialedEvent) apply(b *Bridge)      { b.onDialed(ev) }
-func (ev progressEvent) apply(b *Bridge)    { b.onProgress(ev.c) }
+func (ev failedEvent) apply(b *Bridge)      { b.onFailed(ev.c) }
 func (ev inboundEvent) apply(b *Bridge)     { b.onInbound(ev) }
 func (ev nextServerEvent) apply(b *Bridge)  { b.nextServer() }
 func (ev reconfigureEvent) apply(b *Bridge) { b.onReconfigure(ev) }
@@ -61,7 +61,7 @@ var (
 	_ event = deviceEvent{}
 	_ event = message{}
 	_ event = dialedEvent{}
-	_ event = progressEvent{}
+	_ event = failedEvent{}
 	_ event = inboundEvent{}
 	_ event = nextServerEvent{}
 	_ event = reconfigureEvent{}

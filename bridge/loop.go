@@ -158,12 +158,15 @@ func (b *Bridge) loopRun(ctx context.Context) {
 	}
 }
 
-// onTick paces what runs on the clock: the first-poll wait, merged rebirths, retiring what is
-// confirmed, asking for proof, and replay.
+// onTick paces what runs on the clock: the first-poll wait, merged rebirths, stamping what
+// was written, retiring what is confirmed, asking for proof, and replay.
 func (b *Bridge) onTick(now time.Time) {
 	l := &b.loop
 	b.pollCheck()
 	b.flushRebirth()
+	if c := l.conn; c != nil {
+		b.stamp(c)
+	}
 	b.retire(now)
 	b.askProof(now)
 	b.replay(now)
@@ -335,22 +338,19 @@ func (b *Bridge) goLive() {
 	b.log.Info("sparkplug session online", "bdSeq", c.bdSeq, "backlog", b.opts.Queue.Stats().Records)
 }
 
-// onProgress takes a connection's token progress: what was written or acknowledged is
-// stamped; a failure ends the connection.
-func (b *Bridge) onProgress(c *conn) {
+// onFailed ends the connection that failed, if it is still the one in use.
+func (b *Bridge) onFailed(c *conn) {
 	c.noted.Store(false)
-	l := &b.loop
-	if c != l.conn {
+	if c != b.loop.conn {
 		return
 	}
 	if err := c.failed(); err != nil {
 		b.lost(err, -1)
-		return
 	}
-	b.stamp(c)
 }
 
-// stamp notes when the loop learnt that batches up to c.acked were written or acknowledged.
+// stamp notes when the loop learnt that batches up to c.acked were written or acknowledged:
+// on its tick, at most tickInterval late, which only starts the detection window later.
 func (b *Bridge) stamp(c *conn) {
 	l := &b.loop
 	acked, now := c.acked.Load(), b.clk.Now()

@@ -13,7 +13,7 @@ import "sync"
 //   - local messages to forward upstream, and upstream commands and messages for down rules,
 //     are dropped.
 //
-// Control events (connection attempts, token progress, device states, STATE, Next Server) are
+// Control events (connection attempts and failures, device states, STATE, Next Server) are
 // put whatever the bounds: they are few and small, and losing one would stall the bridge.
 // They still count, so that a mailbox full of them refuses data.
 type mailbox struct {

@@ -19,9 +19,10 @@ import (
 //   - the sender hands the outbox to paho in order (paho's Publish may wait up to the write
 //     timeout for its outgoing goroutine);
 //   - the waiter waits for each batch's tokens in order (QoS 0: written, bounded by the write
-//     timeout; QoS 1: PUBACK) and reports progress, or the first failure, as a progressEvent;
+//     timeout; QoS 1: PUBACK) and moves acked, which the loop reads on its tick; the first
+//     failure goes to the loop at once, as a failedEvent;
 //   - the prober, when the loop asks, proves that the broker has read what was written (see
-//     proof.go), and reports progress the same way.
+//     proof.go), and moves proven the same way.
 //
 // A failure (a token error, a write that timed out, paho's connection-lost callback) is kept
 // in failure; the loop then treats the connection as lost.
@@ -47,7 +48,7 @@ type conn struct {
 	probes   chan uint64   // loop → prober: prove the batches up to this one
 	probing  atomic.Bool   // a probe is asked for or in flight
 	sent     atomic.Bool   // the CONNECT went out (its bdSeq was committed)
-	noted    atomic.Bool   // a progressEvent is in the mailbox
+	noted    atomic.Bool   // a failedEvent is in the mailbox
 	progress chan struct{} // pinged on each report (shut waits on it)
 	mu       sync.Mutex
 	failure  error
@@ -162,7 +163,8 @@ func (c *conn) waitAcked(id uint64, d time.Duration) {
 	}
 }
 
-// fail records the connection's first failure and tells the loop.
+// fail records the connection's first failure and tells the loop at once, with at most one
+// failedEvent in the mailbox at a time.
 func (c *conn) fail(err error) {
 	c.mu.Lock()
 	if c.failure == nil {
@@ -170,6 +172,9 @@ func (c *conn) fail(err error) {
 	}
 	c.mu.Unlock()
 	c.report()
+	if c.noted.CompareAndSwap(false, true) {
+		c.b.mail.put(failedEvent{c})
+	}
 }
 
 func (c *conn) failed() error {
@@ -178,15 +183,13 @@ func (c *conn) failed() error {
 	return c.failure
 }
 
-// report tells the loop that acked moved or that the connection failed, with at most one
-// progressEvent in the mailbox at a time.
+// report wakes waitAcked: acked or proven moved, or the connection failed. The loop reads
+// acked and proven on its tick (stamp, retire, askProof), which is when it uses them: an
+// event per written batch (about one loop wake-up per DDATA in a poll's burst) bought nothing.
 func (c *conn) report() {
 	select {
 	case c.progress <- struct{}{}:
 	default:
-	}
-	if c.noted.CompareAndSwap(false, true) {
-		c.b.mail.put(progressEvent{c})
 	}
 }
 
@@ -249,7 +252,7 @@ func (c *conn) send() {
 	}
 }
 
-// await waits for each batch's tokens in order and reports progress or the first failure.
+// await waits for each batch's tokens in order, moves acked, and reports the first failure.
 func (c *conn) await() {
 	defer c.wg.Done()
 	for {
