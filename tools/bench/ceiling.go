@@ -107,29 +107,30 @@ func (e *env) ceilingStep(devices int, window time.Duration) (ceilingStep, error
 	return st, nil
 }
 
-// limitedBy names the process that used the most CPU in a failed step, and says whether the
-// machine's cores were all busy.
+// limitedBy names the process that used the most CPU in a failed step (other people's
+// processes included), and says whether the machine's cores were all busy.
 func limitedBy(r fleetResult) string {
 	procs := []struct {
 		name string
 		cpu  time.Duration
-	}{{"the gateway", r.gw}, {"the simulator", r.sim}, {"mosquitto", r.mosq}, {"the subscriber (this harness)", r.self}}
-	top, total := procs[0], time.Duration(0)
+	}{{"the gateway", r.gw}, {"the simulator", r.sim}, {"mosquitto", r.mosq}, {"the subscriber (this harness)", r.self},
+		{"processes outside the benchmark", r.others()}}
+	top := procs[0]
 	for _, p := range procs {
-		total += p.cpu
 		if p.cpu > top.cpu {
 			top = p
 		}
 	}
 	s := fmt.Sprintf("at %d devices, %s used the most CPU (%.0f %% of a core)", r.devices, top.name, r.pctCPU(top.cpu))
-	busy := r.pctCPU(total)
+	busy := r.pctCPU(r.busy)
 	switch {
 	case busy > 90*float64(runtime.NumCPU()):
-		s += fmt.Sprintf("; the four processes together used %.0f %% of %d cores: the machine was saturated", busy, runtime.NumCPU())
+		s += fmt.Sprintf("; the machine was saturated (%.0f %% of %d cores busy, %.0f %% of a core outside the benchmark)",
+			busy, runtime.NumCPU(), r.pctCPU(r.others()))
 	case r.pctCPU(top.cpu) > 90:
 		s += ": that process was CPU-bound"
 	default:
-		s += fmt.Sprintf("; no process was CPU-bound and the four together used %.0f %% of %d cores: "+
+		s += fmt.Sprintf("; no process was CPU-bound and the machine was %.0f %% busy of %d cores: "+
 			"the limit is a wait or a serialisation inside the pipeline, not CPU", busy, runtime.NumCPU())
 	}
 	return s

@@ -16,6 +16,7 @@ type outageResult struct {
 	fill           time.Duration // gateway exec → target samples queued
 	peakQueued     int           // samples queued when mosquitto came back
 	drain          time.Duration // mosquitto started → queue empty
+	online         time.Duration // mosquitto started → upstream.state "online" first seen (reconnect backoff)
 	diskMax        int64         // du of data_dir/queue, largest seen
 	queueBytesMax  int64         // the gateway's own queue_bytes, largest seen
 	rssBefore      int           // kB just before mosquitto came back
@@ -28,9 +29,10 @@ type outageResult struct {
 
 type apiStatus struct {
 	Upstream struct {
-		Queued     int   `json:"queued"`
-		QueueBytes int64 `json:"queue_bytes"`
-		Dropped    int   `json:"dropped"`
+		Queued     int    `json:"queued"`
+		QueueBytes int64  `json:"queue_bytes"`
+		Dropped    int    `json:"dropped"`
+		State      string `json:"state"`
 	} `json:"upstream"`
 }
 
@@ -99,6 +101,9 @@ func (e *env) outage(replayRate int) (*outageResult, error) {
 			sample(st)
 			o.peakQueued = max(o.peakQueued, st.Upstream.Queued)
 			o.dropped = st.Upstream.Dropped
+			if o.online == 0 && st.Upstream.State == "online" {
+				o.online = time.Since(drain0)
+			}
 			if st.Upstream.Queued == 0 {
 				break
 			}

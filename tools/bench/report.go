@@ -62,6 +62,10 @@ func (r *results) markdown() string {
 			w("\n**The %s section failed:** `%s`\n", s, firstLine(err.Error()))
 		}
 	}
+	if c := r.contended(); len(c) > 0 {
+		w("\n**The machine was not quiet:** processes outside the benchmark used more than a quarter of a core in these windows, ")
+		w("competing with the gateway for CPU; their figures (CPU per value least, latency and the ceiling most) are distorted: %s.\n", strings.Join(c, "; "))
+	}
 	w("\n")
 	r.fleetSection(w)
 	r.ceilingSection(w)
@@ -115,7 +119,7 @@ func (r *results) summary() []row {
 	if o := r.outage; o != nil && o.drain > 0 {
 		where := fmt.Sprintf("%d queued, replay_rate %d", o.peakQueued, o.replayRate)
 		rows = append(rows,
-			row{"outage drain: time to an empty queue", where, o.drain.Round(100 * time.Millisecond).String(), "", ""},
+			row{"outage drain: mosquitto back → empty queue", where, fmt.Sprintf("%v (gateway online after %v)", o.drain.Round(100*time.Millisecond), o.online.Round(100*time.Millisecond)), "", ""},
 			row{"outage: queue on disk at its largest", where, fmt.Sprintf("%.1f MB (%.1f B/sample)", float64(o.diskMax)/1e6, float64(o.diskMax)/float64(max(1, o.peakQueued))), "", ""},
 			row{"outage: RSS max while draining", where, fmt.Sprintf("%.1f MB", mb(o.rssMaxDrain)), "", ""},
 			row{"outage: historical metrics received", where, fmt.Sprint(o.historical), "≥ 1000000", metText(o.historical >= o.target)})
@@ -134,6 +138,28 @@ func (r *results) summary() []row {
 	return rows
 }
 
+// contended names the windows in which other processes used more than 25 % of a core.
+func (r *results) contended() []string {
+	var out []string
+	note := func(what string, f fleetResult) {
+		if f.wall > 0 && f.pctCPU(f.others()) > 25 {
+			out = append(out, fmt.Sprintf("%s %.0f %%", what, f.pctCPU(f.others())))
+		}
+	}
+	for _, f := range r.fleets {
+		note("fleet "+f.String(), f)
+	}
+	if r.ceiling != nil {
+		for _, s := range r.ceiling.steps {
+			note(fmt.Sprintf("ceiling %d devices", s.res.devices), s.res)
+		}
+	}
+	if r.footprint != nil {
+		note("idle", r.footprint.idle)
+	}
+	return out
+}
+
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/1e6) }
 
 func firstLine(s string) string {
@@ -149,7 +175,7 @@ func (r *results) fleetSection(w func(string, ...any)) {
 	w("Simulated Modbus TCP devices, 200 int16 holding registers each, 10 %% of the tags changing per second; the gateway polls them ")
 	w("and publishes upstream to mosquitto. After every device's first DDATA has arrived (\"after start\") start-up settles %v, then the window. ", r.settle)
 	w("Polled values = tags × window / poll interval. Bytes are payload + topic of every message of the group in the window. ")
-	w("Latency is each live DDATA metric's arrival at the subscriber minus its timestamp (the poll's time, whole ms).\n\n")
+	w("Latency is each live DDATA metric's arrival at the subscriber minus its timestamp (the poll's time, truncated to whole ms, so a delay reads up to 1 ms high).\n\n")
 	w("Reproduce: `go run ./tools/bench -only fleet -window %v -out /tmp/fleet.md`; by hand: `wellgate simulate -devices 50 -tags 200 -change 10 -interval 1s -config site.toml -data data -upstream tcp://127.0.0.1:1883 -broker 127.0.0.1:0 -web off`, then `wellgate run -config site.toml`.\n\n", r.window)
 	w("| fleet | start → all DDATA | window | CPU (%% of a core) | values polled/s | CPU/value | RSS steady (anon; max in window; peak) | RSS after start (anon) | messages | metrics (%% of polled) | B/value | p50 / p99 / max | simulator, mosquitto, subscriber CPU | other processes' CPU |\n")
 	w("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
@@ -209,6 +235,7 @@ func (r *results) outageSection(w func(string, ...any)) {
 	w("| | |\n| --- | --- |\n")
 	w("| exec → %d queued | %v |\n| queued when mosquitto came back | %d |\n", o.target, o.fill.Round(100*time.Millisecond), o.peakQueued)
 	w("| drain: mosquitto started → queue empty | %v (%.0f samples/s net of the live %d/s) |\n", o.drain.Round(100*time.Millisecond), float64(o.peakQueued)/o.drain.Seconds(), o.devices*o.tags)
+	w("| of which mosquitto started → gateway online (its reconnect backoff; polled every 200 ms) | %v |\n", o.online.Round(100*time.Millisecond))
 	w("| queue on disk, largest | %.1f MB (the gateway's own queue_bytes: %.1f MB) |\n", float64(o.diskMax)/1e6, float64(o.queueBytesMax)/1e6)
 	w("| RSS before the drain / max while draining | %.1f MB / %.1f MB |\n", mb(o.rssBefore), mb(o.rssMaxDrain))
 	w("| gateway CPU while draining | %.1f s (%.0f %% of a core) |\n", o.gwCPUDrain.Seconds(), 100*o.gwCPUDrain.Seconds()/o.drain.Seconds())
