@@ -44,7 +44,7 @@ func run() int {
 		}
 		want[s] = true
 	}
-	res := &results{started: time.Now(), window: *window, settle: *settle, replayRate: *replay, only: *only, errs: map[string]error{}}
+	res := &results{started: time.Now(), window: *window, settle: *settle, replayRate: *replay, only: *only, args: os.Args[1:], errs: map[string]error{}}
 	e, cleanup, err := setup(res, *simFlag)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)

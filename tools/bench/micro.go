@@ -16,7 +16,7 @@ type microLine struct{ pkg, name, rest string }
 
 func micro(src string) (*microResult, error) {
 	args := []string{"test", "-run", "^$", "-bench", ".", "-benchmem", "./..."}
-	m := &microResult{cmd: "go " + strings.Join(args, " ")}
+	m := &microResult{cmd: "go test -run '^$' -bench . -benchmem ./..."} // args, quoted for a shell
 	progress("micro: %s", m.cmd)
 	cmd := exec.Command("go", args...)
 	cmd.Dir = src
