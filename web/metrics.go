@@ -32,7 +32,7 @@ var (
 	dDevState     = desc("device_state", "The device's state: 1 for the current one.", "device", "state")
 	dDevRequests  = desc("device_requests_total", "Requests sent to the device.", "device")
 	dDevErrors    = desc("device_errors_total", "Failed requests to the device.", "device")
-	dDevErrKind   = desc("device_errors_by_kind_total", "Failed requests to the device by kind (timeout, connection, crc, exception, wrong_function, …), and late_reply: stale frames discarded, not failed requests.", "device", "kind")
+	dDevErrKind   = desc("device_errors_by_kind_total", "Failed requests to the device by kind (timeout, connection, crc, exception, wrong_function, …), late_reply (stale frames discarded) and poll_overrun (a poll that ran past its next start, which was skipped), which are not failed requests.", "device", "kind")
 	dDevResponse  = desc("device_response_seconds", "Response time of the device's last good request.", "device")
 	dDevLatency   = desc("device_response_time_seconds", "Response times of the device's good requests.", "device")
 	dDevLastGood  = desc("device_last_success_timestamp_seconds", "When the device last answered a poll, in Unix seconds.", "device")
