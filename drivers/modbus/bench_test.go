@@ -1,7 +1,9 @@
 package modbus
 
 import (
+	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"strconv"
 	"testing"
 	"time"
@@ -94,4 +96,51 @@ func BenchmarkPollCycle(b *testing.B) {
 		newRTUSlave(b, p, 1)
 		run(b, rtuDevice("plc", a, 1, regs(10)...))
 	})
+}
+
+// fleetOptions are devices × tags int16 holding registers ("40001"…), one TCP device per
+// port: the shape of the load test's fleet and of config's BenchmarkLoad40k.
+func fleetOptions(devices, tags int) Options {
+	var opts Options
+	for i := range devices {
+		dev := DeviceOptions{Name: fmt.Sprintf("D%03d", i), Address: "127.0.0.1:" + strconv.Itoa(10000+i),
+			UnitID: 1, PollInterval: time.Second, Timeout: time.Second, ByteOrder: "ABCD",
+			MaxRegisters: maxReadRegisters, MaxBits: maxReadBits, WriteSingleRegister: DefaultWriteSingleRegister,
+			WriteCoil: DefaultWriteCoil, MaxBackoff: DefaultMaxBackoff}
+		for j := range tags {
+			dev.Tags = append(dev.Tags, TagOptions{Name: fmt.Sprintf("R%03d", j), Address: strconv.Itoa(40001 + j), Type: "int16"})
+		}
+		opts.Devices = append(opts.Devices, dev)
+	}
+	return opts
+}
+
+// BenchmarkDriverHeap builds a driver of 200 devices × 200 int16 tags with the descriptions
+// the gateway keeps (Devices) and reports the live heap they hold per tag after a collection
+// (live-B/tag: the driver, its plans and the TagInfo slices, tag names included), beside what
+// building one costs (B/op, allocs/op).
+func BenchmarkDriverHeap(b *testing.B) {
+	const devices, tags = 200, 200
+	b.ReportAllocs()
+	for b.Loop() {
+		d, err := New(fleetOptions(devices, tags), nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_ = d.Devices()
+	}
+	b.StopTimer()
+	var m0, m1 runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&m0)
+	d, err := New(fleetOptions(devices, tags), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	infos := d.Devices()
+	runtime.GC()
+	runtime.ReadMemStats(&m1)
+	runtime.KeepAlive(d)
+	runtime.KeepAlive(infos)
+	b.ReportMetric(float64(int64(m1.HeapAlloc)-int64(m0.HeapAlloc))/(devices*tags), "live-B/tag")
 }
