@@ -42,7 +42,7 @@ func (d *decoder) devices(prim toml.Primitive, c *Config) {
 		p := path{"device", index(i)}
 		dev := &c.Devices[i]
 		*dev = Device{PollInterval: Duration(time.Second), PollSchedule: ScheduleClock, Timeout: Duration(time.Second),
-			Line: d.ck.lines.line(p), file: c.File, path: p}
+			file: c.File, path: p} // Line: keepLines
 		d.keys(keys, reflect.ValueOf(dev).Elem(), p)
 		spec, known := d.reg.lookup(dev.Driver)
 		if known && !d.ck.bad(p) {
@@ -54,7 +54,7 @@ func (d *decoder) devices(prim toml.Primitive, c *Config) {
 		}
 		for j := range dev.Tags {
 			t, tp := &dev.Tags[j], p.with("tag", index(j))
-			t.Line, t.path = d.ck.lines.line(tp), tp
+			t.path = tp // Line: keepLines
 			if known && !d.ck.bad(tp) && j < len(tagKeys) {
 				t.Settings = d.settings(spec.NewTag, tagKeys[j], tp)
 			}

@@ -58,6 +58,59 @@ func index(i int) string { return "[" + strconv.Itoa(i) + "]" }
 // lineMap holds the line of every header and key in a file.
 type lineMap map[string]int
 
+// tableKeys are the names of the keys written in every device's table and its tags', taken
+// from the parse tree (collectKeys) so that the tree can be garbage before the file's lines
+// are found (keepLines): at 40,000 tags the tree is some 40 MB and the lineMap 13 MB, and
+// Load's peak is lower when the two are never in memory together.
+type tableKeys struct {
+	names   []string // every key name, cloned out of the file's text; keyLine.name numbers them
+	devices []deviceKeys
+}
+
+// deviceKeys are the keys of one device's table, then of each of its tags' in turn.
+type deviceKeys struct {
+	ids  []uint32 // indices in tableKeys.names
+	own  int      // ids[:own] are the device's own keys
+	ends []int    // where each tag's keys end in ids
+}
+
+// collectKeys finds the keys written in the table of every device of c and each of its tags
+// in raw, the file as the TOML parser read it.
+func collectKeys(c *Config, raw map[string]any) *tableKeys {
+	rawDevs, _ := raw["device"].([]map[string]any)
+	k := &tableKeys{devices: make([]deviceKeys, len(c.Devices))}
+	ids := map[string]uint32{}
+	add := func(dk *deviceKeys, table map[string]any) {
+		for name := range table {
+			id, seen := ids[name]
+			if !seen {
+				id = uint32(len(k.names))
+				ids[name] = id
+				k.names = append(k.names, strings.Clone(name)) // name is part of the file's text: do not keep that
+			}
+			dk.ids = append(dk.ids, id)
+		}
+	}
+	for i := range c.Devices {
+		var dev map[string]any
+		if i < len(rawDevs) {
+			dev = rawDevs[i]
+		}
+		dk := &k.devices[i]
+		add(dk, dev)
+		dk.own = len(dk.ids)
+		rawTags, _ := dev["tag"].([]map[string]any)
+		dk.ends = make([]int, len(c.Devices[i].Tags))
+		for j := range dk.ends {
+			if j < len(rawTags) {
+				add(dk, rawTags[j])
+			}
+			dk.ends[j] = len(dk.ids)
+		}
+	}
+	return k
+}
+
 // keyLine is the line of one key written in a device's or a tag's table. Devices and tags keep
 // these after Load instead of the file's lineMap, which holds every key of the file under its
 // full path and is garbage once Load returns: at 40,000 tags the map and its keys are tens of
@@ -67,49 +120,32 @@ type keyLine struct {
 	line uint32
 }
 
-// keepLines gives every device of c and every tag of theirs the lines of the keys written in
-// its table, found through raw (the file as the TOML parser read it) in lines.
-func keepLines(c *Config, raw map[string]any, lines lineMap) {
-	rawDevs, _ := raw["device"].([]map[string]any)
-	ids := map[string]uint32{}
-	var names []string
+// keepLines gives every device of c and every tag of theirs the line of its header and the
+// lines of the keys k found written in its table, from lines.
+func (k *tableKeys) keepLines(c *Config, lines lineMap) {
 	var scratch []keyLine
 	var ends []int // where each tag's keys end in scratch
 	buf := make([]byte, 0, 64)
-	add := func(table map[string]any, prefix []byte) {
-		for k := range table {
-			l, ok := lines[string(append(prefix, k...))]
-			if !ok || l <= 0 {
-				continue
+	add := func(ids []uint32, prefix []byte) {
+		for _, id := range ids {
+			if l, ok := lines[string(append(prefix, k.names[id]...))]; ok && l > 0 {
+				scratch = append(scratch, keyLine{name: id, line: uint32(l)})
 			}
-			id, seen := ids[k]
-			if !seen {
-				id = uint32(len(names))
-				ids[k] = id
-				names = append(names, strings.Clone(k)) // k is part of the file's text: do not keep that
-			}
-			scratch = append(scratch, keyLine{name: id, line: uint32(l)})
 		}
 	}
 	for i := range c.Devices {
-		d := &c.Devices[i]
-		var dev map[string]any
-		if i < len(rawDevs) {
-			dev = rawDevs[i]
-		}
+		d, dk := &c.Devices[i], &k.devices[i]
+		d.Line = lines.line(d.path)
 		scratch, ends = scratch[:0], ends[:0]
 		buf = appendIndex(append(buf[:0], "device\x00"...), i)
 		devPrefix := len(buf)
-		add(dev, buf)
-		devEnd := len(scratch)
-		rawTags, _ := dev["tag"].([]map[string]any)
+		add(dk.ids[:dk.own], buf)
+		devEnd, from := len(scratch), dk.own
 		for j := range d.Tags {
-			var tag map[string]any
-			if j < len(rawTags) {
-				tag = rawTags[j]
-			}
+			d.Tags[j].Line = lines.line(d.Tags[j].path)
 			buf = appendIndex(append(buf[:devPrefix], "tag\x00"...), j)
-			add(tag, buf)
+			add(dk.ids[from:dk.ends[j]], buf)
+			from = dk.ends[j]
 			ends = append(ends, len(scratch)-devEnd)
 		}
 		// The device's own keys apart from its tags': the gateway keeps devices, not tags.
@@ -120,7 +156,7 @@ func keepLines(c *Config, raw map[string]any, lines lineMap) {
 		}
 	}
 	for i := range c.Devices {
-		c.Devices[i].keyNames = names
+		c.Devices[i].keyNames = k.names
 	}
 }
 

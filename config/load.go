@@ -44,7 +44,7 @@ func parseWith(reg *registry, file, text string) (*Config, error) {
 		}
 		raw[k] = v
 	}
-	ck := newChecker(file, keyLines(text), reg)
+	ck := newChecker(file, reg)
 	ck.table(raw, reflect.TypeFor[Config](), nil, owner{})
 
 	c := defaultConfig()
@@ -54,9 +54,15 @@ func parseWith(reg *registry, file, text string) (*Config, error) {
 	for i := range c.Devices {
 		c.Devices[i].dataDir = c.Gateway.DataDir
 	}
-	keepLines(c, raw, ck.lines)
+	keys := collectKeys(c, raw)
+	// The parse tree goes before the lines are found (tableKeys): the peak of a large file's
+	// load is the tree and the configuration, or the configuration and the lines, not all three.
+	top, raw, md = nil, nil, toml.MetaData{}
+	lines := keyLines(text)
+	ck.place(lines)
+	keys.keepLines(c, lines)
 
-	v := &validator{c: c, lines: ck.lines, ck: ck, reg: reg, errs: ck.errs}
+	v := &validator{c: c, lines: lines, ck: ck, reg: reg, errs: ck.errs}
 	v.validate()
 	if len(v.errs) > 0 {
 		v.errs.sort()

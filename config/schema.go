@@ -24,27 +24,33 @@ import (
 // owner names the device and tag a key belongs to, for error messages.
 type owner struct{ device, tag string }
 
-// checker collects the problems of one file.
+// checker collects the problems of one file. It runs while the parse tree is in memory and
+// the file's lines are not (see parseWith): each problem gets its line later, from place.
 type checker struct {
 	file  string
-	lines lineMap
 	reg   *registry
 	errs  Errors
+	at    []path          // the key of each of errs, for place
 	keys  map[string]bool // paths of the keys with a problem, which the decoder skips
 	units map[string]bool // paths of the tables with a problem, which validation skips
 }
 
-func newChecker(file string, lines lineMap, reg *registry) *checker {
-	return &checker{file: file, lines: lines, reg: reg, keys: map[string]bool{}, units: map[string]bool{}}
+func newChecker(file string, reg *registry) *checker {
+	return &checker{file: file, reg: reg, keys: map[string]bool{}, units: map[string]bool{}}
 }
 
 func (c *checker) add(p path, o owner, format string, args ...any) {
-	c.errs = append(c.errs, &Error{
-		File: c.file, Line: c.lines.line(p), Device: o.device, Tag: o.tag,
-		Msg: fmt.Sprintf(format, args...),
-	})
+	c.errs = append(c.errs, &Error{File: c.file, Device: o.device, Tag: o.tag, Msg: fmt.Sprintf(format, args...)})
+	c.at = append(c.at, slices.Clone(p)) // callers reuse p
 	c.keys[p.key()] = true
 	c.units[unitOf(p).key()] = true
+}
+
+// place gives every problem found so far the line of its key in lines.
+func (c *checker) place(lines lineMap) {
+	for i, p := range c.at {
+		c.errs[i].Line = lines.line(p)
+	}
 }
 
 // bad reports whether the table at p had a problem of key or type.
