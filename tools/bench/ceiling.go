@@ -73,11 +73,14 @@ func (e *env) ceiling() (*ceilingResult, error) {
 			c.best = s
 		}
 	}
+	var first *ceilingStep // the smallest load that fell behind
 	for i := range c.steps {
-		if s := c.steps[i]; !s.pass {
-			c.limit = limitedBy(s.res)
-			break
+		if s := &c.steps[i]; !s.pass && (first == nil || s.res.devices < first.res.devices) {
+			first = s
 		}
+	}
+	if first != nil {
+		c.limit = limitedBy(first.res)
 	}
 	return c, nil
 }
