@@ -91,13 +91,8 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) int {
 // runConfig loads the configuration and runs the gateway until ctx ends. SIGHUP reloads the
 // file (reload).
 func runConfig(ctx context.Context, path string, stderr io.Writer) int {
-	cfg, err := config.Load(path)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return 1
-	}
-	log := newLogger(cfg.Gateway.LogLevel, stderr)
-	g, err := gateway.New(cfg, log, buildVersion())
+	setSteadyGC()
+	g, log, err := build(path, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
@@ -120,11 +115,28 @@ func runConfig(ctx context.Context, path string, stderr io.Writer) int {
 	}
 }
 
+// build loads the configuration and builds the gateway, under the start-up GC percent
+// (startupGC); log is the gateway's logger, at the file's log level.
+func build(path string, stderr io.Writer) (*gateway.Gateway, *slog.Logger, error) {
+	defer startupGC()()
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	log := newLogger(cfg.Gateway.LogLevel, stderr)
+	g, err := gateway.New(cfg, log, buildVersion())
+	if err != nil {
+		return nil, nil, err
+	}
+	return g, log, nil
+}
+
 // reload re-reads the configuration file on SIGHUP. A file that `check` refuses is refused
 // with the same messages, each problem logged with its FILE:LINE, and the running
 // configuration stays; a valid one has its [[device]] changes applied by Gateway.Reload.
 func reload(g *gateway.Gateway, path string, log *slog.Logger) error {
 	log.Info("SIGHUP: reloading the configuration", "file", path)
+	defer startupGC()()
 	if _, _, err := checkConfig(path); err != nil {
 		log.Error("reload refused: the configuration has problems; the running configuration stays", "file", path)
 		for _, line := range strings.Split(err.Error(), "\n") {
@@ -189,7 +201,9 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	restore := startupGC()
 	_, g, err := checkConfig(*path)
+	restore()
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
