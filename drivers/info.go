@@ -3,12 +3,15 @@ package drivers
 import "time"
 
 // TagInfo describes one tag as the rest of the gateway sees it: the Sparkplug metric it becomes.
+//
+// A driver holds one per configured tag, which the gateway's store and sessions share: the
+// fields are ordered so that Type and Writable share a word (96 bytes, not 104).
 type TagInfo struct {
 	Name        string // metric name; '/' separates folders
 	Type        Type   // the tightest type that holds every value the tag can have
+	Writable    bool
 	Units       string
 	Description string
-	Writable    bool
 	// Address says where the value comes from, for people: "hr:40001 (2 registers, float32
 	// ABCD)", "ns=2;s=Tank.Level". Optional.
 	Address string
