@@ -183,14 +183,22 @@ func parseNumeric(s string, zeroBased bool) (table, uint16, error) {
 
 // String formats the address in the six-digit notation ("400001", "400001.3"; "400000" for
 // the same register of a zero-based device).
-func (a address) String() string {
+func (a address) String() string { return string(a.appendTo(make([]byte, 0, 10))) }
+
+// appendTo appends String's text to b.
+func (a address) appendTo(b []byte) []byte {
 	n := int(a.offset) + 1
 	if a.zeroBased {
 		n--
 	}
-	s := string(a.table.digit()) + fmt.Sprintf("%05d", n)
-	if a.bit >= 0 {
-		s += "." + strconv.Itoa(a.bit)
+	b = append(b, a.table.digit())
+	for p := 10000; p > 1 && n < p; p /= 10 { // five digits at least, as %05d
+		b = append(b, '0')
 	}
-	return s
+	b = strconv.AppendInt(b, int64(n), 10)
+	if a.bit >= 0 {
+		b = append(b, '.')
+		b = strconv.AppendInt(b, int64(a.bit), 10)
+	}
+	return b
 }

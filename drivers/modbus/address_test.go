@@ -1,6 +1,7 @@
 package modbus
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/wellgate/wellgate/drivers"
@@ -96,5 +97,25 @@ func TestDevicesTypes(t *testing.T) {
 	}
 	if d.devices[0].addr != "192.0.2.1:502" {
 		t.Errorf("address %q, want port 502 added", d.devices[0].addr)
+	}
+}
+
+// String writes at least five digits after the table's, as "%c%05d" would, for every offset.
+func TestAddressStringEveryOffset(t *testing.T) {
+	for _, zero := range []bool{false, true} {
+		for off := range 65536 {
+			a := address{table: inputRegisters, offset: uint16(off), bit: off%17 - 1, zeroBased: zero}
+			n := off + 1
+			if zero {
+				n--
+			}
+			want := fmt.Sprintf("3%05d", n)
+			if a.bit >= 0 {
+				want += fmt.Sprintf(".%d", a.bit)
+			}
+			if got := a.String(); got != want {
+				t.Fatalf("offset %d (zero-based %v): %q, want %q", off, zero, got, want)
+			}
+		}
 	}
 }

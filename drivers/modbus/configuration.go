@@ -3,9 +3,11 @@ package modbus
 import (
 	"errors"
 	"log/slog"
+	"slices"
 	"strconv"
 
 	"github.com/wellgate/wellgate/config"
+	"github.com/wellgate/wellgate/drivers"
 )
 
 // The configuration's side of the driver: the keys of a modbus-tcp or modbus-rtu [[device]]
@@ -104,8 +106,15 @@ func validate(devs []*config.Device) config.Errors {
 	var errs config.Errors
 	discard := slog.New(slog.DiscardHandler)
 	buses := map[string]*device{} // the first device on each serial port
+	// One tag, its description and its extras, checked in place of each configured tag in
+	// turn: validating allocates nothing per tag but what it reports.
+	var (
+		info drivers.TagInfo
+		t    = tag{info: &info}
+		x    tagExtra
+	)
 	for _, cd := range devs {
-		o, unitMissing := deviceOptions(cd)
+		o, unitMissing := deviceSettings(cd)
 		dev, ps := newDevice(&o, discard)
 		if cd.Settings != nil {
 			for _, p := range ps {
@@ -124,7 +133,8 @@ func validate(devs []*config.Device) config.Errors {
 		}
 		for j := range cd.Tags {
 			if ct := &cd.Tags[j]; ct.Settings != nil {
-				_, ps := newTag(&o.Tags[j], dev)
+				to := tagOptions(ct)
+				ps, _ := newTag(&to, dev, &t, &x)
 				for _, p := range ps {
 					errs = append(errs, cd.TagErrorf(ct, p.key, "%s", p.msg))
 				}
@@ -136,22 +146,43 @@ func validate(devs []*config.Device) config.Errors {
 
 // build makes the driver for the enabled devices of a loaded configuration.
 func build(devs []*config.Device, log *slog.Logger) (config.BuiltDriver, error) {
-	var opts Options
-	for _, cd := range devs {
-		o, _ := deviceOptions(cd)
-		opts.Devices = append(opts.Devices, o)
-	}
-	d, err := New(opts, log)
+	// Each device's options are made when the device is built and dropped after, so that a
+	// 40,000-tag file never has every tag's options at once; its tags' options reuse one
+	// slice (buildDevice keeps none of them, only the values they hold).
+	var tags []TagOptions
+	d, err := newDriver(len(devs), func(i int) *DeviceOptions {
+		o, _ := deviceSettings(devs[i])
+		tags = appendTagOptions(tags[:0], devs[i])
+		o.Tags = tags
+		return &o
+	}, log)
 	if err != nil {
 		return nil, err
 	}
 	return d, nil
 }
 
-// deviceOptions returns the options of a configured device and whether its unit id was left
-// out (which only an RTU device may not do). A device without settings (they had a problem,
-// or the device was made in code) gets its driver's defaults.
+// deviceOptions returns the options of a configured device, its tags' included, and whether
+// its unit id was left out (which only an RTU device may not do).
 func deviceOptions(cd *config.Device) (DeviceOptions, bool) {
+	o, unitMissing := deviceSettings(cd)
+	o.Tags = appendTagOptions(nil, cd)
+	return o, unitMissing
+}
+
+// appendTagOptions appends the options of the device's tags to tags.
+func appendTagOptions(tags []TagOptions, cd *config.Device) []TagOptions {
+	tags = slices.Grow(tags, len(cd.Tags))
+	for j := range cd.Tags {
+		tags = append(tags, tagOptions(&cd.Tags[j]))
+	}
+	return tags
+}
+
+// deviceSettings returns the options of a configured device but its tags, and whether its
+// unit id was left out. A device without settings (they had a problem, or the device was made
+// in code) gets its driver's defaults.
+func deviceSettings(cd *config.Device) (DeviceOptions, bool) {
 	o := DeviceOptions{Name: cd.Name, PollInterval: cd.PollInterval.D(), PollSchedule: cd.PollSchedule, Timeout: cd.Timeout.D()}
 	settings := cd.Settings
 	if settings == nil {
@@ -173,9 +204,6 @@ func deviceOptions(cd *config.Device) (DeviceOptions, bool) {
 	o.ByteOrder, o.MaxRegisters, o.MaxBits, o.MaxGap = common.ByteOrder, common.MaxRegisters, common.MaxBits, common.MaxGap
 	o.ZeroBased, o.WriteSingleRegister, o.WriteCoil = common.ZeroBased, common.WriteSingleRegister, common.WriteCoil
 	o.MaxBackoff = common.MaxBackoff.D()
-	for j := range cd.Tags {
-		o.Tags = append(o.Tags, tagOptions(&cd.Tags[j]))
-	}
 	return o, unitMissing
 }
 

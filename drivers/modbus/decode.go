@@ -68,7 +68,7 @@ func decodeRegisters(t *tag, b []byte) drivers.Value {
 		v = drivers.DoubleValue(math.Float64frombits(binary.BigEndian.Uint64(raw)))
 	}
 	if t.scaled {
-		return drivers.DoubleValue(scaleRaw(v.Float64(), t.scale, t.offset))
+		return drivers.DoubleValue(scaleRaw(v.Float64(), t.x.scale, t.x.offset))
 	}
 	return v
 }
@@ -125,13 +125,15 @@ func (t *tag) decodeString(b []byte) string {
 	for end > 0 && (raw[end-1] == 0 || raw[end-1] == ' ') {
 		end--
 	}
-	if string(raw[:end]) == t.lastRaw { // compared without a copy
-		return t.lastStr
+	x := t.x // a string tag has one
+
+	if string(raw[:end]) == x.lastRaw { // compared without a copy
+		return x.lastStr
 	}
 	s := string(raw[:end])
-	t.lastRaw, t.lastStr = s, s
+	x.lastRaw, x.lastStr = s, s
 	if !utf8.ValidString(s) {
-		t.lastStr = strings.ToValidUTF8(s, "\uFFFD")
+		x.lastStr = strings.ToValidUTF8(s, "\uFFFD")
 	}
-	return t.lastStr
+	return x.lastStr
 }

@@ -1,6 +1,7 @@
 package modbus
 
 import (
+	"cmp"
 	"fmt"
 	"log/slog"
 	"net"
@@ -44,9 +45,14 @@ type device struct {
 	addr                string        // host:port for TCP
 	order               byteOrder     // the tags' byte order unless they set their own
 	serial              SerialOptions // for RTU, with the parity in upper case
-	tags                []*tag
-	byName              map[string]*tag
 	log                 *slog.Logger
+
+	// The tags, in the configuration's order, and their descriptions, index for index: info
+	// is what Devices hands out (shared, read only). byName holds the tags' indexes sorted by
+	// name (the last of equal names first), for Write.
+	tags   []tag
+	info   []drivers.TagInfo
+	byName []int32
 
 	planMu sync.Mutex
 	reqs   []*request      // the plan: every read of one poll cycle, by table and start
@@ -87,7 +93,7 @@ func newDevice(o *DeviceOptions, log *slog.Logger) (*device, problems) {
 	d := &device{
 		name: o.Name, driver: NameTCP, interval: o.PollInterval, timeout: o.Timeout,
 		maxRegs: o.MaxRegisters, maxBits: o.MaxBits, maxGap: o.MaxGap, zeroBased: o.ZeroBased,
-		maxBackoff: o.MaxBackoff, byName: map[string]*tag{}, cuts: map[table][]int{},
+		maxBackoff: o.MaxBackoff, cuts: map[table][]int{},
 		log: log.With("device", o.Name),
 	}
 	ps := d.limits(o.ByteOrder)
@@ -251,4 +257,27 @@ func tcpAddress(addr string) (string, string) {
 		return "", "port " + strconv.Quote(port) + " is not a number from 1 to 65535"
 	}
 	return net.JoinHostPort(host, port), ""
+}
+
+// indexNames sorts byName: the tags' indexes by name, and among equal names the last one
+// first, the one Write finds.
+func (d *device) indexNames() {
+	d.byName = make([]int32, len(d.tags))
+	for i := range d.byName {
+		d.byName[i] = int32(i)
+	}
+	slices.SortFunc(d.byName, func(a, b int32) int {
+		return cmp.Or(strings.Compare(d.info[a].Name, d.info[b].Name), cmp.Compare(b, a))
+	})
+}
+
+// tag returns the tag named name (the last of that name), or nil.
+func (d *device) tag(name string) *tag {
+	i, found := slices.BinarySearchFunc(d.byName, name, func(j int32, name string) int {
+		return strings.Compare(d.info[j].Name, name)
+	})
+	if !found {
+		return nil
+	}
+	return &d.tags[d.byName[i]]
 }

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,6 +53,12 @@ var (
 // limits, serial settings) with the rules the configuration reports with lines, without any
 // I/O, and returns every problem at once.
 func New(opts Options, log *slog.Logger) (*Driver, error) {
+	return newDriver(len(opts.Devices), func(i int) *DeviceOptions { return &opts.Devices[i] }, log)
+}
+
+// newDriver is New for n devices whose options returns one at a time, so that a
+// caller can build each device's options when it is needed and drop them once it is built.
+func newDriver(n int, options func(i int) *DeviceOptions, log *slog.Logger) (*Driver, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -60,8 +66,8 @@ func New(opts Options, log *slog.Logger) (*Driver, error) {
 		closing: make(chan struct{}), closeWait: closeWait}
 	var errs []error
 	byKey := map[string]*endpoint{}
-	for i := range opts.Devices {
-		dev, err := buildDevice(&opts.Devices[i], d.log)
+	for i := range n {
+		dev, err := buildDevice(options(i), d.log)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -103,20 +109,36 @@ func buildDevice(o *DeviceOptions, log *slog.Logger) (*device, error) {
 	for _, p := range ps {
 		errs = append(errs, fmt.Errorf("device %q: %s", o.Name, p.msg))
 	}
+	dev.tags = make([]tag, len(o.Tags))
+	dev.info = make([]drivers.TagInfo, len(o.Tags))
+	var addrs []byte // every tag's Address, end to end: one string for the device
+	ends := make([]int, len(o.Tags))
+	var x tagExtra
 	for j := range o.Tags {
-		t, ps := newTag(&o.Tags[j], dev)
+		t := &dev.tags[j]
+		t.info, t.index = &dev.info[j], int32(j)
+		ps, ok := newTag(&o.Tags[j], dev, t, &x)
 		for _, p := range ps {
 			errs = append(errs, fmt.Errorf("device %q: tag %q: %s", o.Name, o.Tags[j].Name, p.msg))
 		}
-		if t != nil {
-			t.index = len(dev.tags)
-			dev.tags = append(dev.tags, t)
-			dev.byName[t.name] = t
+		if !ok || len(errs) > 0 {
+			continue // the device is not built
 		}
+		if t.needsExtra(&x) {
+			kept := x
+			t.x = &kept
+		}
+		addrs = appendAddress(addrs, dev, t)
+		ends[j] = len(addrs)
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
+	all, start := string(addrs), 0
+	for j, end := range ends {
+		dev.info[j].Address, start = all[start:end], end
+	}
+	dev.indexNames()
 	return dev, nil
 }
 
@@ -183,16 +205,12 @@ func (d *Driver) Close() error {
 	}
 }
 
-// Devices describes every device and tag (drivers.Describer).
+// Devices describes every device and tag (drivers.Describer). Each device's Tags are the
+// driver's own description, the same slice at every call: read only.
 func (d *Driver) Devices() []drivers.DeviceInfo {
 	out := make([]drivers.DeviceInfo, len(d.devices))
 	for i, dev := range d.devices {
-		tags := make([]drivers.TagInfo, len(dev.tags))
-		for j, t := range dev.tags {
-			tags[j] = t.info
-			tags[j].Address = describeAddress(dev, t)
-		}
-		out[i] = drivers.DeviceInfo{Name: dev.name, Driver: dev.driver, Endpoint: describeEndpoint(dev), Tags: tags}
+		out[i] = drivers.DeviceInfo{Name: dev.name, Driver: dev.driver, Endpoint: describeEndpoint(dev), Tags: dev.info}
 	}
 	return out
 }
@@ -210,19 +228,30 @@ func describeEndpoint(d *device) string {
 // describeAddress says where a tag's value comes from, for the status page:
 // "400011 (hr:10, 2 registers, float32 CDAB)", "000001 (co:0, bool)".
 func describeAddress(d *device, t *tag) string {
-	a := address{table: t.table, offset: t.start, bit: t.bit, zeroBased: d.zeroBased}
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s (%s:%d", a, t.table.prefix(), t.start)
+	return string(appendAddress(nil, d, t))
+}
+
+// appendAddress appends describeAddress's text to b: the driver builds every tag's text of a
+// device into one buffer, once.
+func appendAddress(b []byte, d *device, t *tag) []byte {
+	b = address{table: t.table, offset: t.start, bit: int(t.bit), zeroBased: d.zeroBased}.appendTo(b)
+	b = append(b, " ("...)
+	b = append(b, t.table.prefix()...)
+	b = append(b, ':')
+	b = strconv.AppendUint(b, uint64(t.start), 10)
 	if !t.table.isBit() && t.bit < 0 {
-		fmt.Fprintf(&b, ", %d register", t.size)
+		b = append(b, ", "...)
+		b = strconv.AppendUint(b, uint64(t.size), 10)
+		b = append(b, " register"...)
 		if t.size != 1 {
-			b.WriteString("s")
+			b = append(b, 's')
 		}
 	}
-	fmt.Fprintf(&b, ", %s", t.kind)
+	b = append(b, ", "...)
+	b = append(b, t.kind.String()...)
 	if t.size > 1 && t.kind != kString {
-		fmt.Fprintf(&b, " %s", t.order)
+		b = append(b, ' ')
+		b = append(b, t.order.String()...)
 	}
-	b.WriteString(")")
-	return b.String()
+	return append(b, ')')
 }

@@ -56,7 +56,7 @@ func encodeRegisters(t *tag, v drivers.Value) ([]byte, error) {
 	if math.IsNaN(eng) || math.IsInf(eng, 0) {
 		return nil, outOfRange("%v cannot be written", eng)
 	}
-	if t.min != nil && eng < *t.min || t.max != nil && eng > *t.max {
+	if lo, hi := t.limits(); lo != nil && eng < *lo || hi != nil && eng > *hi {
 		return nil, outOfRange("%v is outside the tag's range %s", v, rangeText(t))
 	}
 	var be [8]byte
@@ -65,7 +65,7 @@ func encodeRegisters(t *tag, v drivers.Value) ([]byte, error) {
 	case kFloat32, kFloat64:
 		f := eng
 		if t.scaled {
-			f = (eng - t.offset) / t.scale
+			f = (eng - t.x.offset) / t.x.scale
 		}
 		if t.kind == kFloat32 {
 			if math.Abs(f) > math.MaxFloat32 {
@@ -90,7 +90,7 @@ func rawInteger(t *tag, v drivers.Value) (*big.Int, error) {
 	var raw *big.Int
 	switch {
 	case t.scaled:
-		f := math.Round((v.Float64() - t.offset) / t.scale)
+		f := math.Round((v.Float64() - t.x.offset) / t.x.scale)
 		raw, _ = big.NewFloat(f).Int(nil)
 	case v.Type().IsSigned():
 		raw = big.NewInt(v.Int())
@@ -143,11 +143,20 @@ func encodeString(t *tag, v drivers.Value) ([]byte, error) {
 
 func rangeText(t *tag) string {
 	lo, hi := "-inf", "+inf"
-	if t.min != nil {
-		lo = fmt.Sprint(*t.min)
+	least, most := t.limits()
+	if least != nil {
+		lo = fmt.Sprint(*least)
 	}
-	if t.max != nil {
-		hi = fmt.Sprint(*t.max)
+	if most != nil {
+		hi = fmt.Sprint(*most)
 	}
 	return lo + "…" + hi
+}
+
+// limits are the tag's min and max, nil where it has none.
+func (t *tag) limits() (lo, hi *float64) {
+	if t.x == nil {
+		return nil, nil
+	}
+	return t.x.min, t.x.max
 }

@@ -3,6 +3,8 @@ package modbus
 import (
 	"errors"
 	"testing"
+
+	"github.com/wellgate/wellgate/drivers"
 )
 
 // TestRTUReader sorts byte streams as a shared bus delivers them against one request each:
@@ -11,7 +13,7 @@ import (
 func TestRTUReader(t *testing.T) {
 	coils8 := readOp(&request{table: coils, start: 0, count: 8}).pdu           // 01 0000 0008
 	regs2 := readOp(&request{table: holdingRegisters, start: 0, count: 2}).pdu // 03 0000 0002
-	tg := &tag{name: "sp", start: 10, bit: -1}
+	tg := &tag{info: &drivers.TagInfo{Name: "sp"}, start: 10, bit: -1}
 	wr := writeSingleOp(fcWriteRegister, tg, 1234).pdu
 	reply1 := withCRC([]byte{1, 1, 1, 0x05})
 	// Five registers whose data hold a whole valid frame of unit 2: read in small pieces, that

@@ -20,7 +20,7 @@ func fuzzRequest(spec []byte) (*request, []drivers.Sample) {
 	}
 	at := 0
 	for i := 1; i+2 < len(spec) && len(r.tags) < 3; i += 3 {
-		t := &tag{name: "t", index: len(r.tags), table: r.table, start: uint16(at), bit: -1}
+		t := &tag{info: &drivers.TagInfo{Name: "t"}, x: &tagExtra{}, index: int32(len(r.tags)), table: r.table, start: uint16(at), bit: -1}
 		if r.table.isBit() {
 			t.kind, t.size = kBool, 1
 		} else {
@@ -31,14 +31,14 @@ func fuzzRequest(spec []byte) (*request, []drivers.Sample) {
 			case kString:
 				t.size = uint16(1 + int(spec[i+2])%8)
 			case kBool:
-				t.bit = int(spec[i+2] % 16)
+				t.bit = int8(spec[i+2] % 16)
 			default:
-				t.scaled, t.scale, t.offset = spec[i+2]&1 == 1, 0.5, -1
+				t.scaled, t.x.scale, t.x.offset = spec[i+2]&1 == 1, 0.5, -1
 			}
 		}
-		t.typ = t.kind.sparkplug()
+		t.info.Type = t.kind.sparkplug()
 		if t.scaled {
-			t.typ = drivers.Double
+			t.info.Type = drivers.Double
 		}
 		r.tags = append(r.tags, t)
 		at += int(t.size) + int(spec[i+2]%3)
@@ -68,7 +68,7 @@ func FuzzDecodeResponse(f *testing.F) {
 		}
 		for _, tg := range r.tags {
 			s := out[tg.index]
-			if s.Quality != drivers.Good || s.Value.Type() != tg.typ || s.Value.IsNull() {
+			if s.Quality != drivers.Good || s.Value.Type() != tg.typ() || s.Value.IsNull() {
 				t.Fatalf("tag %+v decoded to %v (%v)", tg, s.Value, s.Value.Type())
 			}
 		}
@@ -80,7 +80,7 @@ func FuzzDecodeResponse(f *testing.F) {
 func fuzzOp(sel byte, addr, qty uint16) []byte {
 	fcs := []byte{fcReadCoils, fcReadDiscrete, fcReadHolding, fcReadInput, fcWriteCoil, fcWriteRegister, fcWriteCoils, fcWriteRegisters}
 	fc := fcs[int(sel)%len(fcs)]
-	tg := &tag{name: "t", start: addr, bit: -1}
+	tg := &tag{info: &drivers.TagInfo{Name: "t"}, start: addr, bit: -1}
 	switch fc {
 	case fcReadCoils, fcReadDiscrete:
 		return readOp(&request{table: coils, start: addr, count: 1 + qty%2000}).withFC(fc)

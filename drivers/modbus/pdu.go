@@ -97,18 +97,18 @@ func (o *op) String() string {
 	b.WriteString(")")
 	switch n := len(o.tags); {
 	case n == 1:
-		fmt.Fprintf(&b, " for tag %q", o.tags[0].name)
+		fmt.Fprintf(&b, " for tag %q", o.tags[0].name())
 	case n == 2 || n == 3:
-		fmt.Fprintf(&b, " for tags %q", o.tags[0].name)
+		fmt.Fprintf(&b, " for tags %q", o.tags[0].name())
 		for i, t := range o.tags[1:] {
 			if i == n-2 {
-				fmt.Fprintf(&b, " and %q", t.name)
+				fmt.Fprintf(&b, " and %q", t.name())
 			} else {
-				fmt.Fprintf(&b, ", %q", t.name)
+				fmt.Fprintf(&b, ", %q", t.name())
 			}
 		}
 	case n > 3:
-		fmt.Fprintf(&b, " for tags %q, %q and %d more", o.tags[0].name, o.tags[1].name, n-2)
+		fmt.Fprintf(&b, " for tags %q, %q and %d more", o.tags[0].name(), o.tags[1].name(), n-2)
 	}
 	return b.String()
 }

@@ -65,6 +65,14 @@ func planTable(tags []*tag, rules planRules) []*request {
 	slices.SortStableFunc(reqs, func(a, b *request) int {
 		return cmp.Or(cmp.Compare(a.start, b.start), cmp.Compare(a.end(), b.end()))
 	})
+	// The plan is kept until the next one: its requests' tags go into one array of exactly
+	// one entry per tag (each tag is in one request), not the slack of appended slices.
+	all := make([]*tag, 0, len(tags))
+	for _, r := range reqs {
+		n := len(all)
+		all = append(all, r.tags...)
+		r.tags = all[n:len(all):len(all)]
+	}
 	return reqs
 }
 
@@ -87,7 +95,8 @@ func fits(r *request, frontier int, t *tag, rules planRules) bool {
 // replan plans every table of the device again. Callers hold d.planMu.
 func (d *device) replan() {
 	byTable := map[table][]*tag{}
-	for _, t := range d.tags {
+	for i := range d.tags {
+		t := &d.tags[i]
 		byTable[t.table] = append(byTable[t.table], t)
 	}
 	// A new slice, never d.reqs[:0]: plan hands the current one out without copying, and a
@@ -131,7 +140,7 @@ func (d *Driver) WritePlan(w io.Writer) {
 		for _, r := range reqs {
 			names := make([]string, len(r.tags))
 			for i, t := range r.tags {
-				names[i] = t.name
+				names[i] = t.name()
 			}
 			fmt.Fprintf(w, "  %-17s start %5d (%s) count %4d  tags: %s\n",
 				r.table, r.start, address{table: r.table, offset: r.start, bit: -1, zeroBased: dev.zeroBased}, r.count, strings.Join(names, ", "))

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/wellgate/wellgate/config"
+	"github.com/wellgate/wellgate/drivers"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -98,7 +99,7 @@ func randomMap(r *rand.Rand, n int) ([]*tag, planRules) {
 	tags := make([]*tag, n)
 	for i := range tags {
 		size := 1 + r.IntN(min(4, rules.limit))
-		tags[i] = &tag{name: string(rune('a' + i)), index: i, table: holdingRegisters,
+		tags[i] = &tag{info: &drivers.TagInfo{Name: string(rune('a' + i))}, index: int32(i), table: holdingRegisters,
 			start: uint16(r.IntN(40)), size: uint16(size), bit: -1}
 	}
 	if r.IntN(3) == 0 {
@@ -130,7 +131,7 @@ func checkPlan(t *testing.T, tags []*tag, rules planRules, reqs []*request) {
 	}
 	for _, x := range tags {
 		if seen[x] != 1 {
-			t.Fatalf("tag %s served %d times", x.name, seen[x])
+			t.Fatalf("tag %s served %d times", x.name(), seen[x])
 		}
 	}
 }
@@ -143,7 +144,7 @@ func TestPlanMinimal(t *testing.T) {
 		checkPlan(t, tags, rules, reqs)
 		if want := bruteForce(tags, rules); len(reqs) != want {
 			for _, x := range tags {
-				t.Logf("tag %s %d+%d", x.name, x.start, x.size)
+				t.Logf("tag %s %d+%d", x.name(), x.start, x.size)
 			}
 			t.Fatalf("map %d: planner made %d reads, brute force %d (rules %+v)", i, len(reqs), want, rules)
 		}
@@ -200,7 +201,7 @@ func bigMap(r *rand.Rand, n int) ([]*tag, planRules) {
 			at += 1 + r.IntN(12)
 		}
 		size := sizes[r.IntN(len(sizes))]
-		tags[i] = &tag{name: "t", index: i, table: holdingRegisters, start: uint16(at % 60000), size: uint16(size), bit: -1}
+		tags[i] = &tag{info: &drivers.TagInfo{Name: "t"}, index: int32(i), table: holdingRegisters, start: uint16(at % 60000), size: uint16(size), bit: -1}
 		at += size
 	}
 	return tags, rules

@@ -87,9 +87,10 @@ func (e *endpoint) reschedule(now time.Time) {
 // poll runs one poll cycle of d and delivers its samples.
 func (e *endpoint) poll(ctx context.Context, d *device, sink drivers.Sink) {
 	now := time.Now()
-	samples := make([]drivers.Sample, len(d.tags))
-	for i, t := range d.tags {
-		samples[i] = drivers.Sample{Device: d.name, Tag: t.name, Value: drivers.Null(t.typ), Quality: drivers.Bad, Time: now}
+	samples := make([]drivers.Sample, len(d.info))
+	for i := range d.info {
+		t := &d.info[i]
+		samples[i] = drivers.Sample{Device: d.name, Tag: t.Name, Value: drivers.Null(t.Type), Quality: drivers.Bad, Time: now}
 	}
 	err := e.readAll(ctx, d, samples)
 	if ctx.Err() != nil {

@@ -185,7 +185,7 @@ func TestPollAllocations(t *testing.T) {
 // invalid one stays sanitised when it repeats.
 func TestDecodeStringReuse(t *testing.T) {
 	for _, order := range []byteOrder{orderABCD, orderBADC} {
-		tg := &tag{kind: kString, order: order, size: 2, bit: -1}
+		tg := &tag{x: &tagExtra{}, kind: kString, order: order, size: 2, bit: -1}
 		wire := func(s string) []byte {
 			b := []byte(s)
 			if order.byteSwap() {

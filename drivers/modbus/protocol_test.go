@@ -219,11 +219,11 @@ func TestOpText(t *testing.T) {
 	tags := func(names ...string) []*tag {
 		var out []*tag
 		for _, n := range names {
-			out = append(out, &tag{name: n})
+			out = append(out, &tag{info: &drivers.TagInfo{Name: n}})
 		}
 		return out
 	}
-	coil := &tag{name: "Dump Valve", table: coils, start: 4}
+	coil := &tag{info: &drivers.TagInfo{Name: "Dump Valve"}, table: coils, start: 4}
 	for _, c := range []struct {
 		o    *op
 		want string
@@ -235,7 +235,7 @@ func TestOpText(t *testing.T) {
 		{readOp(&request{table: discreteInputs, start: 3, count: 9, tags: tags("a", "b", "c", "d", "e")}), `reading di:3-11 (9 discrete inputs) for tags "a", "b" and 3 more`},
 		{readOp(&request{table: holdingRegisters, start: 21, count: 1}), `reading hr:21 (1 register)`},
 		{writeMultipleOp(fcWriteCoils, coil, 1, []byte{1}), `writing co:4 (1 coil, function 15) for tag "Dump Valve"`},
-		{writeSingleOp(fcWriteRegister, &tag{name: "sp", table: holdingRegisters, start: 20}, 5), `writing hr:20 (1 register, function 6) for tag "sp"`},
+		{writeSingleOp(fcWriteRegister, &tag{info: &drivers.TagInfo{Name: "sp"}, table: holdingRegisters, start: 20}, 5), `writing hr:20 (1 register, function 6) for tag "sp"`},
 	} {
 		if got := c.o.String(); got != c.want {
 			t.Errorf("got  %s\nwant %s", got, c.want)

@@ -40,8 +40,8 @@ func (e *endpoint) split(ctx context.Context, d *device, r *request, samples []d
 	d.planMu.Lock()
 	defer d.planMu.Unlock()
 	for _, t := range refused {
-		d.log.Warn("device refuses this tag's address; reading it on its own", "tag", t.name,
-			"address", address{table: t.table, offset: t.start, bit: t.bit, zeroBased: d.zeroBased}.String())
+		d.log.Warn("device refuses this tag's address; reading it on its own", "tag", t.name(),
+			"address", address{table: t.table, offset: t.start, bit: int(t.bit), zeroBased: d.zeroBased}.String())
 		t.alone = true
 		d.addCut(t.table, int(t.start))
 		d.addCut(t.table, t.end())

@@ -27,51 +27,65 @@ func (ps *problems) add(key, format string, args ...any) {
 	*ps = append(*ps, problem{key: key, msg: fmt.Sprintf(format, args...)})
 }
 
-// tag is one validated tag.
+// tag is one validated tag, kept small: a driver holds one per configured tag (issue 14), in
+// its device's tags slice. What the rest of the gateway sees of the tag (name, published type,
+// writability, units, address) is its drivers.TagInfo in the device's info slice, which the
+// tag points to; what few tags need (scaling, write limits, a string's last value) is in x.
 type tag struct {
-	name     string
-	index    int // position in device.tags and in a poll's samples
-	table    table
-	start    uint16 // zero-based offset of the first register or bit
-	size     uint16 // registers (or bits) the tag occupies
-	bit      int    // bit in register, -1 for none
-	kind     kind
-	order    byteOrder
-	scaled   bool
-	scale    float64
-	offset   float64
-	typ      drivers.Type // published type
-	writable bool
-	min, max *float64
-	info     drivers.TagInfo
+	info  *drivers.TagInfo // &device.info[index]: read only
+	x     *tagExtra        // nil unless the tag is scaled, has a min or max, or is a string
+	index int32            // position in device.tags and in a poll's samples
+	start uint16           // zero-based offset of the first register or bit
+	size  uint16           // registers (or bits) the tag occupies
+	table table
+	kind  kind
+	order byteOrder
+	bit   int8 // bit in register, -1 for none
+
+	scaled bool // x.scale and x.offset apply
 
 	// alone is set when the device refused a merged read and this tag alone was to blame.
 	alone bool
+}
+
+// tagExtra is what only some tags need.
+type tagExtra struct {
+	scale, offset float64
+	min, max      *float64 // writes outside are refused
 
 	// A string tag's last string, as read (trimmed) and as published (valid UTF-8), so that
 	// an unchanged string is not allocated again. Owned by the endpoint's goroutine.
 	lastRaw, lastStr string
 }
 
+// name is the tag's name as configured.
+func (t *tag) name() string { return t.info.Name }
+
+// typ is the tag's published type.
+func (t *tag) typ() drivers.Type { return t.info.Type }
+
 // end is one past the last register or bit the tag occupies.
 func (t *tag) end() int { return int(t.start) + int(t.size) }
 
-// newTag checks one tag's options against its device (byte order, read limit) and returns
-// the tag, or nil when its address or type leaves nothing to build; it returns every problem
-// it finds. Problems of the tag's layout (type against address, length, size) are about the
-// tag as a whole.
-func newTag(o *TagOptions, dev *device) (*tag, problems) {
+// newTag checks one tag's options against its device (byte order, read limit) and fills t,
+// *t.info (all but Address) and *x (scale and offset), which the caller provides: checking a
+// tag allocates nothing, and the caller keeps x only when the tag needs it (see
+// tag.needsExtra). It returns every problem it finds, and false when the tag's address or type
+// leaves nothing to build. Problems of the tag's layout (type against address, length, size)
+// are about the tag as a whole.
+func newTag(o *TagOptions, dev *device, t *tag, x *tagExtra) (problems, bool) {
 	var ps problems
-	t := &tag{name: o.Name, writable: o.Writable, min: o.Min, max: o.Max, bit: -1}
+	*t = tag{info: t.info, index: t.index, bit: -1}
+	*x = tagExtra{min: o.Min, max: o.Max}
 	a, err := parseAddress(o.Address, dev.zeroBased)
 	if err != nil {
 		ps.add("address", "%v", err)
-		return nil, ps
+		return ps, false
 	}
-	t.table, t.start, t.bit = a.table, a.offset, a.bit
+	t.table, t.start, t.bit = a.table, a.offset, int8(a.bit)
 	if t.kind, err = tagKind(o.Type, a); err != nil {
 		ps.add("", "%v", err)
-		return nil, ps
+		return ps, false
 	}
 	t.order = dev.order
 	if o.ByteOrder != "" {
@@ -80,18 +94,24 @@ func newTag(o *TagOptions, dev *device) (*tag, problems) {
 		}
 	}
 	ps = append(ps, t.layout(o.Length, dev.maxRegs)...)
-	ps = append(ps, t.scaling(o)...)
+	typ, sps := t.scaling(o, x)
+	ps = append(ps, sps...)
 	if o.Writable && !t.table.writable() {
 		ps.add("", "%s cannot be written (only coils and holding registers can)", t.table)
 	}
 	if o.Writable && t.kind == kString && t.size > maxWriteRegisters {
 		ps.add("", "a writable string may have at most %d registers (one write request)", maxWriteRegisters)
 	}
-	t.info = drivers.TagInfo{
-		Name: o.Name, Type: t.typ, Units: o.Units, Description: o.Description, Writable: o.Writable,
+	*t.info = drivers.TagInfo{
+		Name: o.Name, Type: typ, Units: o.Units, Description: o.Description, Writable: o.Writable,
 		Deadband: o.Deadband, DeadbandPercent: o.DeadbandPercent, MaxInterval: o.MaxInterval,
 	}
-	return t, ps
+	return ps, true
+}
+
+// needsExtra reports whether a tag that newTag filled needs its tagExtra kept.
+func (t *tag) needsExtra(x *tagExtra) bool {
+	return t.scaled || x.min != nil || x.max != nil || t.kind == kString
 }
 
 // tagKind resolves the tag's type, defaulting by table, and checks it fits the address.
@@ -149,32 +169,32 @@ func (t *tag) layout(length, limit int) problems {
 	return ps
 }
 
-// scaling checks scale and offset and sets the published type.
-func (t *tag) scaling(o *TagOptions) problems {
-	t.typ = t.kind.sparkplug()
+// scaling checks scale and offset, sets them in x, and returns the published type.
+func (t *tag) scaling(o *TagOptions, x *tagExtra) (drivers.Type, problems) {
+	typ := t.kind.sparkplug()
 	if o.Scale == nil && o.Offset == nil {
-		return nil
+		return typ, nil
 	}
 	var ps problems
 	if !t.kind.numeric() {
 		ps.add("", "scale and offset apply to numbers, not %s", t.kind)
-		return ps
+		return typ, ps
 	}
-	t.scaled, t.scale, t.offset, t.typ = true, 1, 0, drivers.Double
+	t.scaled, x.scale, x.offset, typ = true, 1, 0, drivers.Double
 	if o.Scale != nil {
-		t.scale = *o.Scale
+		x.scale = *o.Scale
 	}
 	if o.Offset != nil {
-		t.offset = *o.Offset
+		x.offset = *o.Offset
 	}
 	switch {
-	case math.IsNaN(t.scale) || math.IsInf(t.scale, 0):
+	case math.IsNaN(x.scale) || math.IsInf(x.scale, 0):
 		ps.add("scale", "scale must be a finite number")
-	case t.scale == 0:
+	case x.scale == 0:
 		ps.add("scale", "scale 0 is not allowed: every value would read as the offset")
 	}
-	if math.IsNaN(t.offset) || math.IsInf(t.offset, 0) {
+	if math.IsNaN(x.offset) || math.IsInf(x.offset, 0) {
 		ps.add("offset", "offset must be a finite number")
 	}
-	return ps
+	return typ, ps
 }

@@ -28,11 +28,15 @@ var kindNames = map[string]kind{
 	"int64": kInt64, "uint64": kUint64, "float32": kFloat32, "float64": kFloat64, "string": kString,
 }
 
+// kindText are kindNames' names by kind.
+var kindText = [...]string{
+	kBool: "bool", kInt16: "int16", kUint16: "uint16", kInt32: "int32", kUint32: "uint32",
+	kInt64: "int64", kUint64: "uint64", kFloat32: "float32", kFloat64: "float64", kString: "string",
+}
+
 func (k kind) String() string {
-	for n, v := range kindNames {
-		if v == k {
-			return n
-		}
+	if int(k) < len(kindText) && kindText[k] != "" {
+		return kindText[k]
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }

@@ -37,27 +37,27 @@ func (d *Driver) Write(ctx context.Context, device, tag string, v drivers.Value)
 	if dev == nil {
 		return drivers.Value{}, fmt.Errorf("device %q: %w", device, drivers.ErrUnknownTag)
 	}
-	t := dev.byName[tag]
+	t := dev.tag(tag)
 	if t == nil {
 		return drivers.Value{}, fmt.Errorf("device %q: tag %q: %w", device, tag, drivers.ErrUnknownTag)
 	}
 	j, err := prepareWrite(dev, t, v)
 	if err != nil {
-		return drivers.Null(t.typ), fmt.Errorf("device %q: tag %q: %w", device, tag, err)
+		return drivers.Null(t.typ()), fmt.Errorf("device %q: tag %q: %w", device, tag, err)
 	}
 	e := d.byDevice[dev]
 	d.mu.Lock()
 	running := d.sink != nil
 	d.mu.Unlock()
 	if !running {
-		return drivers.Null(t.typ), errNotRunning
+		return drivers.Null(t.typ()), errNotRunning
 	}
 	select {
 	case e.jobs <- j:
 	case <-e.stopped:
-		return drivers.Null(t.typ), errNotRunning
+		return drivers.Null(t.typ()), errNotRunning
 	case <-ctx.Done():
-		return drivers.Null(t.typ), ctx.Err()
+		return drivers.Null(t.typ()), ctx.Err()
 	}
 	select {
 	case r := <-j.done:
@@ -66,13 +66,13 @@ func (d *Driver) Write(ctx context.Context, device, tag string, v drivers.Value)
 		}
 		return r.v, r.err
 	case <-ctx.Done():
-		return drivers.Null(t.typ), ctx.Err()
+		return drivers.Null(t.typ()), ctx.Err()
 	}
 }
 
 // prepareWrite checks and encodes a write without any I/O.
 func prepareWrite(d *device, t *tag, v drivers.Value) (*writeJob, error) {
-	if !t.writable {
+	if !t.info.Writable {
 		return nil, drivers.ErrNotWritable
 	}
 	j := &writeJob{d: d, t: t, done: make(chan writeResult, 1)}
@@ -91,18 +91,18 @@ func (e *endpoint) write(ctx context.Context, j *writeJob) {
 	d, t := j.d, j.t
 	err := e.send(ctx, j)
 	if err != nil { // the gateway logs the outcome of every write, once, with who asked
-		j.done <- writeResult{drivers.Null(t.typ), err}
+		j.done <- writeResult{drivers.Null(t.typ()), err}
 		return
 	}
 	r := &request{table: t.table, start: t.start, count: t.size, tags: []*tag{t}}
 	data, err := e.read(ctx, d, r)
 	if err != nil {
-		j.done <- writeResult{drivers.Null(t.typ), fmt.Errorf("written, but reading back failed: %w", err)}
+		j.done <- writeResult{drivers.Null(t.typ()), fmt.Errorf("written, but reading back failed: %w", err)}
 		return
 	}
 	samples := make([]drivers.Sample, len(d.tags))
 	if err := decodeResponse(r, data, time.Now(), samples); err != nil {
-		j.done <- writeResult{drivers.Null(t.typ), fmt.Errorf("written, but reading back failed: %w", err)}
+		j.done <- writeResult{drivers.Null(t.typ()), fmt.Errorf("written, but reading back failed: %w", err)}
 		return
 	}
 	j.done <- writeResult{samples[t.index].Value, nil}
