@@ -111,8 +111,10 @@ func buildDevice(o *DeviceOptions, log *slog.Logger) (*device, error) {
 	}
 	dev.tags = make([]tag, len(o.Tags))
 	dev.info = make([]drivers.TagInfo, len(o.Tags))
-	var addrs []byte // every tag's Address, end to end: one string for the device
-	ends := make([]int, len(o.Tags))
+	// Every tag's Address, end to end, becomes one string for the device; 40 bytes a tag
+	// hold most ("400001 (hr:0, 1 register, int16)" is 33).
+	addrs := make([]byte, 0, 40*len(o.Tags))
+	ends := make([]int32, len(o.Tags))
 	var x tagExtra
 	for j := range o.Tags {
 		t := &dev.tags[j]
@@ -129,12 +131,12 @@ func buildDevice(o *DeviceOptions, log *slog.Logger) (*device, error) {
 			t.x = &kept
 		}
 		addrs = appendAddress(addrs, dev, t)
-		ends[j] = len(addrs)
+		ends[j] = int32(len(addrs))
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	all, start := string(addrs), 0
+	all, start := string(addrs), int32(0)
 	for j, end := range ends {
 		dev.info[j].Address, start = all[start:end], end
 	}
