@@ -55,7 +55,7 @@ cross-%:
 
 ## bench: the whole benchmark suite against the real binary (fleets, throughput ceiling, a
 ## 1-million-sample outage, footprint, and every Go micro benchmark), written to BENCHMARKS.md
-## (about 12 minutes on 2 cores; needs mosquitto: `make peers`)
+## (about 7 minutes on 2 cores; needs mosquitto: `make peers`)
 bench:
 	$(GO) run ./tools/bench -out BENCHMARKS.md
 

@@ -12,6 +12,7 @@ type ceilingStep struct {
 	offered, arrived float64 // tag updates per second: the simulator's changes, the subscriber's live metrics
 	pass             bool
 	why              string // why it did not pass
+	retry            bool   // the same load again, after a try that other processes disturbed
 }
 
 type ceilingResult struct {
@@ -45,6 +46,16 @@ func (e *env) ceiling() (*ceilingResult, error) {
 		st, err := e.ceilingStep(n, c.window)
 		if err != nil {
 			return c, err
+		}
+		if !st.pass && st.res.pctCPU(st.res.others()) > 50 {
+			// Someone else's work took half a core or more: try the same load once more.
+			c.steps = append(c.steps, st)
+			progress("ceiling: %d devices fell behind while processes outside the benchmark used %.0f %% of a core; once more",
+				n, st.res.pctCPU(st.res.others()))
+			if st, err = e.ceilingStep(n, c.window); err != nil {
+				return c, err
+			}
+			st.retry = true
 		}
 		c.steps = append(c.steps, st)
 		if st.pass {
@@ -127,6 +138,9 @@ func limitedBy(r fleetResult) string {
 	s := fmt.Sprintf("at %d devices, %s used the most CPU (%.0f %% of a core)", r.devices, top.name, r.pctCPU(top.cpu))
 	busy := r.pctCPU(r.busy)
 	switch {
+	case top.name == "processes outside the benchmark":
+		s += fmt.Sprintf(": the benchmark was starved by other work on the machine (%.0f %% of %d cores busy), "+
+			"so this ceiling understates the gateway's", busy, runtime.NumCPU())
 	case busy > 90*float64(runtime.NumCPU()):
 		s += fmt.Sprintf("; the machine was saturated (%.0f %% of %d cores busy, %.0f %% of a core outside the benchmark)",
 			busy, runtime.NumCPU(), r.pctCPU(r.others()))
