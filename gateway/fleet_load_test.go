@@ -48,6 +48,8 @@ import (
 // tags @ poll_interval). WELLGATE_FLEET_PROFILE=DIR makes the child write a CPU profile of the
 // measurement window and a heap profile at its end into DIR (cpu-FLEET.pprof, heap-FLEET.pprof).
 // The child inherits the environment, so GOMEMLIMIT=150MiB measures the packaged unit's setting.
+// It does not apply `wellgate run`'s GC percents (cmd/wellgate/gc.go: 50 while running, 20 while
+// loading, when GOGC is not set): GOGC=50 gives the running gateway's.
 const fleetGatewayEnv = "WELLGATE_FLEET_GATEWAY"
 
 // TestFleetLoadGateway is the child process of TestFleetLoad: a gateway run from the
