@@ -71,7 +71,7 @@ func (e *env) ceiling() (*ceilingResult, error) {
 			continue
 		case lo == 0:
 			c.stopped = "the smallest load failed"
-		case hi-lo > lo/4 && len(c.steps) < 8:
+		case hi-lo > lo/4 && len(c.steps) < 12:
 			n = (lo + hi) / 2
 			continue
 		default:
