@@ -17,6 +17,9 @@ type decoder struct {
 	md  *toml.MetaData
 	ck  *checker
 	reg *registry
+	// done, when set, is called with each device as soon as it is decoded, and the device's
+	// part of the parse tree is let go after it (see parseWith).
+	done func(i int, dev *Device)
 }
 
 // config decodes the top-level tables into c, which holds the defaults, and the devices with
@@ -59,6 +62,10 @@ func (d *decoder) devices(prim toml.Primitive, c *Config) {
 				t.Settings = d.settings(spec.NewTag, tagKeys[j], tp)
 			}
 		}
+		if d.done != nil {
+			d.done(i, dev)
+		}
+		tables[i] = nil // the device's primitives: its part of the tree, once done drops the rest
 	}
 }
 

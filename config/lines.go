@@ -59,12 +59,13 @@ func index(i int) string { return "[" + strconv.Itoa(i) + "]" }
 type lineMap map[string]int
 
 // tableKeys are the names of the keys written in every device's table and its tags', taken
-// from the parse tree (collectKeys) so that the tree can be garbage before the file's lines
+// from the parse tree (collect, as the decoder finishes each device) so that the tree can be garbage before the file's lines
 // are found (keepLines): at 40,000 tags the tree is some 40 MB and the lineMap 13 MB, and
 // Load's peak is lower when the two are never in memory together.
 type tableKeys struct {
-	names   []string // every key name, cloned out of the file's text; keyLine.name numbers them
-	devices []deviceKeys
+	names   []string          // every key name, cloned out of the file's text; keyLine.name numbers them
+	ids     map[string]uint32 // names' indices
+	devices []deviceKeys      // in the order of Config.Devices
 }
 
 // deviceKeys are the keys of one device's table, then of each of its tags' in turn.
@@ -74,41 +75,35 @@ type deviceKeys struct {
 	ends []int    // where each tag's keys end in ids
 }
 
-// collectKeys finds the keys written in the table of every device of c and each of its tags
-// in raw, the file as the TOML parser read it.
-func collectKeys(c *Config, raw map[string]any) *tableKeys {
-	rawDevs, _ := raw["device"].([]map[string]any)
-	k := &tableKeys{devices: make([]deviceKeys, len(c.Devices))}
-	ids := map[string]uint32{}
-	add := func(dk *deviceKeys, table map[string]any) {
+// collect finds the keys written in the table of device d, the next device, and of each of
+// its tags in dev, its table as the TOML parser read it (nil when there is none).
+func (k *tableKeys) collect(d *Device, dev map[string]any) {
+	if k.ids == nil {
+		k.ids = map[string]uint32{}
+	}
+	k.devices = append(k.devices, deviceKeys{})
+	dk := &k.devices[len(k.devices)-1]
+	add := func(table map[string]any) {
 		for name := range table {
-			id, seen := ids[name]
+			id, seen := k.ids[name]
 			if !seen {
 				id = uint32(len(k.names))
-				ids[name] = id
+				k.ids[name] = id
 				k.names = append(k.names, strings.Clone(name)) // name is part of the file's text: do not keep that
 			}
 			dk.ids = append(dk.ids, id)
 		}
 	}
-	for i := range c.Devices {
-		var dev map[string]any
-		if i < len(rawDevs) {
-			dev = rawDevs[i]
+	add(dev)
+	dk.own = len(dk.ids)
+	rawTags, _ := dev["tag"].([]map[string]any)
+	dk.ends = make([]int, len(d.Tags))
+	for j := range dk.ends {
+		if j < len(rawTags) {
+			add(rawTags[j])
 		}
-		dk := &k.devices[i]
-		add(dk, dev)
-		dk.own = len(dk.ids)
-		rawTags, _ := dev["tag"].([]map[string]any)
-		dk.ends = make([]int, len(c.Devices[i].Tags))
-		for j := range dk.ends {
-			if j < len(rawTags) {
-				add(dk, rawTags[j])
-			}
-			dk.ends[j] = len(dk.ids)
-		}
+		dk.ends[j] = len(dk.ids)
 	}
-	return k
 }
 
 // keyLine is the line of one key written in a device's or a tag's table. Devices and tags keep

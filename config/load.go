@@ -49,15 +49,25 @@ func parseWith(reg *registry, file, text string) (*Config, error) {
 
 	c := defaultConfig()
 	c.File = file
-	(&decoder{md: &md, ck: ck, reg: reg}).config(top, c)
+	// The parse tree goes as the configuration grows, and before the lines are found
+	// (tableKeys): a device's tables are let go once it is decoded (the tree's array of device
+	// tables is the one raw holds), the rest after decoding. The peak of a large file's load
+	// is about the tree, or the configuration and the lines, not all three.
+	rawDevs, _ := raw["device"].([]map[string]any)
+	var keys tableKeys
+	done := func(i int, dev *Device) {
+		var table map[string]any
+		if i < len(rawDevs) {
+			table, rawDevs[i] = rawDevs[i], nil
+		}
+		keys.collect(dev, table)
+	}
+	(&decoder{md: &md, ck: ck, reg: reg, done: done}).config(top, c)
 	c.applyDefaults(&md)
 	for i := range c.Devices {
 		c.Devices[i].dataDir = c.Gateway.DataDir
 	}
-	keys := collectKeys(c, raw)
-	// The parse tree goes before the lines are found (tableKeys): the peak of a large file's
-	// load is the tree and the configuration, or the configuration and the lines, not all three.
-	top, raw, md = nil, nil, toml.MetaData{}
+	top, raw, rawDevs, md = nil, nil, nil, toml.MetaData{}
 	lines := keyLines(text)
 	ck.place(lines)
 	keys.keepLines(c, lines)
