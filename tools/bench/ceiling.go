@@ -84,9 +84,9 @@ func (e *env) ceiling() (*ceilingResult, error) {
 			c.best = s
 		}
 	}
-	var first *ceilingStep // the smallest load that fell behind
+	var first *ceilingStep // the smallest load that fell behind, its last try
 	for i := range c.steps {
-		if s := &c.steps[i]; !s.pass && (first == nil || s.res.devices < first.res.devices) {
+		if s := &c.steps[i]; !s.pass && (first == nil || s.res.devices <= first.res.devices) {
 			first = s
 		}
 	}
