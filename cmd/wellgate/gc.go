@@ -13,21 +13,24 @@ const (
 	// twice the live heap before a collection; the running gateway's live heap is mostly
 	// pointer-free (the store's values, the drivers' register buffers) and it allocates about
 	// one batch per poll, so collecting at half that costs little. Measured with the real
-	// binary, 200 devices × 200 int16 tags at 1 s, 10 %/s changing (40,000 values/s, live
-	// heap ~33 MB, ~5 MB/s allocated): mean RSS and CPU per value over 30-60 s, three runs
-	// each on a shared 2-core machine (CPU ±20 % run to run):
-	//	GOGC=100          ~104 MB  ~0.45 µs  (a collection every ~6 s)
-	//	GOGC=50           ~85 MB   ~0.53 µs  (every ~2 s)
-	//	GOGC=25           ~76 MB   ~0.70 µs
-	//	GOMEMLIMIT=48MiB  ~65 MB   ~1.7 µs   (alone: a limit near the live heap keeps the
-	//	                                      collector running most of the time)
+	// binary, 200 devices × 200 int16 tags at 1 s, 10 %/s changing (40,000 values/s): mean
+	// RSS and CPU per value over 30-60 s on a shared 2-core machine (CPU ±25 % run to run),
+	// three runs each with a live heap of ~33 MB (at 3b36943), one with the smaller Modbus
+	// tags after it (at 6f3bdd6):
+	//	                  ~33 MB live          after
+	//	GOGC=100          ~104 MB  ~0.45 µs    ~79 MB  ~0.55 µs  (a collection every ~6 s)
+	//	GOGC=50           ~85 MB   ~0.53 µs    ~64 MB  ~0.56-0.76 µs  (every ~2 s)
+	//	GOGC=25           ~76 MB   ~0.70 µs    ~58 MB  ~0.80 µs
+	//	GOMEMLIMIT=48MiB  ~65 MB   ~1.7 µs     ~62 MB  ~0.59 µs  (alone; at ~33 MB live the
+	//	                                                          collector hardly rests)
+	// A limit as the only policy is cheap only while the live heap stays well below it.
 	steadyGCPercent = 50
 	// startupGCPercent holds while a configuration file is loaded and the gateway built
 	// (run, check, and a reload's check and load): loading 40,000 tags has a live heap of
-	// ~65 MB (the TOML parse tree, then the file's lines, beside the configuration), and at
-	// Go's default the heap grows to twice that, so `check` peaked at ~150 MB RSS and `run`
-	// alike, against a unit's MemoryMax of 200M; at 20 both peak at ~105 MB, for ~0.6 s
-	// more CPU once.
+	// ~60 MB (the TOML parse tree beside the growing configuration), and at Go's default
+	// the heap grows to twice that: `check` and `run` peaked at ~135-150 MB RSS (~170 MB
+	// before config dropped the tree early), against a unit's MemoryMax of 200M; at 20 both
+	// peak at ~90 MB, for ~0.5 s more CPU once.
 	startupGCPercent = 20
 )
 
