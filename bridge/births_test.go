@@ -171,3 +171,36 @@ func TestBdSeqNotSpentOnRefusedDials(t *testing.T) {
 	}
 	t.Logf("%d connection attempts (%d refused), NBIRTH bdSeqs %v", attempts, attempts-1, seqs)
 }
+
+// The first poll is queued while the births wait for it; once they have carried it, its
+// records go out as nothing, and they must not wait for the replay rate: the backlog they
+// leave is read through in one tick (before, at 2,000 records a second, a 40,000-tag start
+// kept the queue busy for 20 s).
+func TestFirstPollBacklogReadAtOnce(t *testing.T) {
+	t.Parallel()
+	m := peers.StartMosquitto(t)
+	col := newCollector(t, m.Addr)
+	up := testOptions(m.URL())
+	up.FirstPollWait = time.Hour
+	up.ReplayRate = 1 // one record a second, were they charged
+	h := newHarness(t, "", up, nil).start()
+	h.waitState(StateWaitingPoll, 10*time.Second)
+	h.b.Samples([]drivers.Sample{
+		{Device: "well1", Tag: "counter", Value: drivers.IntValue(drivers.Int64, 42), Quality: drivers.Good, Time: h.clk.Now()},
+		{Device: "well1", Tag: "setpoint", Value: drivers.DoubleValue(7.5), Quality: drivers.Good, Time: h.clk.Now()},
+	})
+	h.waitState(StateOnline, 10*time.Second)
+	h.waitFor(10*time.Second, "DBIRTH", func() bool { return countTopic(col.all(), "spBv1.0/G/DBIRTH/E/well1") == 1 })
+	if n := h.q.Len(); n != 2 {
+		t.Fatalf("queue holds %d records after the births, want the first poll's 2", n)
+	}
+	// One replay a second after the last tick: a budget of one record. Charged, the records
+	// would go one a second; the births carried both, so both are read now.
+	h.onLoop(func(b *Bridge) { b.replay(b.loop.lastTick.Add(time.Second)) })
+	if n := h.sess.HistoricalCovered(); n != 2 {
+		t.Errorf("%d of the first poll's 2 records read in one replay with a budget of one (HistoricalCovered): the births' records were charged to the replay rate", n)
+	}
+	if n := historicalCount(col.all()); n != 0 {
+		t.Errorf("%d historical metrics sent for values the births carried", n)
+	}
+}

@@ -58,6 +58,7 @@ type Session interface {
 	SetDeviceState(device string, up bool) error
 	PublishHistorical(samples []drivers.Sample) error
 	HistoricalSkipped() uint64
+	HistoricalCovered() uint64
 	SetDevices(devices []drivers.DeviceInfo) error
 	Death() error
 	DeathTopic() string
@@ -132,6 +133,8 @@ type Options struct {
 	// default 5s, < 0 no wait.
 	FirstPollWait time.Duration
 	// ReplayRate is the most queued records replayed per second; default 2000, < 0 unlimited.
+	// Records that go out as nothing (samples the births carried already, or of tags no longer
+	// configured) do not count against it; at most maxReplayPerTick records are read a tick.
 	ReplayRate int
 
 	PrimaryHostID string // wait for this host's STATE before the births

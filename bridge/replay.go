@@ -23,7 +23,10 @@ func (b *Bridge) replay(now time.Time) {
 		limit := max(rate*tickInterval.Seconds()*2, 1)
 		l.budget = min(l.budget+rate*now.Sub(l.lastTick).Seconds(), limit)
 	}
-	for l.live && l.budget >= 1 && l.conn.out.size() < b.opts.MailboxBytes/4 {
+	// The budget pays for what goes out; reading is bounded per tick on its own, so that a
+	// backlog the births made moot (the first poll, queued while the births waited for it)
+	// is read through at once instead of at the rate, without holding the loop for long.
+	for read := 0; l.live && l.budget >= 1 && read < maxReplayPerTick && l.conn.out.size() < b.opts.MailboxBytes/4; {
 		tx, err := b.opts.Queue.Begin(int(min(l.budget, maxReplayBatch)))
 		if err != nil {
 			b.limit.Log(b.log, slog.LevelWarn, "queue read", "queue read failed", "err", logx.Err(err))
@@ -32,19 +35,20 @@ func (b *Bridge) replay(now time.Time) {
 		if tx.Len() == 0 {
 			return
 		}
-		l.budget -= float64(tx.Len())
-		b.publishBacklog(tx)
+		read += tx.Len()
+		l.budget -= float64(b.publishBacklog(tx))
 	}
 }
 
 // publishBacklog publishes one transaction: runs of samples as historical DATA, forwarded
 // messages as they were. On a publish failure the connection is treated as lost (which rolls
-// the transaction back).
-func (b *Bridge) publishBacklog(tx *queue.Tx) {
+// the transaction back). It returns how many of its records went out: all but the samples the
+// session skipped (carried by the births, or of tags no longer configured) and bad records.
+func (b *Bridge) publishBacklog(tx *queue.Tx) (sent int) {
 	l := &b.loop
 	var samples []drivers.Sample
 	var nSamples, nMsgs, bad int
-	skipped0 := b.opts.Session.HistoricalSkipped()
+	skipped0, covered0 := b.opts.Session.HistoricalSkipped(), b.opts.Session.HistoricalCovered()
 	flush := func() error {
 		if len(samples) == 0 {
 			return nil
@@ -88,7 +92,9 @@ func (b *Bridge) publishBacklog(tx *queue.Tx) {
 	tx.Records = nil // confirmation needs only the position
 	l.inflight = append(l.inflight, flight{tx: tx, n: n, proof: l.conn.seal()})
 	l.held += n
-	if skipped := b.opts.Session.HistoricalSkipped() - skipped0; skipped > 0 {
+	skipped := b.opts.Session.HistoricalSkipped() - skipped0
+	sent = n - bad - int(skipped) - int(b.opts.Session.HistoricalCovered()-covered0)
+	if skipped > 0 {
 		b.stat.update(func(s *Status) { s.HistoricalSkipped += skipped })
 		b.limit.Log(b.log, slog.LevelWarn, "historical skipped",
 			"queued samples of devices or tags no longer configured skipped", "samples", skipped)
@@ -107,4 +113,5 @@ func (b *Bridge) publishBacklog(tx *queue.Tx) {
 		s.PublishedHistorical += uint64(nSamples)
 		s.Forwarded += uint64(nMsgs)
 	})
+	return sent
 }

@@ -275,7 +275,7 @@ func (s *Session) publishData(d *deviceState, historical bool) error {
 // touches report by exception. Samples for unknown devices or tags (a backlog queued before a
 // reload removed them) are skipped, counted (HistoricalSkipped) and logged once per tag, never
 // an error. Samples the last birth carried (same metric, value, quality and time to the ms)
-// are skipped too: the host has them already. A device that is down at replay time still gets its backlog: DATA for a
+// are skipped too, and counted (HistoricalCovered): the host has them already. A device that is down at replay time still gets its backlog: DATA for a
 // dead device would break the session, so it is born dead for the purpose (DBIRTH with null,
 // Bad metrics), given its historical DDATA and declared dead again (DDEATH). Offline, it
 // returns ErrOffline and publishes nothing, so the caller keeps its queue.
@@ -299,6 +299,7 @@ func (s *Session) PublishHistorical(samples []drivers.Sample) error {
 			at = now
 		}
 		if d.coveredByBirth(i, v, smp.Quality, at) {
+			s.histCovered++
 			continue
 		}
 		s.queue(d, pending{i: int32(i), val: v, q: smp.Quality, t: at, qualityOn: smp.Quality != drivers.Good})

@@ -63,3 +63,12 @@ func (s *Session) HistoricalSkipped() uint64 {
 	defer s.mu.Unlock()
 	return s.histSkipped
 }
+
+// HistoricalCovered counts the queued samples PublishHistorical skipped since the session was
+// made because the last birth carried them (the host has them already): after a start, the
+// first poll queued while the births waited for it.
+func (s *Session) HistoricalCovered() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.histCovered
+}

@@ -119,6 +119,7 @@ type Session struct {
 	rebirth     rebirthState
 	merged      uint64 // rebirth requests merged into a later rebirth
 	histSkipped uint64 // historical samples of unknown devices or tags skipped
+	histCovered uint64 // historical samples skipped because the last birth carried them
 
 	scratch  Payload       // reused metric slice for DATA
 	props    []PropertySet // reused Quality property sets for DATA
