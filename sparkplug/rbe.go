@@ -66,10 +66,7 @@ func (s *Session) update(samples []drivers.Sample, force bool) (reported []drive
 		if !ok {
 			continue
 		}
-		at := smp.Time
-		if at.IsZero() {
-			at = now
-		}
+		at := timeOr(smp.Time, now)
 		d.record(i, v, smp.Quality, at)
 		if !d.up || !(force || d.shouldReport(i, v, clk)) {
 			continue
@@ -294,10 +291,7 @@ func (s *Session) PublishHistorical(samples []drivers.Sample) error {
 			s.histSkipped++ // counted (HistoricalSkipped) and logged once per tag by resolve
 			continue
 		}
-		at := smp.Time
-		if at.IsZero() {
-			at = now
-		}
+		at := timeOr(smp.Time, now)
 		if d.coveredByBirth(i, v, smp.Quality, at) {
 			s.histCovered++
 			continue
@@ -341,13 +335,18 @@ func (s *Session) Record(samples []drivers.Sample) {
 		if !ok {
 			continue
 		}
-		at := smp.Time
-		if at.IsZero() {
-			at = now
-		}
+		at := timeOr(smp.Time, now)
 		if d.metrics[i].newer(at) {
 			continue
 		}
 		d.record(i, v, smp.Quality, at)
 	}
+}
+
+// timeOr is a sample's time, or now for a sample without one.
+func timeOr(t, now time.Time) time.Time {
+	if t.IsZero() {
+		return now
+	}
+	return t
 }
