@@ -146,9 +146,11 @@ func TestInteropNodeOPCUA(t *testing.T) {
 			return ok && x.Quality == drivers.Good && x.Value.Int() > 5
 		})
 	}
-	if st := r.d.Status(); !st[0].Up || !st[1].Up {
-		t.Fatalf("status %+v", st)
-	}
+	// The status follows the values: a device is marked up once its first samples are out.
+	r.sink.waitFor(t, 5*time.Second, "both devices up in the status", func() bool {
+		st := r.d.Status()
+		return st[0].Up && st[1].Up
+	})
 
 	// The server's deadband: Wobble moves by 0.1 every 50ms, inside the 0.5 deadband; once
 	// the subscription's first values are in, it delivers nothing more while Count keeps coming.
