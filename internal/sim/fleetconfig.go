@@ -23,6 +23,10 @@ type FleetConfig struct {
 	OPCUA    []string      // opc.tcp:// endpoints of the OPC UA servers: OPCUA01…
 }
 
+// Group is the Sparkplug group_id of the configuration WriteFleetConfig writes, for the
+// subscribers that measure it.
+const Group = "Simulated"
+
 // Off is the FleetConfig value of Broker and Web that disables the part.
 const Off = "off"
 
@@ -61,7 +65,7 @@ func (c FleetConfig) write(w io.Writer) {
 	fmt.Fprintf(w, "# Written by `wellgate simulate`: %d Modbus TCP devices and %d OPC UA servers of %d tags each.\n\n",
 		len(c.Modbus), len(c.OPCUA), c.Tags)
 	fmt.Fprintf(w, "[gateway]\ndata_dir = %s\nlog_level = \"warn\"\n\n", tomlString(c.DataDir))
-	fmt.Fprint(w, "[sparkplug]\ngroup_id = \"Simulated\"\nedge_node_id = \"Gateway\"\naliases = true\n\n")
+	fmt.Fprintf(w, "[sparkplug]\ngroup_id = %s\nedge_node_id = \"Gateway\"\naliases = true\n\n", tomlString(Group))
 	part(w, "broker", c.Broker)
 	part(w, "web", c.Web)
 	if c.Upstream != "" {

@@ -6,8 +6,8 @@
 //	go run ./tools/bench -out BENCHMARKS.md [-window 30s] [-only fleet,ceiling,outage,footprint,micro]
 //
 // Each measured process is its own: the gateway (`wellgate run`), the simulator (`wellgate
-// simulate`, or this program's stand-in while the binary lacks it), mosquitto; the upstream
-// subscriber runs in this one. Progress goes to stderr.
+// simulate`, the same binary), mosquitto; the upstream subscriber runs in this one. Progress
+// goes to stderr.
 package main
 
 import (
@@ -18,12 +18,7 @@ import (
 	"time"
 )
 
-func main() {
-	if len(os.Args) > 1 && os.Args[1] == "simulate" {
-		os.Exit(simulateMain(os.Args[2:]))
-	}
-	os.Exit(run())
-}
+func main() { os.Exit(run()) }
 
 var sections = []string{"fleet", "ceiling", "outage", "footprint", "micro"}
 
@@ -32,7 +27,6 @@ func run() int {
 	window := flag.Duration("window", 30*time.Second, "measurement window of the fleets and of idle CPU")
 	settle := flag.Duration("settle", 5*time.Second, "wait after every device's first DDATA, before a window")
 	only := flag.String("only", strings.Join(sections, ","), "sections to run")
-	simFlag := flag.String("sim", "auto", "simulator: wellgate (`wellgate simulate`), stand-in (this program's), or auto")
 	replay := flag.Int("replay-rate", 1_000_000, "[upstream.queue] replay_rate of the outage drain")
 	keep := flag.Bool("keep", false, "keep the run's folder (logs, configurations)")
 	flag.Parse()
@@ -45,7 +39,7 @@ func run() int {
 		want[s] = true
 	}
 	res := &results{started: time.Now(), window: *window, settle: *settle, replayRate: *replay, only: *only, args: os.Args[1:], errs: map[string]error{}}
-	e, cleanup, err := setup(res, *simFlag)
+	e, cleanup, err := setup(res)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		return 1

@@ -12,7 +12,7 @@ type results struct {
 	started, ended time.Time
 	window, settle time.Duration
 	replayRate     int
-	only, simBy    string
+	only           string
 	args           []string // the command line
 	fleets         []fleetResult
 	ceiling        *ceilingResult
@@ -51,7 +51,7 @@ func (r *results) markdown() string {
 		strings.Join(r.args, " "), r.only, r.started.UTC().Format("2006-01-02 15:04 MST"), r.ended.Sub(r.started).Round(time.Second))
 	w("Every figure below was measured in that run; regenerate the file rather than editing it. ")
 	w("The gateway is the real binary (`CGO_ENABLED=0 go build -trimpath ./cmd/wellgate`) run as `wellgate run -config FILE`, ")
-	w("its own process; the simulated devices are %s; the upstream is Debian's mosquitto, its own process; ", r.simBy)
+	w("its own process; the simulated devices are `wellgate simulate` (the gateway's own binary), another process; the upstream is Debian's mosquitto, its own process; ")
 	w("the upstream subscriber (paho, decoding every DDATA) is the harness itself.\n\n")
 	r.machineTable(w)
 	w("## Summary\n\n| figure | where | measured | target | |\n| --- | --- | --- | --- | --- |\n")

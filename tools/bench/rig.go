@@ -11,13 +11,12 @@ import (
 	"time"
 )
 
-// env is what every section shares: the run's folder, the gateway binary and the simulator.
+// env is what every section shares: the run's folder and the gateway binary, which is the
+// simulator too (`wellgate simulate`).
 type env struct {
 	dir    string        // the run's temporary folder
 	src    string        // the exported HEAD the binaries and micro benchmarks are built from
 	bin    string        // the gateway binary, built once
-	sim    []string      // the simulator's command: program and "simulate"
-	simBy  string        // who simulates, for the report
 	window time.Duration // measurement window
 	settle time.Duration // after start-up, before the window
 	n      int           // rigs made, for folder names
@@ -81,11 +80,11 @@ func (e *env) newRig(name string, o rigOpts) (*rig, error) {
 		}
 		web = r.web
 	}
-	args := append(e.sim[1:], "-devices", strconv.Itoa(o.devices), "-tags", strconv.Itoa(o.tags),
+	args := []string{"simulate", "-devices", strconv.Itoa(o.devices), "-tags", strconv.Itoa(o.tags),
 		"-change", strconv.FormatFloat(o.change, 'f', -1, 64), "-interval", o.interval.String(),
-		"-config", r.config, "-data", r.data, "-upstream", r.mosq.url(), "-broker", broker, "-web", web)
+		"-config", r.config, "-data", r.data, "-upstream", r.mosq.url(), "-broker", broker, "-web", web}
 	pr, pw := io.Pipe()
-	if r.sim, err = startProc(dir, "simulate", pw, e.sim[0], args...); err != nil {
+	if r.sim, err = startProc(dir, "simulate", pw, e.bin, args...); err != nil {
 		return nil, err
 	}
 	go func() { <-r.sim.done; pw.Close() }()

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -10,8 +9,8 @@ import (
 	"strings"
 )
 
-// setup builds the gateway once, picks the simulator and reads the machine.
-func setup(res *results, simFlag string) (*env, func(), error) {
+// setup builds the gateway once, which is the simulator too, and reads the machine.
+func setup(res *results) (*env, func(), error) {
 	dir, err := os.MkdirTemp("", "wellgate-bench-")
 	if err != nil {
 		return nil, nil, err
@@ -29,12 +28,6 @@ func setup(res *results, simFlag string) (*env, func(), error) {
 		cleanup()
 		return nil, nil, err
 	}
-	if err := e.pickSimulator(simFlag); err != nil {
-		cleanup()
-		return nil, nil, err
-	}
-	res.simBy = e.simBy
-	progress("simulator: %s", e.simBy)
 	return e, cleanup, nil
 }
 
@@ -59,30 +52,6 @@ func goBuild(src, out string, env []string, flags ...string) error {
 	cmd.Env = append(append(os.Environ(), "CGO_ENABLED=0"), env...)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, b)
-	}
-	return nil
-}
-
-// pickSimulator uses `wellgate simulate` when the binary has it, or this program's stand-in.
-func (e *env) pickSimulator(choice string) error {
-	var out bytes.Buffer
-	cmd := exec.Command(e.bin, "simulate", "-h")
-	cmd.Stdout, cmd.Stderr = &out, &out
-	_ = cmd.Run()
-	has := !strings.Contains(out.String(), "unknown command")
-	switch {
-	case choice == "wellgate" && !has:
-		return fmt.Errorf("-sim wellgate: this wellgate has no simulate command")
-	case choice == "wellgate" || choice == "auto" && has:
-		e.sim, e.simBy = []string{e.bin, "simulate"}, "`wellgate simulate` (the gateway's own binary, another process)"
-	case choice == "stand-in" || choice == "auto":
-		self, err := os.Executable()
-		if err != nil {
-			return err
-		}
-		e.sim, e.simBy = []string{self, "simulate"}, "tools/bench's stand-in simulator (this wellgate has no `simulate` command), another process"
-	default:
-		return fmt.Errorf("-sim %q: wellgate, stand-in or auto", choice)
 	}
 	return nil
 }

@@ -8,11 +8,9 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/wellgate/wellgate/internal/sim"
 	"github.com/wellgate/wellgate/sparkplug"
 )
-
-// group is the Sparkplug group the simulator's configuration publishes under.
-const group = "Simulated"
 
 // subscriber is the upstream subscriber on mosquitto (Ignition's place): every message of the
 // group, its bytes (payload + topic), and each live DDATA metric's delay from its timestamp
@@ -42,7 +40,7 @@ func newSubscriber(url string, devices int) (*subscriber, error) {
 	if tok := s.client.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		return nil, fmt.Errorf("subscriber connect: %v", tok.Error())
 	}
-	tok := s.client.Subscribe("spBv1.0/"+group+"/#", 0, func(_ paho.Client, m paho.Message) { s.handle(m) })
+	tok := s.client.Subscribe("spBv1.0/"+sim.Group+"/#", 0, func(_ paho.Client, m paho.Message) { s.handle(m) })
 	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		s.client.Disconnect(0)
 		return nil, fmt.Errorf("subscribe: %v", tok.Error())
