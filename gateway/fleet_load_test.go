@@ -7,10 +7,8 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log"
 	"log/slog"
 	"math"
-	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
@@ -26,17 +24,18 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
-	mbserver "github.com/simonvetter/modbus"
 
 	"github.com/wellgate/wellgate/config"
 	"github.com/wellgate/wellgate/gateway"
 	"github.com/wellgate/wellgate/internal/peers"
+	"github.com/wellgate/wellgate/internal/sim"
 	"github.com/wellgate/wellgate/sparkplug"
 )
 
-// Fleet load harness, the figures of issue 14's table: N simulated Modbus TCP devices (200
-// int16 holding registers each, 10 % of them changing per second, spread over the second), a
-// gateway run from a TOML file polling them, upstream to Debian's mosquitto, and an MQTT
+// Fleet load harness, the figures of issue 14's table: N simulated Modbus TCP devices (M int16
+// holding registers each, 10 % of them changing per second, spread over the second: the fleet
+// of `wellgate simulate`, sim.StartFleet), a gateway run from the TOML file the simulator
+// writes (sim.WriteFleetConfig) polling them, upstream to Debian's mosquitto, and an MQTT
 // subscriber on mosquitto measuring each value's delay from its source timestamp (the poll's
 // time, in ms, as the metric carries it) to its arrival. The devices, mosquitto and the
 // subscriber run in this process (or mosquitto's own); the gateway runs in a child process
@@ -171,113 +170,35 @@ func parseFleets(t *testing.T, s string) []fleet {
 		f.devices, err1 = strconv.Atoi(d)
 		f.tags, err2 = strconv.Atoi(n)
 		f.interval, err3 = time.ParseDuration(iv)
-		if !ok || !ok2 || err1 != nil || err2 != nil || err3 != nil || f.tags > len(fleetDevice{}.reg) {
-			t.Fatalf("WELLGATE_FLEET: %q is not DEVICESxTAGS@INTERVAL (at most %d tags)", one, len(fleetDevice{}.reg))
+		if !ok || !ok2 || err1 != nil || err2 != nil || err3 != nil || f.tags < 1 || f.tags > sim.MaxTags {
+			t.Fatalf("WELLGATE_FLEET: %q is not DEVICESxTAGS@INTERVAL (1..%d tags)", one, sim.MaxTags)
 		}
 		out = append(out, f)
 	}
 	return out
 }
 
-// fleetDevice is a simulated device: 200 holding registers behind simonvetter's Modbus server.
-type fleetDevice struct {
-	mu  sync.Mutex
-	reg [200]uint16
-}
-
-func (d *fleetDevice) HandleCoils(*mbserver.CoilsRequest) ([]bool, error) {
-	return nil, mbserver.ErrIllegalFunction
-}
-
-func (d *fleetDevice) HandleDiscreteInputs(*mbserver.DiscreteInputsRequest) ([]bool, error) {
-	return nil, mbserver.ErrIllegalFunction
-}
-
-func (d *fleetDevice) HandleInputRegisters(*mbserver.InputRegistersRequest) ([]uint16, error) {
-	return nil, mbserver.ErrIllegalFunction
-}
-
-func (d *fleetDevice) HandleHoldingRegisters(r *mbserver.HoldingRegistersRequest) ([]uint16, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if r.IsWrite || int(r.Addr)+int(r.Quantity) > len(d.reg) {
-		return nil, mbserver.ErrIllegalDataAddress
+// startFleet serves f's devices on loopback, 10 % of each one's registers changing per second,
+// and writes the gateway's configuration for them into dir: group sim.Group, devices PLC001….
+func startFleet(t *testing.T, dir, upstream string, f fleet) (configPath string) {
+	fl, err := sim.StartFleet(sim.FleetOptions{Devices: f.devices, Tags: f.tags, ChangePercent: 10})
+	if err != nil {
+		t.Fatal(err)
 	}
-	return append([]uint16(nil), d.reg[r.Addr:r.Addr+r.Quantity]...), nil
-}
-
-// startFleet serves n devices on loopback and changes 10 % of the first tags registers of each
-// per second, a tenth of them every 100 ms, until the test ends.
-func startFleet(t *testing.T, n, tags int) []string {
-	devs := make([]*fleetDevice, n)
-	addrs := make([]string, n)
-	for i := range devs {
-		devs[i] = &fleetDevice{}
-		for j := range devs[i].reg {
-			devs[i].reg[j] = uint16(j)
+	t.Cleanup(func() {
+		if err := fl.Close(); err != nil {
+			t.Error(err)
 		}
-		addrs[i] = peers.FreePort(t)
-		srv, err := mbserver.NewServer(&mbserver.ServerConfiguration{URL: "tcp://" + addrs[i],
-			Timeout: time.Minute, MaxClients: 4, Logger: log.New(io.Discard, "", 0)}, devs[i])
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := srv.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = srv.Stop() })
+	})
+	configPath = filepath.Join(dir, "wellgate.toml")
+	err = sim.WriteFleetConfig(configPath, sim.FleetConfig{
+		DataDir: filepath.Join(dir, "data"), Broker: "127.0.0.1:0", Web: "127.0.0.1:0", Upstream: upstream,
+		Interval: f.interval, Schedule: config.ScheduleClock, Tags: f.tags, Modbus: fl.Addrs(),
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
-	stop, stopped := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(stopped)
-		r := rand.New(rand.NewPCG(1, 2))
-		tick := time.NewTicker(100 * time.Millisecond)
-		defer tick.Stop()
-		per := max(1, tags/100) // 10 % a second = 1 % every 100 ms
-		for {
-			select {
-			case <-tick.C:
-			case <-stop:
-				return
-			}
-			for _, d := range devs {
-				d.mu.Lock()
-				for range per {
-					d.reg[r.IntN(tags)]++
-				}
-				d.mu.Unlock()
-			}
-		}
-	}()
-	t.Cleanup(func() { close(stop); <-stopped })
-	return addrs
-}
-
-func fleetConfig(dataDir, upstream string, f fleet, addrs []string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, `
-[gateway]
-data_dir = %q
-log_level = "warn"
-[sparkplug]
-group_id = "Load"
-edge_node_id = "Node"
-aliases = true
-[broker]
-listen = "127.0.0.1:0"
-[web]
-listen = "127.0.0.1:0"
-[upstream]
-servers = [%q]
-`, dataDir, upstream)
-	for i, a := range addrs {
-		fmt.Fprintf(&b, "[[device]]\nname = \"D%03d\"\ndriver = \"modbus-tcp\"\naddress = %q\npoll_interval = %q\ntimeout = \"1s\"\n",
-			i, a, f.interval.String())
-		for j := range f.tags {
-			fmt.Fprintf(&b, "  [[device.tag]]\n  name = \"R%03d\"\n  address = \"%d\"\n  type = \"int16\"\n", j, 40001+j)
-		}
-	}
-	return b.String()
+	return configPath
 }
 
 // fleetChild is the gateway's process.
@@ -403,9 +324,8 @@ func TestFleetLoad(t *testing.T) {
 
 func measureFleet(t *testing.T, f fleet, span time.Duration) {
 	mosq := peers.StartMosquitto(t)
-	addrs := startFleet(t, f.devices, f.tags)
 	dir := t.TempDir()
-	path := writeTOML(t, dir, fleetConfig(filepath.Join(dir, "data"), mosq.URL(), f, addrs))
+	path := startFleet(t, dir, mosq.URL(), f)
 
 	sub := &fleetSub{seen: map[string]bool{}, all: make(chan struct{}), n: f.devices}
 	opts := paho.NewClientOptions().AddBroker(mosq.URL()).SetClientID("fleet-subscriber").SetCleanSession(true)
@@ -414,7 +334,7 @@ func measureFleet(t *testing.T, f fleet, span time.Duration) {
 		t.Fatalf("subscriber connect: %v", tok.Error())
 	}
 	defer client.Disconnect(100)
-	if tok := client.Subscribe("spBv1.0/Load/#", 0, func(_ paho.Client, m paho.Message) { sub.handle(t, m) }); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+	if tok := client.Subscribe("spBv1.0/"+sim.Group+"/#", 0, func(_ paho.Client, m paho.Message) { sub.handle(t, m) }); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		t.Fatalf("subscribe: %v", tok.Error())
 	}
 
