@@ -44,7 +44,8 @@ import (
 //	WELLGATE_LOAD=30s go test -tags load -count=1 -run TestFleetLoad -v ./gateway/
 //
 // WELLGATE_FLEET picks the fleets (default "50x200@1s,50x200@100ms,200x200@1s": devices ×
-// tags @ poll_interval). WELLGATE_FLEET_PROFILE=DIR makes the child write a CPU profile of the
+// tags @ poll_interval); WELLGATE_FLEET_CHANGE the percent of tags changing per second
+// (default 10). WELLGATE_FLEET_PROFILE=DIR makes the child write a CPU profile of the
 // measurement window and a heap profile at its end into DIR (cpu-FLEET.pprof, heap-FLEET.pprof).
 // The child inherits the environment, so GOMEMLIMIT=150MiB measures the packaged unit's setting.
 // It does not apply `wellgate run`'s GC percents (cmd/wellgate/gc.go: 50 while running, 20 while
@@ -181,7 +182,14 @@ func parseFleets(t *testing.T, s string) []fleet {
 // startFleet serves f's devices on loopback, 10 % of each one's registers changing per second,
 // and writes the gateway's configuration for them into dir: group sim.Group, devices PLC001….
 func startFleet(t *testing.T, dir, upstream string, f fleet) (configPath string) {
-	fl, err := sim.StartFleet(sim.FleetOptions{Devices: f.devices, Tags: f.tags, ChangePercent: 10})
+	change := 10.0
+	if v := os.Getenv("WELLGATE_FLEET_CHANGE"); v != "" {
+		var err error
+		if change, err = strconv.ParseFloat(v, 64); err != nil {
+			t.Fatalf("WELLGATE_FLEET_CHANGE=%q: %v", v, err)
+		}
+	}
+	fl, err := sim.StartFleet(sim.FleetOptions{Devices: f.devices, Tags: f.tags, ChangePercent: change})
 	if err != nil {
 		t.Fatal(err)
 	}
