@@ -241,7 +241,8 @@ func defaultDur(d, def time.Duration) time.Duration {
 }
 
 // Samples hands a driver batch to the run loop and returns at once. When the mailbox is full
-// the batch goes straight to the store-and-forward queue (Status.MailboxOverflow).
+// the batch goes straight to the store-and-forward queue (Status.MailboxOverflow). The bridge
+// takes the batch over: it gives it back (drivers.Release) once it is done with it.
 func (b *Bridge) Samples(batch []drivers.Sample) { b.offerSamples(samplesEvent(batch), batch) }
 
 // Written hands values read back after a command's write to the run loop: the session reports
@@ -292,6 +293,7 @@ func (b *Bridge) overflow(batch []drivers.Sample) {
 		}
 		fixed[i] = s
 	}
+	drivers.Release(batch) // fixed is a copy: the batch was the bridge's to give back
 	b.opts.Session.Record(fixed)
 	recs := encodeSamples(deviceSamples(fixed))
 	if len(recs) == 0 {

@@ -27,6 +27,7 @@ func (b *Bridge) onSamples(batch []drivers.Sample, written bool) {
 		update = b.opts.Session.ReportWritten
 	}
 	reported, err := update(batch)
+	drivers.Release(batch) // the bridge was its last holder (gateway.fanOut); reported is a copy
 	if !l.live {
 		b.enqueue(encodeSamples(deviceSamples(reported)))
 		b.pollCheck()

@@ -41,7 +41,9 @@ type Sample struct {
 // Sink receives what a driver produces. Implementations must not block for long: drivers call
 // them from their poll loops. A Sink is safe for concurrent use.
 type Sink interface {
-	// Samples delivers one poll's readings. The slice is owned by the callee after the call.
+	// Samples delivers one poll's readings. The slice is owned by the callee after the call:
+	// the driver does not touch it again. A driver may take it from NewBatch; the callee's
+	// last holder may give it back with Release.
 	Samples(batch []Sample)
 	// DeviceState reports that a device's communications went up (err == nil) or down.
 	DeviceState(device string, up bool, err error)

@@ -342,10 +342,23 @@ func (g *Gateway) Samples(batch []drivers.Sample) {
 	g.fanOut(batch)
 }
 
+// fanOut hands batch to every output. The outputs that publish at once keep nothing of it;
+// the bridge takes it over (its run loop works on it later) and gives it back itself
+// (drivers.Release), so it gets it last, and without a bridge the gateway gives it back.
 func (g *Gateway) fanOut(batch []drivers.Sample) {
+	var owner sink
 	for _, s := range g.currentSinks() {
+		if _, takes := s.(*bridge.Bridge); takes {
+			owner = s
+			continue
+		}
 		s.Samples(batch)
 	}
+	if owner == nil {
+		drivers.Release(batch)
+		return
+	}
+	owner.Samples(batch)
 }
 
 func (g *Gateway) currentSinks() []sink {

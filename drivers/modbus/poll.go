@@ -87,7 +87,7 @@ func (e *endpoint) reschedule(now time.Time) {
 // poll runs one poll cycle of d and delivers its samples.
 func (e *endpoint) poll(ctx context.Context, d *device, sink drivers.Sink) {
 	now := time.Now()
-	samples := make([]drivers.Sample, len(d.info))
+	samples := drivers.NewBatch(len(d.info)) // the sink's once delivered; given back by its last holder
 	for i := range d.info {
 		t := &d.info[i]
 		samples[i] = drivers.Sample{Device: d.name, Tag: t.Name, Value: drivers.Null(t.Type), Quality: drivers.Bad, Time: now}
@@ -252,6 +252,8 @@ func (e *endpoint) finish(d *device, samples []drivers.Sample, err error, sink d
 	d.lastKind = errorKind(err)
 	if d.state != stateDown {
 		sink.Samples(samples)
+	} else {
+		drivers.Release(samples) // a down device's bad tags are not news: nobody saw them
 	}
 	if d.fails >= downAfter && d.state != stateDown {
 		d.state = stateDown

@@ -1,0 +1,47 @@
+package drivers
+
+import (
+	"testing"
+	"time"
+	"unsafe"
+)
+
+func TestBatchReuse(t *testing.T) {
+	b := NewBatch(200)
+	if len(b) != 200 || cap(b) != 256 {
+		t.Fatalf("NewBatch(200): len %d cap %d, want 200 and 256", len(b), cap(b))
+	}
+	b[0] = Sample{Device: "PLC001", Tag: "T0000", Value: StringValue("x"), Quality: Good, Time: time.Now()}
+	b[199] = b[0]
+	Release(b)
+	c := NewBatch(150) // same class: the one just released, cleared
+	if &c[0] != &b[0] {
+		t.Fatal("NewBatch did not reuse the released batch of its class")
+	}
+	for i, s := range c[:cap(c)] {
+		if s != (Sample{}) {
+			t.Fatalf("reused batch: sample %d is %+v, want zero", i, s)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { Release(NewBatch(200)) }); n != 0 {
+		t.Errorf("NewBatch+Release: %v allocations, want 0", n)
+	}
+}
+
+func TestReleaseKeepsOnlyItsOwn(t *testing.T) {
+	odd := make([]Sample, 3) // not a class capacity: left to the collector
+	Release(odd)
+	if b := NewBatch(3); cap(b) != 4 {
+		t.Errorf("NewBatch(3) after releasing a 3-capacity slice: cap %d, want 4", cap(b))
+	}
+	bound := cap(batchClasses[3])
+	for range 2 * bound { // a full free list drops the rest, never blocks
+		Release(make([]Sample, 8))
+	}
+	if n := len(batchClasses[3]); n != bound || n*8*int(unsafe.Sizeof(Sample{})) > batchBytesPerClass {
+		t.Errorf("free list of 8-sample batches holds %d, want its bound %d, within %d bytes", n, bound, batchBytesPerClass)
+	}
+	if b := NewBatch(1 << 20); len(b) != 1<<20 {
+		t.Errorf("NewBatch(1<<20): len %d", len(b))
+	}
+}
