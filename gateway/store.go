@@ -3,8 +3,6 @@ package gateway
 import (
 	"context"
 	"math"
-	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -32,9 +30,9 @@ type deviceEntry struct {
 	reported   bool // a poll result or a state has come in
 	lastErr    string
 	lastErrAt  time.Time
-	tags       []tagEntry // tags[i] is info.Tags[i]
-	byName     []int32    // indices of info.Tags sorted by name, for a sample out of order
-	next       int        // the tag after the last one recorded: where a poll's next sample usually is
+	tags       []tagEntry       // tags[i] is info.Tags[i]
+	byName     drivers.TagIndex // info.Tags by name, for a sample out of order
+	next       int              // the tag after the last one recorded: where a poll's next sample usually is
 }
 
 // tagEntry is what the store keeps of one tag beyond its TagInfo: the latest sample and the
@@ -83,7 +81,7 @@ func (st *store) setDevices(devs []storeDevice, now time.Time) {
 	for _, d := range devs {
 		e := &deviceEntry{info: d.info, interval: d.interval, disabled: d.disabled,
 			state: web.StateConnecting, stateSince: now,
-			tags: make([]tagEntry, len(d.info.Tags)), byName: sortedByName(d.info.Tags)}
+			tags: make([]tagEntry, len(d.info.Tags)), byName: drivers.NewTagIndex(d.info.Tags)}
 		if d.disabled {
 			e.state, e.reported = web.StateDisabled, true
 		} else {
@@ -96,7 +94,7 @@ func (st *store) setDevices(devs []storeDevice, now time.Time) {
 				st.pending--
 			}
 			for i, t := range e.info.Tags {
-				if j := o.find(t.Name); j >= 0 && o.info.Tags[j].Type == t.Type {
+				if j := o.byName.Find(o.info.Tags, t.Name); j >= 0 && o.info.Tags[j].Type == t.Type {
 					e.tags[i] = o.tags[j]
 				}
 			}
@@ -137,29 +135,7 @@ func (d *deviceEntry) tagIndex(name string) int {
 	if d.next < len(d.info.Tags) && d.info.Tags[d.next].Name == name {
 		return d.next
 	}
-	return d.find(name)
-}
-
-// find is the index of the tag named name, or -1, by binary search of byName.
-func (d *deviceEntry) find(name string) int {
-	k, ok := slices.BinarySearchFunc(d.byName, name, func(i int32, name string) int {
-		return strings.Compare(d.info.Tags[i].Name, name)
-	})
-	if !ok {
-		return -1
-	}
-	return int(d.byName[k])
-}
-
-// sortedByName returns the indices of tags sorted by name: a sorted index costs 4 bytes a tag,
-// a map some 40.
-func sortedByName(tags []drivers.TagInfo) []int32 {
-	idx := make([]int32, len(tags))
-	for i := range idx {
-		idx[i] = int32(i)
-	}
-	slices.SortFunc(idx, func(a, b int32) int { return strings.Compare(tags[a].Name, tags[b].Name) })
-	return idx
+	return d.byName.Find(d.info.Tags, name)
 }
 
 // record makes s the tag's latest sample, and its last good one when it is good.

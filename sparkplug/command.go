@@ -116,7 +116,7 @@ func (s *Session) commandWrite(d *deviceState, m *Metric) (Write, error) {
 	i := -1
 	switch {
 	case m.Name != "":
-		i = d.search(m.Name)
+		i = d.byName.Find(d.tags, m.Name)
 	case m.HasAlias && s.opts.Aliases:
 		i = d.byAlias(m.Alias)
 	}

@@ -2,8 +2,6 @@ package sparkplug
 
 import (
 	"math"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/wellgate/wellgate/drivers"
@@ -61,7 +59,7 @@ type deviceState struct {
 	tags    []drivers.TagInfo // the caller's slice, never changed (Options.Devices)
 	metrics []metricState     // metrics[i] is tags[i]
 	strs    []drivers.Value   // values of String, Text and Bytes tags, nSlots per tag
-	byName  []int32           // metric indexes in name order, for lookups the hint misses
+	byName  drivers.TagIndex  // tags by name, for lookups the hint misses
 	alias0  uint64            // metric i has alias alias0+i+1 (when aliases are on)
 	pos     int               // -1 for the node, else the index in Session.devices
 	next    int               // the metric the next sample most likely names (hint)
@@ -85,10 +83,9 @@ type pending struct {
 // Bad, its aliases following alias0.
 func makeDevice(name string, tags []drivers.TagInfo, alias0 uint64, pos int) *deviceState {
 	d := &deviceState{name: name, tags: tags, alias0: alias0, pos: pos, up: true,
-		metrics: make([]metricState, len(tags)), byName: make([]int32, len(tags))}
+		metrics: make([]metricState, len(tags)), byName: drivers.NewTagIndex(tags)}
 	nstr := 0
 	for i := range tags {
-		d.byName[i] = int32(i)
 		if isStr(tags[i].Type) {
 			nstr++
 		}
@@ -105,7 +102,6 @@ func makeDevice(name string, tags []drivers.TagInfo, alias0 uint64, pos int) *de
 		}
 		d.store(i, cur, drivers.Null(tags[i].Type))
 	}
-	slices.SortFunc(d.byName, func(a, b int32) int { return strings.Compare(tags[a].Name, tags[b].Name) })
 	return d
 }
 
@@ -222,7 +218,7 @@ func (m *metricState) newer(at time.Time) bool {
 func (d *deviceState) find(tag string) int {
 	i := d.next
 	if i >= len(d.tags) || d.tags[i].Name != tag {
-		if i = d.search(tag); i < 0 {
+		if i = d.byName.Find(d.tags, tag); i < 0 {
 			return -1
 		}
 	}
@@ -230,23 +226,6 @@ func (d *deviceState) find(tag string) int {
 		d.next = 0
 	}
 	return i
-}
-
-// search returns the index of the metric named tag, or -1, by binary search.
-func (d *deviceState) search(tag string) int {
-	lo, hi := 0, len(d.byName)
-	for lo < hi {
-		h := int(uint(lo+hi) >> 1)
-		if strings.Compare(d.tags[d.byName[h]].Name, tag) < 0 {
-			lo = h + 1
-		} else {
-			hi = h
-		}
-	}
-	if lo < len(d.byName) && d.tags[d.byName[lo]].Name == tag {
-		return int(d.byName[lo])
-	}
-	return -1
 }
 
 // byAlias returns the index of d's metric with alias a, or -1.

@@ -139,7 +139,7 @@ func (s *Session) resolve(c *cursor, smp *drivers.Sample) (*deviceState, int, dr
 func (s *Session) lookup(device, tag string) (*deviceState, int) {
 	var c cursor
 	if d := s.device(&c, device); d != nil {
-		if i := d.search(tag); i >= 0 {
+		if i := d.byName.Find(d.tags, tag); i >= 0 {
 			return d, i
 		}
 	}

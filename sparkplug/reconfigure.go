@@ -41,7 +41,7 @@ func (s *Session) SetDevices(devices []drivers.DeviceInfo) error {
 // carryValues gives the metrics of to that from also has (by name) from's latest sample.
 func carryValues(from, to *deviceState) {
 	for i := range to.metrics {
-		j := from.search(to.tags[i].Name)
+		j := from.byName.Find(from.tags, to.tags[i].Name)
 		if j < 0 || !from.metrics[j].hasTime() && from.isNull(j, cur) {
 			continue
 		}

@@ -1,7 +1,6 @@
 package modbus
 
 import (
-	"cmp"
 	"fmt"
 	"log/slog"
 	"net"
@@ -52,7 +51,7 @@ type device struct {
 	// name (the last of equal names first), for Write.
 	tags   []tag
 	info   []drivers.TagInfo
-	byName []int32
+	byName drivers.TagIndex
 
 	planMu sync.Mutex
 	reqs   []*request      // the plan: every read of one poll cycle, by table and start
@@ -259,25 +258,15 @@ func tcpAddress(addr string) (string, string) {
 	return net.JoinHostPort(host, port), ""
 }
 
-// indexNames sorts byName: the tags' indexes by name, and among equal names the last one
-// first, the one Write finds.
-func (d *device) indexNames() {
-	d.byName = make([]int32, len(d.tags))
-	for i := range d.byName {
-		d.byName[i] = int32(i)
-	}
-	slices.SortFunc(d.byName, func(a, b int32) int {
-		return cmp.Or(strings.Compare(d.info[a].Name, d.info[b].Name), cmp.Compare(b, a))
-	})
-}
+// indexNames indexes the tags by name (among equal names the last one first, the one Write
+// finds).
+func (d *device) indexNames() { d.byName = drivers.NewTagIndex(d.info) }
 
 // tag returns the tag named name (the last of that name), or nil.
 func (d *device) tag(name string) *tag {
-	i, found := slices.BinarySearchFunc(d.byName, name, func(j int32, name string) int {
-		return strings.Compare(d.info[j].Name, name)
-	})
-	if !found {
+	i := d.byName.Find(d.info, name)
+	if i < 0 {
 		return nil
 	}
-	return &d.tags[d.byName[i]]
+	return &d.tags[i]
 }
