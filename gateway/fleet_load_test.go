@@ -7,7 +7,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"math"
 	"net/http"
 	"os"
@@ -26,7 +25,6 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/wellgate/wellgate/config"
-	"github.com/wellgate/wellgate/gateway"
 	"github.com/wellgate/wellgate/internal/peers"
 	"github.com/wellgate/wellgate/internal/sim"
 	"github.com/wellgate/wellgate/sparkplug"
@@ -57,25 +55,14 @@ const fleetGatewayEnv = "WELLGATE_FLEET_GATEWAY"
 // its standard input start a CPU profile, and stop it and write a heap profile; "metrics PATH"
 // writes what its page's /metrics says.
 func TestFleetLoadGateway(t *testing.T) {
-	path := os.Getenv(fleetGatewayEnv)
-	if path == "" {
-		t.Skip("child process of TestFleetLoad")
-	}
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	g, err := gateway.New(cfg, logger, "load")
-	if err != nil {
-		t.Fatal(err)
-	}
+	g := childGateway(t, fleetGatewayEnv, "TestFleetLoad")
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
 		defer cancel()
 		var cpu *os.File
 		sc := bufio.NewScanner(os.Stdin)
 		for sc.Scan() {
+			var err error
 			cmd, arg, _ := strings.Cut(sc.Text(), " ")
 			switch cmd {
 			case "cpu":

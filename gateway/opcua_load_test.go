@@ -46,19 +46,7 @@ const opcuaLoadGatewayEnv = "WELLGATE_OPCUA_LOAD_GATEWAY"
 // configuration file, until its standard input closes. It prints "broker ADDR" once the
 // embedded broker listens.
 func TestOPCUALoadGateway(t *testing.T) {
-	path := os.Getenv(opcuaLoadGatewayEnv)
-	if path == "" {
-		t.Skip("child process of TestOPCUAGatewayLoad")
-	}
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	g, err := gateway.New(cfg, logger, "load")
-	if err != nil {
-		t.Fatal(err)
-	}
+	g := childGateway(t, opcuaLoadGatewayEnv, "TestOPCUAGatewayLoad")
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- g.Run(ctx) }()
@@ -77,6 +65,26 @@ func TestOPCUALoadGateway(t *testing.T) {
 }
 
 // procStat returns a process's user+system CPU time, from /proc/PID/stat.
+// childGateway is the gateway of a load test's child process (this test binary again, as
+// `wellgate run` with warnings only): built from the configuration file the environment
+// variable env names; without it the test is not the child of parent, and skips.
+func childGateway(t *testing.T, env, parent string) *gateway.Gateway {
+	path := os.Getenv(env)
+	if path == "" {
+		t.Skip("child process of " + parent)
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	g, err := gateway.New(cfg, logger, "load")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
 func procStat(pid int) time.Duration {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
