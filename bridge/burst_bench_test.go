@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 	"unsafe"
@@ -19,6 +18,7 @@ import (
 	"github.com/wellgate/wellgate/bridge/queue"
 	"github.com/wellgate/wellgate/drivers"
 	"github.com/wellgate/wellgate/internal/peers"
+	"github.com/wellgate/wellgate/internal/procfs"
 	"github.com/wellgate/wellgate/sparkplug"
 )
 
@@ -283,8 +283,4 @@ func (s *burstSub) wait(b *testing.B, d time.Duration) []time.Time {
 }
 
 // cpuTime is this process's user + system CPU time.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
+func cpuTime() time.Duration { return procfs.SelfCPUTime() }

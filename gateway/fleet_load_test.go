@@ -26,6 +26,7 @@ import (
 
 	"github.com/wellgate/wellgate/config"
 	"github.com/wellgate/wellgate/internal/peers"
+	"github.com/wellgate/wellgate/internal/procfs"
 	"github.com/wellgate/wellgate/internal/sim"
 	"github.com/wellgate/wellgate/sparkplug"
 )
@@ -406,8 +407,8 @@ func measureFleet(t *testing.T, f fleet, span time.Duration) {
 }
 
 func procStatusKB(pid int, field string) int {
-	v, _ := strconv.Atoi(strings.TrimSuffix(procStatus(pid, field), " kB"))
-	return v
+	kb, _ := procfs.StatusKB(pid, field)
+	return kb
 }
 
 func mb(kb int) float64 { return float64(kb) / 1024 }

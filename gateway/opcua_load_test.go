@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -23,6 +22,7 @@ import (
 
 	"github.com/wellgate/wellgate/config"
 	"github.com/wellgate/wellgate/gateway"
+	"github.com/wellgate/wellgate/internal/procfs"
 	"github.com/wellgate/wellgate/sparkplug"
 )
 
@@ -85,30 +85,12 @@ func childGateway(t *testing.T, env, parent string) *gateway.Gateway {
 	return g
 }
 
-func procStat(pid int) time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// Fields after the command (in parentheses, which may hold spaces): state is field 3,
-	// utime 14 and stime 15, in clock ticks of 1/100 s (USER_HZ on Linux).
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * 10 * time.Millisecond
-}
+func procStat(pid int) time.Duration { return procfs.CPUTime(pid) }
 
 // procStatus returns a field of /proc/PID/status ("VmRSS", "VmHWM").
 func procStatus(pid int, field string) string {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return "unknown"
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, field+":"); ok {
-			return strings.TrimSpace(v)
-		}
+	if v, ok := procfs.Status(pid, field); ok {
+		return v
 	}
 	return "unknown"
 }

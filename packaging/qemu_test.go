@@ -2,7 +2,6 @@ package packaging
 
 import (
 	"encoding/binary"
-	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -12,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/wellgate/wellgate/internal/procfs"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 )
@@ -167,16 +168,8 @@ func rebirthPayload() []byte {
 }
 
 func residentKiB(pid int) int {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return -1
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(l, "VmRSS:") {
-			var kib int
-			fmt.Sscan(strings.TrimSpace(strings.TrimPrefix(l, "VmRSS:")), &kib)
-			return kib
-		}
+	if kb, ok := procfs.StatusKB(pid, "VmRSS"); ok {
+		return kb
 	}
 	return -1
 }

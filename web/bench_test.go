@@ -13,9 +13,10 @@ import (
 	"os"
 	"strconv"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/wellgate/wellgate/internal/procfs"
 )
 
 // What an open page costs at 10,000 tags (50 devices × 200) with 10 % of them changing
@@ -118,11 +119,7 @@ func (c countingConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
+func cpuTime() time.Duration { return procfs.SelfCPUTime() }
 
 func TestStreamCost10k(t *testing.T) {
 	if os.Getenv("WELLGATE_BENCH_WEB") == "" {

@@ -9,9 +9,10 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/wellgate/wellgate/internal/procfs"
 )
 
 // Load harness: 50 devices × 200 tags polled every second over loopback. The servers run in a
@@ -124,22 +125,12 @@ func startLoadServers(t *testing.T) []string {
 }
 
 // cpuTime is the process's user+system CPU time.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
+func cpuTime() time.Duration { return procfs.SelfCPUTime() }
 
 // rss reads the resident set size from /proc/self/status.
 func rss() string {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return "unknown"
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
-			return strings.TrimSpace(v)
-		}
+	if v, ok := procfs.Status(os.Getpid(), "VmRSS"); ok {
+		return v
 	}
 	return "unknown"
 }

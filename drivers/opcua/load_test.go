@@ -19,6 +19,7 @@ import (
 
 	"github.com/wellgate/wellgate/drivers"
 	"github.com/wellgate/wellgate/internal/peers"
+	"github.com/wellgate/wellgate/internal/procfs"
 )
 
 // Load harness: 5,000 monitored items on one gopcua server, every value changing every
@@ -166,22 +167,12 @@ func TestSubscribeLoad(t *testing.T) {
 }
 
 // cpuTime is the process's user+system CPU time.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
+func cpuTime() time.Duration { return procfs.SelfCPUTime() }
 
 // rss reads the resident set size from /proc/self/status.
 func rss() string {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return "unknown"
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
-			return strings.TrimSpace(v)
-		}
+	if v, ok := procfs.Status(os.Getpid(), "VmRSS"); ok {
+		return v
 	}
 	return "unknown"
 }

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/wellgate/wellgate/internal/procfs"
 )
 
 // proc is a child process (the gateway, the simulator, mosquitto) whose output goes to a log
@@ -119,22 +121,7 @@ func waitLine(ctx context.Context, r io.Reader, prefix string) (string, error) {
 }
 
 // cpuTime is the user+system CPU time pid has used (/proc/PID/stat utime+stime).
-func cpuTime(pid int) time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// Fields after the command (in parentheses, which may hold spaces): utime is field 14
-	// and stime 15, in clock ticks of 1/100 s (USER_HZ on Linux).
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	if len(f) < 13 {
-		return 0
-	}
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * 10 * time.Millisecond
-}
+func cpuTime(pid int) time.Duration { return procfs.CPUTime(pid) }
 
 // machineBusy is the CPU time every core of the machine has spent busy (/proc/stat's cpu line:
 // user, nice, system, irq, softirq, steal), so that a window can say how much went to processes
@@ -159,17 +146,8 @@ func machineBusy() time.Duration {
 
 // statusKB is a kB field of /proc/PID/status ("VmRSS", "RssAnon", "VmHWM"); 0 if absent.
 func statusKB(pid int, field string) int {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, field+":"); ok {
-			n, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
-			return n
-		}
-	}
-	return 0
+	kb, _ := procfs.StatusKB(pid, field)
+	return kb
 }
 
 // freePort is a loopback host:port that was free a moment ago, below the kernel's ephemeral
