@@ -65,6 +65,7 @@ type Session interface {
 	Topics() (ncmd, dcmd string)
 	HandleCommand(topic string, payload []byte) ([]sparkplug.Write, error)
 	FlushRebirth() (bool, error)
+	DeferredRebirth() (time.Duration, bool)
 }
 
 var _ Session = (*sparkplug.Session)(nil)

@@ -87,6 +87,9 @@ func (b *Bridge) onState(ev inboundEvent) {
 func (b *Bridge) onCommand(ev inboundEvent) {
 	l := &b.loop
 	writes, err := b.opts.Session.HandleCommand(ev.topic, ev.payload)
+	if _, merged := b.opts.Session.DeferredRebirth(); merged {
+		l.rebirthDue = true // FlushRebirth publishes it on a tick once the hold-off has passed
+	}
 	b.stat.update(func(s *Status) {
 		s.Commands++
 		if err != nil {
@@ -132,6 +135,7 @@ func (b *Bridge) flushRebirth() {
 	if !did {
 		return
 	}
+	l.rebirthDue = false
 	if l.conn.err != nil {
 		b.lost(l.conn.err, -1)
 		return

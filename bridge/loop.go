@@ -15,8 +15,15 @@ import (
 	"github.com/wellgate/wellgate/sparkplug"
 )
 
-// tickInterval paces replay and retires confirmed samples.
-const tickInterval = 50 * time.Millisecond
+// tickInterval paces replay, the first-poll wait and merged rebirths while one of them is
+// pending (see busy); quietInterval paces the rest (stamping what was written, retiring what is
+// confirmed, asking for proof), which only hold memory a little longer when late. A gateway
+// at rest so wakes once a second instead of twenty times: every wake-up of an otherwise idle
+// process costs the Go scheduler and sysmon far more than the tick's own work.
+const (
+	tickInterval  = 50 * time.Millisecond
+	quietInterval = time.Second
+)
 
 // loopState is the run loop's own state; only Run's goroutine touches it.
 //
@@ -52,6 +59,9 @@ type loopState struct {
 	polled      bool           // the first births need wait no more for the first poll
 	hostOnline  bool           // the primary host's last valid STATE on this connection said online
 	early       []inboundEvent // received on the connection being dialed, before its dialedEvent
+	backlog     bool           // the queue may hold records to replay (live only)
+	rebirthDue  bool           // a merged rebirth waits for FlushRebirth
+	quiet       bool           // the tick is armed for quietInterval
 }
 
 // maxEarly bounds the messages kept for a connection being dialed: the retained ones its
@@ -135,7 +145,7 @@ func (b *Bridge) loopRun(ctx context.Context) {
 	}
 	l.retry = b.clk.NewTimer(0)
 	defer l.retry.Stop()
-	tick := b.clk.NewTicker(tickInterval)
+	tick := b.clk.NewTimer(tickInterval)
 	defer tick.Stop()
 	l.lastTick = b.clk.Now()
 	l.startedAt = l.lastTick
@@ -152,10 +162,31 @@ func (b *Bridge) loopRun(ctx context.Context) {
 				ev.apply(b)
 			}
 			b.noteHeld()
+			if l.quiet && b.busy() {
+				l.quiet = false
+				tick.Reset(tickInterval)
+			}
 		case now := <-tick.C():
 			b.onTick(now)
+			l.quiet = !b.busy()
+			tick.Reset(pace(l.quiet))
 		}
 	}
+}
+
+// busy reports whether the next tick has work that must not wait for quietInterval: the
+// first-poll wait, a merged rebirth, or a backlog to replay.
+func (b *Bridge) busy() bool {
+	l := &b.loop
+	return !l.polled || l.live && (l.backlog || l.rebirthDue)
+}
+
+// pace is the tick's next period.
+func pace(quiet bool) time.Duration {
+	if quiet {
+		return quietInterval
+	}
+	return tickInterval
 }
 
 // onTick paces what runs on the clock: the first-poll wait, merged rebirths, stamping what
@@ -333,7 +364,7 @@ func (b *Bridge) goLive() {
 		return
 	}
 	c.seal()
-	l.live, l.budget, l.lastProbe = true, 0, time.Time{}
+	l.live, l.budget, l.lastProbe, l.backlog = true, 0, time.Time{}, true
 	b.stat.setState(StateOnline, c.server)
 	b.log.Info("sparkplug session online", "bdSeq", c.bdSeq, "backlog", b.opts.Queue.Stats().Records)
 }

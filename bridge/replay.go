@@ -32,7 +32,7 @@ func (b *Bridge) replay(now time.Time) {
 			b.limit.Log(b.log, slog.LevelWarn, "queue read", "queue read failed", "err", logx.Err(err))
 			return
 		}
-		if tx.Len() == 0 {
+		if l.backlog = tx.Len() > 0; !l.backlog {
 			return
 		}
 		read += tx.Len()
