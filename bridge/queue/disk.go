@@ -61,6 +61,7 @@ type Disk struct {
 
 	stop chan struct{}
 	done chan struct{}
+	kick chan struct{} // wakes the commit loop: something to commit (see wake)
 }
 
 // heldFile is an append handle waiting for the commit, with its segment's id.
@@ -126,7 +127,7 @@ func openDisk(dir string, opts Options, log *slog.Logger, create func(string) (s
 		readers: map[uint64]*os.File{},
 		dropped: map[DropReason]uint64{},
 		fullLog: logx.NewLimiter(fullLogEvery),
-		stop:    make(chan struct{}), done: make(chan struct{}),
+		stop:    make(chan struct{}), done: make(chan struct{}), kick: make(chan struct{}, 1),
 	}
 	if err := d.recover(); err != nil {
 		d.closeReaders()
@@ -195,6 +196,7 @@ func (d *Disk) appendBuf(n int) error {
 	seg.count += n
 	d.tail = pos{seq: d.tail.seq + uint64(n), seg: seg.id, off: seg.size, logical: d.tail.logical + size}
 	d.dirty = true
+	d.wake()
 	return nil
 }
 
@@ -244,6 +246,7 @@ func (d *Disk) sealActive(seg *segment) {
 	}
 	d.unsynced = append(d.unsynced, heldFile{seg.id, d.active})
 	d.active = nil
+	d.wake()
 }
 
 // Close commits what is pending, closes the files and stops the commit loop. It is

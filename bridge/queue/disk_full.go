@@ -53,6 +53,7 @@ func (d *Disk) freeOldest(cause error) bool {
 		d.segs = d.segs[:0]
 		d.head, d.read, d.ackDirty = d.tail, d.tail, true
 	}
+	d.wake()
 	d.fullLog.Log(d.log, slog.LevelWarn, "disk full",
 		"queue: disk full: dropped the oldest records to keep the newest",
 		"file", s.path, "records", lost, "bytes", bytes, "err", logx.Err(cause))

@@ -7,16 +7,27 @@ import (
 	"time"
 )
 
-// commitLoop runs the group commit every SyncInterval until Close.
+// commitLoop runs the group commit every SyncInterval while there is something to commit or
+// records to hold to the age bound, until Close. An empty, committed queue (a live bridge's)
+// waits for wake instead: an idle gateway must not wake five times a second for nothing.
 func (d *Disk) commitLoop() {
 	defer close(d.done)
-	t := time.NewTicker(d.opts.SyncInterval)
+	t := time.NewTimer(d.opts.SyncInterval)
 	defer t.Stop()
 	for {
+		if !d.pending() {
+			select {
+			case <-d.stop:
+				return
+			case <-d.kick:
+			}
+			t.Reset(d.opts.SyncInterval)
+		}
 		select {
 		case <-d.stop:
 			return
 		case <-t.C:
+			t.Reset(d.opts.SyncInterval)
 			d.mu.Lock()
 			d.enforceBounds()
 			d.mu.Unlock()
@@ -31,6 +42,22 @@ func (d *Disk) commitLoop() {
 			}
 		}
 	}
+}
+
+// wake tells the commit loop that there is something to commit. Called with mu held.
+func (d *Disk) wake() {
+	select {
+	case d.kick <- struct{}{}:
+	default:
+	}
+}
+
+// pending reports whether the commit loop has work: records or a cursor not yet durable, or
+// records that the age bound may have to drop.
+func (d *Disk) pending() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.dirty || d.dirDirty || d.ackDirty || len(d.unsynced) > 0 || d.opts.MaxAge > 0 && d.head.seq < d.tail.seq
 }
 
 // commit makes the written records and the ack cursor durable. The fsyncs run without the
@@ -126,6 +153,7 @@ func (d *Disk) setHead(p pos) {
 	d.head = p
 	d.normalize(&d.head, true)
 	d.ackDirty = true
+	d.wake()
 	if d.read.logical <= d.head.logical {
 		d.read = d.head
 	}
@@ -220,6 +248,7 @@ func (d *Disk) cutSegment(p pos, cause error) {
 		if d.active != nil {
 			d.unsynced = append(d.unsynced, heldFile{s.id, d.active})
 			d.active = nil
+			d.wake()
 		}
 		d.tail = p
 	}

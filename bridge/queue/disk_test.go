@@ -8,7 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // logBuffer collects log output for assertions.
@@ -303,5 +305,47 @@ func TestDiskBeginSmallReadsMixedSizes(t *testing.T) {
 	}
 	if q.Len() != 0 {
 		t.Fatalf("%d records left", q.Len())
+	}
+}
+
+// An empty queue with everything committed does not run its commit loop: an idle gateway must
+// not wake every SyncInterval for nothing. Records added later are committed as before, and
+// a queue holding records keeps enforcing the age bound on the loop.
+func TestDiskIdleCommitLoopWaits(t *testing.T) {
+	var calls atomic.Int64
+	now := func() time.Time { calls.Add(1); return time.Now() }
+	d := mustOpen(t, t.TempDir(), Options{SyncInterval: time.Millisecond, MaxAge: time.Hour, Now: now}, nil)
+	defer d.Close()
+	rounds := func(over time.Duration) int64 {
+		before := calls.Load()
+		time.Sleep(over)
+		return calls.Load() - before
+	}
+	if n := rounds(100 * time.Millisecond); n > 5 {
+		t.Errorf("empty queue: the commit loop ran %d times in 100ms at a 1ms SyncInterval; want it waiting", n)
+	}
+	if err := d.Add([]byte("a")); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for d.Stats().Syncs == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("a record added to an idle queue was never committed")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if n := rounds(100 * time.Millisecond); n < 10 {
+		t.Errorf("a queue holding a record: the commit loop ran %d times in 100ms; want it enforcing the age bound every SyncInterval", n)
+	}
+	tx, err := d.Begin(10)
+	if err != nil || tx.Len() != 1 {
+		t.Fatalf("Begin: %v records, %v", tx.Len(), err)
+	}
+	if err := d.Ack(tx); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond) // the ack cursor's commit
+	if n := rounds(100 * time.Millisecond); n > 5 {
+		t.Errorf("emptied queue: the commit loop ran %d times in 100ms; want it waiting again", n)
 	}
 }
