@@ -76,6 +76,9 @@ type Broker struct {
 	closed bool
 }
 
+// sysInterval is how often, in seconds, mochi republishes its $SYS topics.
+const sysInterval = 10
+
 // New creates a broker: it checks the options, loads TLS files, opens (or, on a failing disk,
 // degrades) the session store and binds its listeners, so that a bad address or certificate
 // is reported at start. Call Serve to accept clients and Close to stop.
@@ -96,7 +99,10 @@ func New(opts Options) (*Broker, error) {
 	// mochi's default drops queued and retained messages after a day whatever the session
 	// expiry; sessions and retained values live as long as their own bounds say.
 	caps.MaximumMessageExpiryInterval = 0
-	b.srv = mqtt.New(&mqtt.Options{InlineClient: true, Logger: mochiLogger(log), Capabilities: caps})
+	// $SYS every 10 s, as mosquitto's default sys_interval, not mochi's every second: each
+	// round stops the world (runtime.ReadMemStats) and republishes 20 retained topics, the
+	// largest part of an idle gateway's work.
+	b.srv = mqtt.New(&mqtt.Options{InlineClient: true, Logger: mochiLogger(log), Capabilities: caps, SysTopicResendInterval: sysInterval})
 
 	b.access = newAccess(o, b.srv, log, b.stats)
 	if o.DataDir != "" {
