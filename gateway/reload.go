@@ -69,7 +69,7 @@ func (g *Gateway) startGeneration(parent context.Context) *generation {
 	ctx, cancel := context.WithCancel(parent)
 	gen := &generation{cancel: cancel, done: make(chan struct{}), failed: make(chan error, 1)}
 	g.mu.RLock()
-	ds, writers := g.drivers, slices.Collect(maps.Keys(g.writers))
+	ds := g.drivers
 	g.mu.RUnlock()
 	var wg sync.WaitGroup
 	for _, d := range ds {
@@ -82,9 +82,7 @@ func (g *Gateway) startGeneration(parent context.Context) *generation {
 			}
 		})
 	}
-	for _, dev := range writers {
-		wg.Go(func() { _ = g.writes.run(ctx, dev, func(r writeReq) { _ = g.perform(ctx, r) }) })
-	}
+	wg.Go(func() { g.writes.serve(ctx, func(r writeReq) { _ = g.perform(ctx, r) }) })
 	go func() { wg.Wait(); close(gen.done) }()
 	return gen
 }
