@@ -386,13 +386,13 @@ type localOutput struct {
 }
 
 func (o localOutput) Samples(batch []drivers.Sample) {
-	if _, err := o.s.Update(batch); err != nil {
+	if err := o.s.Report(batch, false); err != nil {
 		o.limit.Log(o.log, slog.LevelWarn, "local publish", "local publish failed", "err", err)
 	}
 }
 
 func (o localOutput) Written(batch []drivers.Sample) {
-	if _, err := o.s.ReportWritten(batch); err != nil {
+	if err := o.s.Report(batch, true); err != nil {
 		o.limit.Log(o.log, slog.LevelWarn, "local publish", "local publish failed", "err", err)
 	}
 }

@@ -234,3 +234,33 @@ func TestUpdateUnchangedAllocs(t *testing.T) {
 		t.Errorf("%v allocations per unchanged batch, want 0", n)
 	}
 }
+
+// Report publishes what Update publishes without handing back a copy of the reported samples:
+// the embedded broker's output, which has no use for them, saves that allocation per batch.
+func TestReportAllocatesLessThanUpdate(t *testing.T) {
+	devs := fleetDevices(1, 50)
+	s, err := NewSession(Options{GroupID: "g", EdgeNodeID: "e", Devices: devs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(discard{}, 0); err != nil {
+		t.Fatal(err)
+	}
+	batches := [2][]drivers.Sample{fleetBatch(devs[0], 0, t0), fleetBatch(devs[0], 1000, t0)}
+	k := 0
+	next := func() []drivers.Sample { k++; return batches[k%2] } // every value changes every call
+	update := testing.AllocsPerRun(50, func() {
+		if r, err := s.Update(next()); err != nil || len(r) == 0 {
+			t.Fatalf("Update: %d reported, %v", len(r), err)
+		}
+	})
+	report := testing.AllocsPerRun(50, func() {
+		if err := s.Report(next(), false); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Logf("allocations per changed batch of 50: Update %v, Report %v", update, report)
+	if report >= update {
+		t.Errorf("a changed batch costs %v allocations through Report, %v through Update; want fewer through Report", report, update)
+	}
+}

@@ -32,7 +32,7 @@ import (
 func (s *Session) Update(samples []drivers.Sample) (reported []drivers.Sample, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.update(samples, false)
+	return s.update(samples, false, true)
 }
 
 // ReportWritten records and reports samples without report by exception: the values read
@@ -41,7 +41,16 @@ func (s *Session) Update(samples []drivers.Sample) (reported []drivers.Sample, e
 func (s *Session) ReportWritten(samples []drivers.Sample) ([]drivers.Sample, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.update(samples, true)
+	return s.update(samples, true, true)
+}
+
+// Report is Update (written: ReportWritten) for a caller that has no use for the reported
+// samples (the embedded broker's output): it allocates nothing to hand them back.
+func (s *Session) Report(samples []drivers.Sample, written bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, err := s.update(samples, written, false)
+	return err
 }
 
 // reportedScratch holds the reported samples while update decides them, so that the slice it
@@ -50,7 +59,9 @@ func (s *Session) ReportWritten(samples []drivers.Sample) ([]drivers.Sample, err
 // pool rather than on the Session, whose fields this file does not own.
 var reportedScratch = sync.Pool{New: func() any { return new([]drivers.Sample) }}
 
-func (s *Session) update(samples []drivers.Sample, force bool) (reported []drivers.Sample, err error) {
+// update records samples and publishes what is reported; with keep it returns a copy of the
+// reported samples.
+func (s *Session) update(samples []drivers.Sample, force, keep bool) (reported []drivers.Sample, err error) {
 	now := s.now()
 	clk := s.clock(now)
 	scratch := reportedScratch.Get().(*[]drivers.Sample)
@@ -83,7 +94,7 @@ func (s *Session) update(samples []drivers.Sample, force bool) (reported []drive
 			s.queue(d, pending{i: int32(i), val: v, q: smp.Quality, t: at, qualityOn: qualityOn})
 		}
 	}
-	if len(*scratch) > 0 {
+	if keep && len(*scratch) > 0 {
 		reported = slices.Clone(*scratch)
 	}
 	if s.online {
