@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"io"
 	"slices"
 	"testing"
 	"time"
@@ -253,4 +254,92 @@ func straddles(stream []byte, at int) bool {
 		}
 	}
 	return false
+}
+
+// chunkReader hands out b in reads of the sizes in chunks (1 to 256 bytes, in turn), the last
+// one with io.EOF when eofWithData, as a connection may.
+type chunkReader struct {
+	b           []byte
+	chunks      []byte
+	i           int
+	eofWithData bool
+}
+
+func (c *chunkReader) Read(p []byte) (int, error) {
+	if len(c.b) == 0 {
+		return 0, io.EOF
+	}
+	n := 1
+	if len(c.chunks) > 0 {
+		n += int(c.chunks[c.i%len(c.chunks)])
+		c.i++
+	}
+	n = copy(p, c.b[:min(n, len(c.b))])
+	c.b = c.b[n:]
+	if len(c.b) == 0 && c.eofWithData {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// tcpFramesOf frames a whole Modbus TCP stream at once: the frames, then io.EOF at a frame's
+// end, io.ErrUnexpectedEOF inside one, or a garbage header (its 7 bytes).
+func tcpFramesOf(stream []byte) (frames [][]byte, garbage []byte, err error) {
+	for at := 0; ; {
+		rest := stream[at:]
+		switch {
+		case len(rest) == 0:
+			return frames, nil, io.EOF
+		case len(rest) < 7:
+			return frames, nil, io.ErrUnexpectedEOF
+		}
+		n := int(binary.BigEndian.Uint16(rest[4:]))
+		if rest[2] != 0 || rest[3] != 0 || n < 2 || n > 254 {
+			return frames, rest[:7], nil
+		}
+		if len(rest) < 6+n {
+			return frames, nil, io.ErrUnexpectedEOF
+		}
+		frames = append(frames, rest[:6+n])
+		at += 6 + n
+	}
+}
+
+// FuzzTCPFrames feeds arbitrary bytes, in arbitrary reads, through the TCP link's receive
+// buffer: whatever the reads, it must give the frames, garbage header and end of stream that
+// framing the whole stream at once gives, each frame intact until the next is asked for.
+func FuzzTCPFrames(f *testing.F) {
+	late, reply := mbap(1, 1, []byte{3, 2, 0, 9}), mbap(2, 1, []byte{3, 4, 0, 7, 0, 8})
+	f.Add(append(late, reply...), []byte{255}, false)
+	f.Add(append(late, reply...), []byte{0}, true)
+	f.Add(append(reply, 0xFF, 0xFF, 0xFF, 0, 2, 0, 0), []byte{3, 9}, false)
+	f.Add(append(reply, late[:5]...), []byte{11}, true)
+	long := mbap(7, 1, append([]byte{3, 251}, make([]byte, 251)...))
+	f.Add(slices.Concat(long, long, long, reply), []byte{255, 255, 40}, false)
+	f.Fuzz(func(t *testing.T, stream, chunks []byte, eofWithData bool) {
+		frames, garbage, end := tcpFramesOf(stream)
+		var r tcpReader
+		c := &chunkReader{b: stream, chunks: chunks, eofWithData: eofWithData}
+		for i := 0; ; i++ {
+			frame, err := r.next(c)
+			if err != nil {
+				var pe *protocolError
+				switch {
+				case i != len(frames):
+					t.Fatalf("%v after %d frames, want %d frames", err, i, len(frames))
+				case garbage != nil && (!errors.As(err, &pe) || pe.kind != kindGarbage || !bytes.Equal(pe.frame, garbage)):
+					t.Fatalf("%v, want garbage % x", err, garbage)
+				case garbage == nil && err != end:
+					t.Fatalf("%v, want %v", err, end)
+				}
+				return
+			}
+			if i >= len(frames) || !bytes.Equal(frame, frames[i]) {
+				t.Fatalf("frame %d: % x, want the stream's %d frames % x", i, frame, len(frames), frames)
+			}
+			if r.end-r.start > len(r.buf) || r.start > r.end {
+				t.Fatalf("buffer holds [%d:%d]", r.start, r.end)
+			}
+		}
+	})
 }

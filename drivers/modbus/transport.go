@@ -35,14 +35,17 @@ type lateFunc func(unit byte, frame []byte, why error)
 
 // tcpLink is one Modbus TCP connection shared by every unit id behind an endpoint. Replies are
 // matched to requests by transaction id; one with an older id (a reply that came after its
-// request timed out) is discarded.
+// request timed out) is discarded. Bytes that come behind a reply in the same read wait in
+// the link's buffer for the next exchange, as they would have waited in the socket: it frames
+// them first, as a late reply when they make one, as garbage (and a new connection) when they
+// do not.
 type tcpLink struct {
 	addr string
 	conn net.Conn
 	tid  uint16
 	late lateFunc
-	buf  [7 + 253]byte // MBAP header and the longest PDU, received
-	adu  []byte        // the request being sent, reused
+	in   tcpReader // the replies received, framed
+	adu  []byte    // the request being sent, reused
 	// watch closes conn when the context of the exchanges ends (context.AfterFunc), so that
 	// shutdown does not wait for a slow device; it is set up once per connection and context
 	// (watching is that context's Done channel), not per request. nil when not set up.
@@ -76,6 +79,7 @@ func (l *tcpLink) close() {
 		_ = l.conn.Close()
 		l.conn = nil
 	}
+	l.in.reset() // bytes left from this connection mean nothing on the next
 }
 
 func (l *tcpLink) exchange(ctx context.Context, unit byte, req []byte, timeout time.Duration) ([]byte, error) {
@@ -119,17 +123,10 @@ func (l *tcpLink) roundTrip(conn net.Conn, unit byte, req []byte, timeout time.D
 		return nil, tcpErr(err)
 	}
 	for {
-		if _, err := io.ReadFull(conn, l.buf[:7]); err != nil {
+		frame, err := l.in.next(conn)
+		if err != nil {
 			return nil, tcpErr(err)
 		}
-		n := int(binary.BigEndian.Uint16(l.buf[4:]))
-		if binary.BigEndian.Uint16(l.buf[2:]) != 0 || n < 2 || n > 254 {
-			return nil, protoErr(kindGarbage, append([]byte(nil), l.buf[:7]...), "garbage in reply (not a Modbus TCP header)")
-		}
-		if _, err := io.ReadFull(conn, l.buf[7:6+n]); err != nil {
-			return nil, tcpErr(err)
-		}
-		frame := l.buf[:6+n]
 		if binary.BigEndian.Uint16(frame) != l.tid {
 			l.late(frame[6], append([]byte(nil), frame...), fmt.Errorf("transaction id %d, want %d", binary.BigEndian.Uint16(frame), l.tid))
 			continue
@@ -143,8 +140,75 @@ func (l *tcpLink) roundTrip(conn net.Conn, unit byte, req []byte, timeout time.D
 				pe.frame = append([]byte(nil), frame...)
 			}
 		}
-		return data, err // in l.buf: valid until the next exchange
+		return data, err // in l.in's buffer: valid until the next exchange
 	}
+}
+
+// tcpMaxADU is the longest Modbus TCP frame: the 7-byte MBAP header and a PDU of 253 bytes.
+const tcpMaxADU = 7 + 253
+
+// tcpReader frames Modbus TCP replies. It reads as much as the connection has into a fixed
+// buffer, so that one read normally brings a whole reply (instead of one read for the header
+// and one for the rest), and keeps the bytes after a frame (a reply that came right behind a
+// late one, the start of the next) for the next frame. The byte stream it frames is the one
+// the connection delivers, whatever the reads that bring it.
+type tcpReader struct {
+	// Room for a reply and a late one before it, in one read. It must hold at least one
+	// tcpMaxADU: then a full buffer always starts with a frame or a garbage header.
+	buf        [2 * tcpMaxADU]byte
+	start, end int // buf[start:end] is received and not yet framed
+}
+
+// reset drops the bytes received, for a new connection.
+func (r *tcpReader) reset() { r.start, r.end = 0, 0 }
+
+// next returns the next frame received on c, reading from c until one is whole. The frame is
+// in r's buffer: it is valid until the next call, which moves the bytes after it to the front
+// of the buffer before reading more. A header that is no Modbus TCP (protocol id not 0, length
+// below 2 or above 254) is a *protocolError of kindGarbage holding the 7 header bytes; the
+// bytes stay where they are, as the connection is useless (the link closes it). Read errors
+// are c's, io.ErrUnexpectedEOF for an end of stream within a frame.
+func (r *tcpReader) next(c io.Reader) ([]byte, error) {
+	var rerr error
+	for {
+		if frame, err := r.frame(); frame != nil || err != nil {
+			// A read error that came with the frame's last bytes is dropped here: the
+			// connection's next read returns it again.
+			return frame, err
+		}
+		if rerr != nil {
+			if rerr == io.EOF && r.end > r.start {
+				rerr = io.ErrUnexpectedEOF
+			}
+			return nil, rerr
+		}
+		if r.start > 0 {
+			// The frame returned by the previous call is no longer used: this is the next call.
+			r.end = copy(r.buf[:], r.buf[r.start:r.end])
+			r.start = 0
+		}
+		var n int
+		n, rerr = c.Read(r.buf[r.end:])
+		r.end += n
+	}
+}
+
+// frame takes the next frame out of the bytes received: nil (and no error) when it is not
+// whole yet.
+func (r *tcpReader) frame() ([]byte, error) {
+	b := r.buf[r.start:r.end]
+	if len(b) < 7 {
+		return nil, nil
+	}
+	n := int(binary.BigEndian.Uint16(b[4:]))
+	if binary.BigEndian.Uint16(b[2:]) != 0 || n < 2 || n > 254 {
+		return nil, protoErr(kindGarbage, append([]byte(nil), b[:7]...), "garbage in reply (not a Modbus TCP header)")
+	}
+	if len(b) < 6+n {
+		return nil, nil
+	}
+	r.start += 6 + n
+	return b[:6+n], nil
 }
 
 // tcpErr maps a read or write error: a deadline is a timeout.
