@@ -15,16 +15,19 @@ var batchClasses [16]chan []Sample
 
 // batchBytesPerClass bounds each free list, in bytes: 4 MiB is 170 batches of 256 samples
 // (a 200-tag device), enough for most of a 200-device fleet's poll at once; a list holds at
-// least batchesPerClass batches.
+// least minBatchesPerClass batches and at most maxBatchesPerClass: the lists' channel buffers
+// are allocated at start, and a byte bound alone made that of the 1-sample class 47,000
+// slots (1.1 MB, 2.3 MB for all classes) in every gateway, idle or not.
 const (
 	batchBytesPerClass = 4 << 20
-	batchesPerClass    = 4
+	minBatchesPerClass = 4
+	maxBatchesPerClass = 1024
 )
 
 func init() {
 	size := int(unsafe.Sizeof(Sample{}))
 	for c := range batchClasses {
-		batchClasses[c] = make(chan []Sample, max(batchesPerClass, batchBytesPerClass/(size<<c)))
+		batchClasses[c] = make(chan []Sample, min(max(minBatchesPerClass, batchBytesPerClass/(size<<c)), maxBatchesPerClass))
 	}
 }
 

@@ -41,6 +41,13 @@ func TestReleaseKeepsOnlyItsOwn(t *testing.T) {
 	if n := len(batchClasses[3]); n != bound || n*8*int(unsafe.Sizeof(Sample{})) > batchBytesPerClass {
 		t.Errorf("free list of 8-sample batches holds %d, want its bound %d, within %d bytes", n, bound, batchBytesPerClass)
 	}
+	slots := 0
+	for _, l := range batchClasses {
+		slots += cap(l)
+	}
+	if bytes := slots * int(unsafe.Sizeof([]Sample{})); bytes > 256<<10 {
+		t.Errorf("the free lists' channel buffers take %d bytes (%d slots), want them small: they are allocated at start", bytes, slots)
+	}
 	if b := NewBatch(1 << 20); len(b) != 1<<20 {
 		t.Errorf("NewBatch(1<<20): len %d", len(b))
 	}
