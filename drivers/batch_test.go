@@ -34,19 +34,37 @@ func TestReleaseKeepsOnlyItsOwn(t *testing.T) {
 	if b := NewBatch(3); cap(b) != 4 {
 		t.Errorf("NewBatch(3) after releasing a 3-capacity slice: cap %d, want 4", cap(b))
 	}
-	bound := cap(batchClasses[3])
-	for range 2 * bound { // a full free list drops the rest, never blocks
+	l := &batchClasses[3]
+	held := func() int { l.mu.Lock(); defer l.mu.Unlock(); return len(l.free) }
+	bound := l.base
+	for range 2 * bound { // a full free list drops the rest
 		Release(make([]Sample, 8))
 	}
-	if n := len(batchClasses[3]); n != bound || n*8*int(unsafe.Sizeof(Sample{})) > batchBytesPerClass {
+	if n := held(); n != bound || n*8*int(unsafe.Sizeof(Sample{})) > batchBytesPerClass {
 		t.Errorf("free list of 8-sample batches holds %d, want its bound %d, within %d bytes", n, bound, batchBytesPerClass)
 	}
-	slots := 0
-	for _, l := range batchClasses {
-		slots += cap(l)
+	// 300 devices of 8 tags reserved: 300 more batches kept, until they are unreserved.
+	for range 300 {
+		ReserveBatches(7)
 	}
-	if bytes := slots * int(unsafe.Sizeof([]Sample{})); bytes > 256<<10 {
-		t.Errorf("the free lists' channel buffers take %d bytes (%d slots), want them small: they are allocated at start", bytes, slots)
+	for range 400 {
+		Release(make([]Sample, 8))
+	}
+	if n := held(); n != bound+300 {
+		t.Errorf("with 300 batches reserved the free list holds %d, want %d", n, bound+300)
+	}
+	for range 300 {
+		UnreserveBatches(5)
+	}
+	if n := held(); n != bound {
+		t.Errorf("after unreserving, the free list holds %d, want its bound %d", n, bound)
+	}
+	total := 0
+	for c := range batchClasses {
+		total += batchClasses[c].base
+	}
+	if total > 8192 {
+		t.Errorf("the free lists' base bounds add up to %d batches; want them bounded in count, not only in bytes", total)
 	}
 	if b := NewBatch(1 << 20); len(b) != 1<<20 {
 		t.Errorf("NewBatch(1<<20): len %d", len(b))

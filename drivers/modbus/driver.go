@@ -178,6 +178,9 @@ func (d *Driver) Run(ctx context.Context, sink drivers.Sink) error {
 		<-ctx.Done()
 		return nil
 	}
+	// Every device's poll batch may be in flight at once (all on the same whole second).
+	d.reserveBatches(drivers.ReserveBatches)
+	defer d.reserveBatches(drivers.UnreserveBatches)
 	g, ctx := errgroup.WithContext(ctx)
 	for _, e := range d.endpoints {
 		g.Go(func() error {
@@ -186,6 +189,15 @@ func (d *Driver) Run(ctx context.Context, sink drivers.Sink) error {
 		})
 	}
 	return g.Wait()
+}
+
+// reserveBatches calls reserve with the batch size of each device.
+func (d *Driver) reserveBatches(reserve func(n int)) {
+	for _, e := range d.endpoints {
+		for _, dev := range e.devices {
+			reserve(len(dev.info))
+		}
+	}
 }
 
 // Close stops Run, if it runs, and waits until every endpoint has closed its connection or
