@@ -52,9 +52,8 @@ type Session interface {
 	Start(pub sparkplug.Publisher, bdSeq uint64) error
 	Stop()
 	Polled() bool
-	Update(samples []drivers.Sample) (reported []drivers.Sample, err error)
+	AppendReported(dst, samples []drivers.Sample, written bool) ([]drivers.Sample, error)
 	Record(samples []drivers.Sample) // from any goroutine
-	ReportWritten(samples []drivers.Sample) (reported []drivers.Sample, err error)
 	SetDeviceState(device string, up bool) error
 	PublishHistorical(samples []drivers.Sample) error
 	HistoricalSkipped() uint64

@@ -212,9 +212,9 @@ type timedSession struct {
 	took, done []time.Time
 }
 
-func (s *timedSession) Update(batch []drivers.Sample) ([]drivers.Sample, error) {
+func (s *timedSession) AppendReported(dst, batch []drivers.Sample, written bool) ([]drivers.Sample, error) {
 	t0 := time.Now()
-	rep, err := s.Session.Update(batch)
+	rep, err := s.Session.AppendReported(dst, batch, written)
 	t1 := time.Now()
 	if i, perr := strconv.Atoi(strings.TrimPrefix(batch[0].Device, "D")); perr == nil && i < burstDevices {
 		s.mu.Lock()

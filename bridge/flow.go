@@ -22,12 +22,16 @@ const maxReplayPerTick = 10 * maxReplayBatch
 // otherwise. Node metrics are never queued: the next NBIRTH carries their current values.
 func (b *Bridge) onSamples(batch []drivers.Sample, written bool) {
 	l := &b.loop
-	update := b.opts.Session.Update
-	if written {
-		update = b.opts.Session.ReportWritten
-	}
-	reported, err := update(batch)
+	reported, err := b.opts.Session.AppendReported(l.reported[:0], batch, written)
 	drivers.Release(batch) // the bridge was its last holder (gateway.fanOut); reported is a copy
+	defer func() {
+		// reported is used only here: its buffer is kept for the next batch, without the
+		// strings it refers to, unless a burst made it large.
+		clear(reported)
+		if l.reported = reported[:0]; cap(reported) > maxReported {
+			l.reported = nil
+		}
+	}()
 	if !l.live {
 		b.enqueue(encodeSamples(deviceSamples(reported)))
 		b.pollCheck()
@@ -101,8 +105,12 @@ func packSamples(samples []drivers.Sample, scratch []byte) (packedRecords, int, 
 	return out, n, buf
 }
 
-// maxScratch bounds the scratch buffer packSamples keeps between batches.
-const maxScratch = 256 << 10
+// maxScratch bounds the scratch buffer packSamples keeps between batches, maxReported the
+// reported samples' buffer (in samples).
+const (
+	maxScratch  = 256 << 10
+	maxReported = 4096
+)
 
 // packRecord packs one record.
 func packRecord(rec []byte) packedRecords {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/wellgate/wellgate/bridge/queue"
+	"github.com/wellgate/wellgate/drivers"
 	"github.com/wellgate/wellgate/internal/backoff"
 	"github.com/wellgate/wellgate/internal/clock"
 	"github.com/wellgate/wellgate/internal/logx"
@@ -46,13 +47,14 @@ type loopState struct {
 	host        *sparkplug.HostTracker
 	retry       clock.Timer
 	back        backoff.Backoff
-	ring        []ringEntry // published live, not yet confirmed
-	inflight    []flight    // replayed from the queue, not yet confirmed
-	ringDone    int         // ring entries at the front known written (proof.written set)
-	flightDone  int         // same for inflight
-	held        int         // records in ring and inflight
-	scratch     []byte      // packSamples' buffer
-	budget      float64     // replay budget in records
+	ring        []ringEntry      // published live, not yet confirmed
+	inflight    []flight         // replayed from the queue, not yet confirmed
+	ringDone    int              // ring entries at the front known written (proof.written set)
+	flightDone  int              // same for inflight
+	held        int              // records in ring and inflight
+	scratch     []byte           // packSamples' buffer
+	reported    []drivers.Sample // the session's reported samples of the batch at hand (onSamples)
+	budget      float64          // replay budget in records
 	lastTick    time.Time
 	lastProbe   time.Time      // when the last proof was asked for
 	startedAt   time.Time      // when Run started (FirstPollWait)

@@ -30,18 +30,14 @@ import (
 // next DBIRTH carries them) but neither reported nor published. A publish error is returned
 // with the reported samples; the caller should then treat the connection as lost.
 func (s *Session) Update(samples []drivers.Sample) (reported []drivers.Sample, err error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.update(samples, false, true)
+	return s.keepReported(samples, false)
 }
 
 // ReportWritten records and reports samples without report by exception: the values read
 // back after a command's write, which go out in DATA even when a deadband would hold them
 // back (docs/sparkplug.md [cmd-readback]). Otherwise it behaves as Update.
 func (s *Session) ReportWritten(samples []drivers.Sample) ([]drivers.Sample, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.update(samples, true, true)
+	return s.keepReported(samples, true)
 }
 
 // Report is Update (written: ReportWritten) for a caller that has no use for the reported
@@ -49,8 +45,35 @@ func (s *Session) ReportWritten(samples []drivers.Sample) ([]drivers.Sample, err
 func (s *Session) Report(samples []drivers.Sample, written bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	_, err := s.update(samples, written, false)
-	return err
+	return s.update(samples, written, nil)
+}
+
+// AppendReported is Update (written: ReportWritten) that appends the reported samples to dst
+// and returns it: a caller that uses them only until its next call (the bridge) keeps one
+// buffer instead of a copy per batch.
+func (s *Session) AppendReported(dst, samples []drivers.Sample, written bool) ([]drivers.Sample, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	err := s.update(samples, written, &dst)
+	return dst, err
+}
+
+// keepReported is Update and ReportWritten: the reported samples are gathered in a pooled
+// buffer and copied once, at their exact length.
+func (s *Session) keepReported(samples []drivers.Sample, written bool) (reported []drivers.Sample, err error) {
+	scratch := reportedScratch.Get().(*[]drivers.Sample)
+	defer func() {
+		clear(*scratch) // drop references to strings
+		*scratch = (*scratch)[:0]
+		reportedScratch.Put(scratch)
+	}()
+	s.mu.Lock()
+	err = s.update(samples, written, scratch)
+	s.mu.Unlock()
+	if len(*scratch) > 0 {
+		reported = slices.Clone(*scratch)
+	}
+	return reported, err
 }
 
 // reportedScratch holds the reported samples while update decides them, so that the slice it
@@ -59,17 +82,11 @@ func (s *Session) Report(samples []drivers.Sample, written bool) error {
 // pool rather than on the Session, whose fields this file does not own.
 var reportedScratch = sync.Pool{New: func() any { return new([]drivers.Sample) }}
 
-// update records samples and publishes what is reported; with keep it returns a copy of the
-// reported samples.
-func (s *Session) update(samples []drivers.Sample, force, keep bool) (reported []drivers.Sample, err error) {
+// update records samples and publishes what is reported; when out is not nil it appends the
+// reported samples to it. Called with mu held.
+func (s *Session) update(samples []drivers.Sample, force bool, out *[]drivers.Sample) (err error) {
 	now := s.now()
 	clk := s.clock(now)
-	scratch := reportedScratch.Get().(*[]drivers.Sample)
-	defer func() {
-		clear(*scratch) // drop references to strings
-		*scratch = (*scratch)[:0]
-		reportedScratch.Put(scratch)
-	}()
 	c := cursor{mark: true}
 	for k := range samples {
 		smp := &samples[k] // the caller's: not written (the gateway gives every output the same batch)
@@ -87,20 +104,19 @@ func (s *Session) update(samples []drivers.Sample, force, keep bool) (reported [
 		d.copySlot(i, cur, rep)
 		m.repAt = clk
 		m.meta |= flagReported
-		r := *smp
-		r.Value, r.Time = v, at
-		*scratch = append(*scratch, r)
+		if out != nil {
+			r := *smp
+			r.Value, r.Time = v, at
+			*out = append(*out, r)
+		}
 		if s.online {
 			s.queue(d, pending{i: int32(i), val: v, q: smp.Quality, t: at, qualityOn: qualityOn})
 		}
 	}
-	if keep && len(*scratch) > 0 {
-		reported = slices.Clone(*scratch)
-	}
 	if s.online {
 		err = s.flush(false)
 	}
-	return reported, err
+	return err
 }
 
 // cursor remembers the device of the previous sample of one call: a batch is usually one
