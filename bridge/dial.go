@@ -9,6 +9,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	netproxy "golang.org/x/net/proxy"
@@ -18,14 +19,19 @@ import (
 // would (TCP, TLS or WebSocket, through the environment's proxy where paho uses one) and wraps
 // it so that the bdSeq of c's will is committed (persisted) right before the first byte of the
 // CONNECT is written: an attempt that never gets that far (refused, unreachable, a failed TLS
-// handshake) spends no bdSeq (docs/sparkplug.md [topics-nbirth-bdseq-increment]).
+// handshake) spends no bdSeq (docs/sparkplug.md [topics-nbirth-bdseq-increment]). Below
+// that, paho's writes are coalesced (batchConn).
 func (b *Bridge) openConn(c *conn) mqtt.OpenConnectionFunc {
 	return func(uri *url.URL, o mqtt.ClientOptions) (net.Conn, error) {
 		nc, err := dialBroker(uri, o)
 		if err != nil {
 			return nil, err
 		}
-		return &willConn{Conn: nc, commit: func() error {
+		timeout := o.WriteTimeout
+		if timeout <= 0 {
+			timeout = 30 * time.Second // paho's own default
+		}
+		return &willConn{Conn: newBatchConn(nc, timeout), commit: func() error {
 			if err := b.opts.BdSeq.Commit(c.bdSeq); err != nil {
 				return fmt.Errorf("commit bdSeq: %w", err)
 			}
