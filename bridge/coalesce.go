@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"fmt"
 	"net"
 	"sync"
 	"time"
@@ -53,18 +54,59 @@ func newBatchConn(c net.Conn, timeout time.Duration) *batchConn {
 func (b *batchConn) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if err := b.room(); err != nil {
+		return 0, err
+	}
+	b.buf = append(b.buf, p...)
+	b.wake()
+	return len(p), nil
+}
+
+// writePublish buffers an MQTT 3.1.1 QoS 0 PUBLISH of payload on topic, as one packet among
+// paho's: the bridge's sender writes its QoS 0 publishes here instead of through paho's three
+// goroutine hand-offs per message (Publish, its forwarder, its outgoing goroutine). paho's
+// packets and these never interleave within a packet, and what the sender wrote before a
+// paho publish (a QoS 1 probe) is in the buffer before it.
+func (b *batchConn) writePublish(topic string, retain bool, payload []byte) error {
+	n := 2 + len(topic) + len(payload) // the remaining length
+	if len(topic) > 0xffff || n > maxRemainingLength {
+		return fmt.Errorf("publish on %q: %d bytes, more than MQTT carries", topic, n)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := b.room(); err != nil {
+		return err
+	}
+	hdr := byte(0x30) // PUBLISH, QoS 0
+	if retain {
+		hdr |= 1
+	}
+	b.buf = append(b.buf, hdr)
+	for ; n >= 0x80; n >>= 7 {
+		b.buf = append(b.buf, byte(n)|0x80)
+	}
+	b.buf = append(b.buf, byte(n), byte(len(topic)>>8), byte(len(topic)))
+	b.buf = append(append(b.buf, topic...), payload...)
+	b.wake()
+	return nil
+}
+
+// maxRemainingLength is the largest MQTT remaining length (four bytes of varint).
+const maxRemainingLength = 268_435_455
+
+// room waits while 4×coalesceMax bytes are not written yet, and returns the error a write
+// would get now: a failed socket write's, or net.ErrClosed. Called with mu held.
+func (b *batchConn) room() error {
 	for b.err == nil && !b.closed && len(b.buf) >= 4*coalesceMax {
 		b.moved.Wait()
 	}
 	switch {
 	case b.err != nil:
-		return 0, b.err
+		return b.err
 	case b.closed:
-		return 0, net.ErrClosed
+		return net.ErrClosed
 	}
-	b.buf = append(b.buf, p...)
-	b.wake()
-	return len(p), nil
+	return nil
 }
 
 // wake tells the writer that there is something to do. Called with mu held.

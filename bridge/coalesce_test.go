@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/eclipse/paho.mqtt.golang/packets"
 )
 
 // countingConn counts the writes that reach the socket.
@@ -158,4 +160,55 @@ func TestBatchConnConcurrentClose(t *testing.T) {
 			t.Fatalf("the peer read %q before the connection closed, want the last packet", all)
 		}
 	}
+}
+
+// writePublish frames MQTT 3.1.1 QoS 0 PUBLISH packets that paho's own decoder reads back,
+// whole and in order among paho's packets (here a PINGREQ written through Write), whatever
+// their size (one-, two- and three-byte remaining lengths), retained or not.
+func TestBatchConnWritePublish(t *testing.T) {
+	client, server := tcpPair(t)
+	b := newBatchConn(client, 5*time.Second)
+	type pub struct {
+		topic   string
+		retain  bool
+		payload []byte
+	}
+	pubs := []pub{
+		{"spBv1.0/G/DDATA/E/D1", false, []byte{1, 2, 3}},
+		{"spBv1.0/G/DBIRTH/E/D1", true, bytes.Repeat([]byte{7}, 300)},
+		{"a", false, nil},
+		{"spBv1.0/G/DDATA/E/D2", false, bytes.Repeat([]byte{9}, 70_000)},
+	}
+	for i, p := range pubs {
+		if err := b.writePublish(p.topic, p.retain, p.payload); err != nil {
+			t.Fatal(err)
+		}
+		if i == 1 {
+			ping := packets.NewControlPacket(packets.Pingreq)
+			if err := ping.Write(b); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := b.writePublish(string(make([]byte, 70_000)), false, nil); err == nil {
+		t.Error("a topic longer than 65,535 bytes was framed")
+	}
+	for i, want := range pubs {
+		cp, err := packets.ReadPacket(server)
+		if err != nil {
+			t.Fatalf("packet %d: %v", i, err)
+		}
+		got, ok := cp.(*packets.PublishPacket)
+		if !ok || got.TopicName != want.topic || got.Retain != want.retain || got.Qos != 0 || !bytes.Equal(got.Payload, want.payload) {
+			t.Fatalf("packet %d: %v, want a QoS 0 PUBLISH on %q (retain %v) with %d payload bytes", i, cp, want.topic, want.retain, len(want.payload))
+		}
+		if i == 1 {
+			if cp, err := packets.ReadPacket(server); err != nil {
+				t.Fatalf("after packet 1: %v", err)
+			} else if _, ok := cp.(*packets.PingreqPacket); !ok {
+				t.Fatalf("after packet 1: %v (%v), want paho's PINGREQ", cp, err)
+			}
+		}
+	}
+	b.Close()
 }

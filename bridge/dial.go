@@ -31,7 +31,9 @@ func (b *Bridge) openConn(c *conn) mqtt.OpenConnectionFunc {
 		if timeout <= 0 {
 			timeout = 30 * time.Second // paho's own default
 		}
-		return &willConn{Conn: newBatchConn(nc, timeout), commit: func() error {
+		bc := newBatchConn(nc, timeout)
+		c.sock.Store(bc)
+		return &willConn{Conn: bc, commit: func() error {
 			if err := b.opts.BdSeq.Commit(c.bdSeq); err != nil {
 				return fmt.Errorf("commit bdSeq: %w", err)
 			}

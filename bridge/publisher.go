@@ -31,7 +31,8 @@ type conn struct {
 	gen     uint64
 	server  string
 	bdSeq   uint64
-	client  mqtt.Client // set by connect, before the dialedEvent
+	client  mqtt.Client               // set by connect, before the dialedEvent
+	sock    atomic.Pointer[batchConn] // the socket paho writes to, set when paho opens it
 	timeout time.Duration
 
 	// Owned by the run loop.
@@ -238,7 +239,7 @@ func (c *conn) send() {
 		}
 		for _, it := range items {
 			if it.mark == 0 {
-				g.tokens = append(g.tokens, pubToken{c.client.Publish(it.topic, it.qos, it.retain, it.payload), it.qos})
+				g.tokens = append(g.tokens, pubToken{c.publish(it), it.qos})
 				continue
 			}
 			g.id = it.mark
@@ -251,6 +252,28 @@ func (c *conn) send() {
 		}
 	}
 }
+
+// publish hands one publish to the connection: a QoS 0 one straight to the socket's buffer
+// (batchConn.writePublish; its token is complete once it is there, as paho's is once written),
+// any other through paho, which numbers it and waits for its PUBACK.
+func (c *conn) publish(it outItem) mqtt.Token {
+	if sock := c.sock.Load(); sock != nil && it.qos == 0 {
+		return doneToken{sock.writePublish(it.topic, it.retain, it.payload)}
+	}
+	return c.client.Publish(it.topic, it.qos, it.retain, it.payload)
+}
+
+// doneToken is the token of a publish that is complete: written to the socket's buffer, or
+// failed with err.
+type doneToken struct{ err error }
+
+// closedChan is the channel of every doneToken.
+var closedChan = func() chan struct{} { ch := make(chan struct{}); close(ch); return ch }()
+
+func (doneToken) Wait() bool                     { return true }
+func (doneToken) WaitTimeout(time.Duration) bool { return true }
+func (doneToken) Done() <-chan struct{}          { return closedChan }
+func (t doneToken) Error() error                 { return t.err }
 
 // await waits for each batch's tokens in order, moves acked, and reports the first failure.
 func (c *conn) await() {
