@@ -16,7 +16,8 @@ import (
 //   - the loop publishes through conn (the session's sparkplug.Publisher), which only appends
 //     to the outbox, and seals what it published for one purpose (a batch of samples, a
 //     replayed transaction, births) into a numbered batch;
-//   - the sender hands the outbox to paho in order (paho's Publish may wait up to the write
+//   - the sender hands the outbox on in order: QoS 0 publishes straight into the socket's
+//     buffer (batchConn.writePublish), others to paho (whose Publish may wait up to the write
 //     timeout for its outgoing goroutine);
 //   - the waiter waits for each batch's tokens in order (QoS 0: written, bounded by the write
 //     timeout; QoS 1: PUBACK) and moves acked, which the loop reads on its tick; the first
