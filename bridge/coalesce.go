@@ -21,7 +21,10 @@ const (
 	coalesceMax = 64 << 10
 )
 
-// batchConn is the connection paho writes to: a Write appends to a buffer and returns, and
+// batchConn is the connection paho writes to. Before the first byte of the first write (the
+// CONNECT) goes anywhere it runs commit, once: the bdSeq of the attempt's will is persisted
+// right before the CONNECT, so that an attempt that never gets that far spends none; if
+// commit fails, that write fails and the attempt with it. Then a Write appends to a buffer and returns, and
 // one goroutine writes the buffer to the socket coalesceDelay after the first byte of a
 // burst (at once when coalesceMax is reached), each write bounded by timeout. The first
 // failed socket write closes the socket, so that paho's reader ends the connection as it
@@ -32,6 +35,7 @@ const (
 type batchConn struct {
 	net.Conn
 	timeout time.Duration
+	commit  func() error // until the first write has run it; nil after
 
 	mu     sync.Mutex
 	moved  sync.Cond // signalled when the buffer was written or a write failed
@@ -42,8 +46,8 @@ type batchConn struct {
 	done   chan struct{} // closed when the writer has returned
 }
 
-func newBatchConn(c net.Conn, timeout time.Duration) *batchConn {
-	b := &batchConn{Conn: c, timeout: timeout, kick: make(chan struct{}, 1), done: make(chan struct{})}
+func newBatchConn(c net.Conn, timeout time.Duration, commit func() error) *batchConn {
+	b := &batchConn{Conn: c, timeout: timeout, commit: commit, kick: make(chan struct{}, 1), done: make(chan struct{})}
 	b.moved.L = &b.mu
 	go b.writer()
 	return b
@@ -94,8 +98,9 @@ func (b *batchConn) writePublish(topic string, retain bool, payload []byte) erro
 // maxRemainingLength is the largest MQTT remaining length (four bytes of varint).
 const maxRemainingLength = 268_435_455
 
-// room waits while 4×coalesceMax bytes are not written yet, and returns the error a write
-// would get now: a failed socket write's, or net.ErrClosed. Called with mu held.
+// room runs commit if no write has yet, waits while 4×coalesceMax bytes are not written yet,
+// and returns the error a write would get now: commit's, a failed socket write's, or
+// net.ErrClosed. Called with mu held.
 func (b *batchConn) room() error {
 	for b.err == nil && !b.closed && len(b.buf) >= 4*coalesceMax {
 		b.moved.Wait()
@@ -105,6 +110,11 @@ func (b *batchConn) room() error {
 		return b.err
 	case b.closed:
 		return net.ErrClosed
+	case b.commit != nil:
+		if err := b.commit(); err != nil {
+			return err
+		}
+		b.commit = nil
 	}
 	return nil
 }

@@ -54,7 +54,7 @@ func tcpPair(t *testing.T) (client, server net.Conn) {
 func TestBatchConnCoalescesBurst(t *testing.T) {
 	client, server := tcpPair(t)
 	counted := &countingConn{Conn: client}
-	b := newBatchConn(counted, 5*time.Second)
+	b := newBatchConn(counted, 5*time.Second, nil)
 	got := make(chan []byte, 1)
 	go func() {
 		all, _ := io.ReadAll(server)
@@ -93,7 +93,7 @@ func TestBatchConnCoalescesBurst(t *testing.T) {
 // every later Write returns the error: nothing is reported written that could not be.
 func TestBatchConnWriteFailure(t *testing.T) {
 	client, server := tcpPair(t)
-	b := newBatchConn(client, time.Second)
+	b := newBatchConn(client, time.Second, nil)
 	defer b.Close()
 	server.(*net.TCPConn).SetLinger(0)
 	server.Close() // a reset: the next socket writes fail
@@ -119,7 +119,7 @@ func TestBatchConnWriteFailure(t *testing.T) {
 // memory stays bounded and the connection ends.
 func TestBatchConnStalledPeerBounded(t *testing.T) {
 	client, _ := tcpPair(t) // the server never reads
-	b := newBatchConn(client, 300*time.Millisecond)
+	b := newBatchConn(client, 300*time.Millisecond, nil)
 	defer b.Close()
 	chunk := make([]byte, 16<<10)
 	start := time.Now()
@@ -143,7 +143,7 @@ func TestBatchConnStalledPeerBounded(t *testing.T) {
 func TestBatchConnConcurrentClose(t *testing.T) {
 	for range 50 {
 		client, server := tcpPair(t)
-		b := newBatchConn(client, 5*time.Second)
+		b := newBatchConn(client, 5*time.Second, nil)
 		got := make(chan []byte, 1)
 		go func() {
 			all, _ := io.ReadAll(server)
@@ -167,7 +167,7 @@ func TestBatchConnConcurrentClose(t *testing.T) {
 // their size (one-, two- and three-byte remaining lengths), retained or not.
 func TestBatchConnWritePublish(t *testing.T) {
 	client, server := tcpPair(t)
-	b := newBatchConn(client, 5*time.Second)
+	b := newBatchConn(client, 5*time.Second, nil)
 	type pub struct {
 		topic   string
 		retain  bool
@@ -211,4 +211,41 @@ func TestBatchConnWritePublish(t *testing.T) {
 		}
 	}
 	b.Close()
+}
+
+// commit runs once, before the first write's bytes go anywhere (the bdSeq of the will is
+// persisted before the CONNECT); a commit that fails fails that write, and nothing reaches the
+// peer until one succeeds.
+func TestBatchConnCommitBeforeFirstWrite(t *testing.T) {
+	client, server := tcpPair(t)
+	var commits atomic.Int64
+	fail := true
+	b := newBatchConn(client, 5*time.Second, func() error {
+		commits.Add(1)
+		if fail {
+			return errors.New("disk full")
+		}
+		return nil
+	})
+	if _, err := b.Write([]byte("CONNECT")); err == nil || err.Error() != "disk full" {
+		t.Fatalf("first write with a failing commit: %v, want its error", err)
+	}
+	fail = false
+	for _, p := range []string{"CONNECT", "PUBLISH"} {
+		if _, err := b.Write([]byte(p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.writePublish("t", false, nil); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan []byte, 1)
+	go func() { all, _ := io.ReadAll(server); got <- all }()
+	b.Close()
+	if all := <-got; !bytes.HasPrefix(all, []byte("CONNECTPUBLISH")) {
+		t.Errorf("the peer read %q, want the writes after the commit, and nothing of the failed one", all)
+	}
+	if n := commits.Load(); n != 2 {
+		t.Errorf("commit ran %d times, want 2: the failed one, and once for every later write", n)
+	}
 }

@@ -7,8 +7,6 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
@@ -17,10 +15,10 @@ import (
 
 // openConn returns the paho function that opens c's network connection. It opens it as paho
 // would (TCP, TLS or WebSocket, through the environment's proxy where paho uses one) and wraps
-// it so that the bdSeq of c's will is committed (persisted) right before the first byte of the
-// CONNECT is written: an attempt that never gets that far (refused, unreachable, a failed TLS
-// handshake) spends no bdSeq (docs/sparkplug.md [topics-nbirth-bdseq-increment]). Below
-// that, paho's writes are coalesced (batchConn).
+// it in a batchConn, which commits (persists) the bdSeq of c's will right before the first
+// byte of the CONNECT is written, so that an attempt that never gets that far (refused,
+// unreachable, a failed TLS handshake) spends no bdSeq (docs/sparkplug.md
+// [topics-nbirth-bdseq-increment]), and then coalesces paho's writes.
 func (b *Bridge) openConn(c *conn) mqtt.OpenConnectionFunc {
 	return func(uri *url.URL, o mqtt.ClientOptions) (net.Conn, error) {
 		nc, err := dialBroker(uri, o)
@@ -31,15 +29,15 @@ func (b *Bridge) openConn(c *conn) mqtt.OpenConnectionFunc {
 		if timeout <= 0 {
 			timeout = 30 * time.Second // paho's own default
 		}
-		bc := newBatchConn(nc, timeout)
-		c.sock.Store(bc)
-		return &willConn{Conn: bc, commit: func() error {
+		bc := newBatchConn(nc, timeout, func() error {
 			if err := b.opts.BdSeq.Commit(c.bdSeq); err != nil {
 				return fmt.Errorf("commit bdSeq: %w", err)
 			}
 			c.sent.Store(true)
 			return nil
-		}}, nil
+		})
+		c.sock.Store(bc)
+		return bc, nil
 	}
 }
 
@@ -76,28 +74,4 @@ func dialBroker(uri *url.URL, o mqtt.ClientOptions) (net.Conn, error) {
 		return tc, nil
 	}
 	return nil, errors.New("unknown protocol " + uri.Scheme)
-}
-
-// willConn runs commit once, before the first write (the CONNECT); if commit fails, the write
-// fails and the attempt with it. paho writes from more than one goroutine.
-type willConn struct {
-	net.Conn
-	commit func() error
-	mu     sync.Mutex
-	done   atomic.Bool
-}
-
-func (w *willConn) Write(p []byte) (int, error) {
-	if !w.done.Load() {
-		w.mu.Lock()
-		if !w.done.Load() {
-			if err := w.commit(); err != nil {
-				w.mu.Unlock()
-				return 0, err
-			}
-			w.done.Store(true)
-		}
-		w.mu.Unlock()
-	}
-	return w.Conn.Write(p)
 }
