@@ -67,9 +67,7 @@ func (s *Session) keepReported(samples []drivers.Sample, written bool) (reported
 		*scratch = (*scratch)[:0]
 		reportedScratch.Put(scratch)
 	}()
-	s.mu.Lock()
-	err = s.update(samples, written, scratch)
-	s.mu.Unlock()
+	*scratch, err = s.AppendReported(*scratch, samples, written)
 	if len(*scratch) > 0 {
 		reported = slices.Clone(*scratch)
 	}
